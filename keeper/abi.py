@@ -1,0 +1,99 @@
+"""The real contracts' ABIs shipped in abis/, turned into eth_abi encoders and decoders.
+
+Hot paths build calldata once with eth_abi (no web3 contract layer)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+from eth_abi import decode, encode
+from eth_utils import keccak, to_checksum_address
+
+ABI_DIR = Path(__file__).resolve().parents[1] / "abis"
+
+
+def _type(param: dict) -> str:
+    t = param["type"]
+    if t.startswith("tuple"):
+        return "(" + ",".join(_type(c) for c in param["components"]) + ")" + t[len("tuple"):]
+    return t
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+    @property
+    def signature(self) -> str:
+        return f"{self.name}({','.join(self.inputs)})"
+
+    @property
+    def selector(self) -> bytes:
+        return keccak(text=self.signature)[:4]
+
+    def encode(self, *args: Any) -> bytes:
+        return self.selector + encode(list(self.inputs), list(args))
+
+    def decode(self, data: bytes) -> Any:
+        out = decode(list(self.outputs), data)
+        return out[0] if len(self.outputs) == 1 else out
+
+    @property
+    def decoder(self) -> Callable[[bytes], Any]:
+        return self.decode
+
+
+@dataclass(frozen=True)
+class Event:
+    name: str
+    inputs: tuple[tuple[str, str, bool], ...]  # (name, type, indexed)
+
+    @property
+    def topic(self) -> str:
+        sig = f"{self.name}({','.join(t for _, t, _ in self.inputs)})"
+        return "0x" + keccak(text=sig).hex()
+
+    def decode(self, topics: list[str], data: bytes) -> dict[str, Any]:
+        """Indexed fields from topics[1:], the rest from data."""
+        out: dict[str, Any] = {}
+        plain = [(n, t) for n, t, idx in self.inputs if not idx]
+        values = decode([t for _, t in plain], data) if plain else ()
+        it = iter(topics[1:])
+        vi = iter(values)
+        for n, t, idx in self.inputs:
+            if idx:
+                raw = bytes.fromhex(next(it)[2:])
+                out[n] = to_checksum_address(raw[12:]) if t == "address" else decode([t], raw)[0]
+            else:
+                v = next(vi)
+                out[n] = to_checksum_address(v) if t == "address" else v
+        return out
+
+
+class Abi:
+    def __init__(self, entries: list[dict]):
+        self.functions: dict[str, Function] = {}
+        self.events: dict[str, Event] = {}
+        for e in entries:
+            if e["type"] == "function":
+                self.functions[e["name"]] = Function(
+                    e["name"], tuple(_type(p) for p in e["inputs"]), tuple(_type(p) for p in e["outputs"]))
+            elif e["type"] == "event":
+                self.events[e["name"]] = Event(
+                    e["name"], tuple((p["name"], _type(p), p.get("indexed", False)) for p in e["inputs"]))
+
+    def fn(self, name: str) -> Function:
+        return self.functions[name]
+
+    def event(self, name: str) -> Event:
+        return self.events[name]
+
+
+@lru_cache(maxsize=None)
+def load(name: str) -> Abi:
+    return Abi(json.loads((ABI_DIR / f"{name}.json").read_text()))

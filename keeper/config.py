@@ -1,0 +1,138 @@
+"""The keeper's TOML configuration: parsed with tomllib into typed, validated pydantic models.
+
+Every error names the file, the key and the problem; unknown keys are errors.
+"""
+from __future__ import annotations
+
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.functional_validators import AfterValidator
+
+from keeper.chain.multicall import MULTICALL3
+from keeper.errors import ConfigError
+
+
+def _address(v: str) -> str:
+    if not isinstance(v, str) or not is_hex_address(v):
+        raise ValueError(f"not a valid address: {v!r}")
+    if v != v.lower() and v != "0x" + v[2:].upper() and not is_checksum_address(v):
+        raise ValueError(f"bad EIP-55 checksum in address {v!r}")
+    return to_checksum_address(v)
+
+
+Address = Annotated[str, AfterValidator(_address)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChainConfig(_Strict):
+    rpc_url: str
+    chain_id: int = Field(gt=0)
+    poll_interval_seconds: float = Field(default=1.0, gt=0)
+    log_chunk_blocks: int = Field(default=5_000, gt=0)
+    multicall_address: Address = MULTICALL3
+
+    @field_validator("rpc_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http:// or https:// URL, got {v!r}")
+        return v
+
+
+class SignerConfig(_Strict):
+    private_key_env: str | None = None
+    keystore: Path | None = None
+    password_env: str | None = None
+    address: Address | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.private_key_env is None) == (self.keystore is None):
+            raise ValueError("give exactly one of private_key_env or keystore")
+        if self.keystore is not None and not self.password_env:
+            raise ValueError("keystore needs password_env")
+        return self
+
+
+class KeeperConfig(_Strict):
+    mode: Literal["live", "dry-run"] = "live"
+    min_profit_usd: Decimal = Field(ge=0)
+    max_gas_price_gwei: Decimal = Field(gt=0)
+    max_priority_fee_gwei: Decimal = Field(ge=0)
+    native_usd_feed: Address  # Chainlink feed pricing the native token, to value gas
+    gas_safety_margin: Decimal = Field(default=Decimal("1.3"), ge=1)  # gas limit = simulated x this + 30k
+    record_file: Path | None = None  # JSON lines of every outcome, appended
+
+
+class AaveV3Config(_Strict):
+    kind: Literal["aave_v3"]
+    name: str = "aave_v3"
+    addresses_provider: Address  # Pool and oracle are read from it
+    start_block: int = Field(default=0, ge=0)
+    close_factor_rules: Literal["v3.3", "v3.0"] = "v3.3"
+
+
+ProtocolConfig = Annotated[Union[AaveV3Config], Field(discriminator="kind")]
+
+
+class Config(_Strict):
+    chain: ChainConfig
+    signer: SignerConfig
+    keeper: KeeperConfig
+    protocols: list[ProtocolConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self):
+        names = [p.name for p in self.protocols]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"protocol names must be unique, repeated: {sorted(dup)}")
+        return self
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("aave_v3",) and out.endswith("]"):
+            continue  # the discriminator tag pydantic adds to union locations
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _message(err: dict) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "missing key"
+    msg = err["msg"].removeprefix("Value error, ")
+    return msg
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    try:
+        cfg = Config.model_validate(raw)
+    except ValidationError as e:
+        lines = [f"{path}: {_loc(err['loc'])}: {_message(err)}" for err in e.errors()]
+        raise ConfigError("\n".join(lines)) from None
+    if cfg.signer.keystore is not None and not cfg.signer.keystore.is_absolute():
+        cfg = cfg.model_copy(update={"signer": cfg.signer.model_copy(
+            update={"keystore": (path.parent / cfg.signer.keystore).resolve()})})
+    return cfg

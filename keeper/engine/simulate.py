@@ -1,0 +1,56 @@
+"""Simulate: run the exact transactions (approvals + liquidation) from the keeper's address on the
+node before anything is sent. eth_simulateV1 runs them in sequence in one block against current
+state, so a missing approval does not hide the liquidation's own result; nodes without it fall
+back to eth_estimateGas (only possible when no approval is pending)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from keeper.chain.client import Chain, Log, hexint
+from keeper.chain.sender import TxRequest
+from keeper.errors import RpcError, decode_revert
+
+
+@dataclass
+class Simulation:
+    ok: bool
+    gas_used: list[int] = field(default_factory=list)
+    reason: str | None = None
+    logs: list[Log] = field(default_factory=list)  # of the last transaction
+
+
+def _calls(sender: str, txs: list[TxRequest]) -> list[dict]:
+    return [{"from": sender, "to": t.to, "data": "0x" + t.data.hex(), "value": hex(t.value)} for t in txs]
+
+
+async def simulate(chain: Chain, sender: str, txs: list[TxRequest]) -> Simulation:
+    try:
+        res = await chain.rpc.request("eth_simulateV1", [
+            {"blockStateCalls": [{"calls": _calls(sender, txs)}], "validation": False}, "latest"])
+    except RpcError as e:
+        if e.code in (-32601, -32600) or "not supported" in str(e).lower() or "method" in str(e).lower():
+            return await _fallback(chain, sender, txs)
+        return Simulation(False, reason=f"simulation failed: {e}")
+    calls = res[0]["calls"]
+    gas = []
+    for t, c in zip(txs, calls):
+        if hexint(c["status"]) != 1:
+            err = c.get("error") or {}
+            reason = decode_revert(c.get("returnData") or err.get("data"), err.get("message", ""))
+            return Simulation(False, gas, reason=f"{t.what or 'call'} would revert: {reason}")
+        gas.append(hexint(c["gasUsed"]))
+    last = calls[-1]
+    logs = [Log.from_rpc({**lg, "blockNumber": lg.get("blockNumber", "0x0"), "logIndex": lg.get("logIndex", "0x0"),
+                          "transactionHash": lg.get("transactionHash", "0x")}) for lg in last.get("logs", [])]
+    return Simulation(True, gas, logs=logs)
+
+
+async def _fallback(chain: Chain, sender: str, txs: list[TxRequest]) -> Simulation:
+    if len(txs) != 1:
+        return Simulation(False, reason="node has no eth_simulateV1 and an approval is still pending")
+    (call,) = _calls(sender, txs)
+    try:
+        gas = hexint(await chain.rpc.request("eth_estimateGas", [call, "latest"]))
+    except RpcError as e:
+        return Simulation(False, reason=f"{txs[0].what} would revert: {decode_revert(e.data, str(e))}")
+    return Simulation(True, [gas])

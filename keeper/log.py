@@ -1,0 +1,39 @@
+"""structlog set-up: readable console lines by default, JSON lines with --log-json.
+
+A processor drops any value that looks like a private key (64 hex digits) as a last line of
+defence; the key itself is never handed to a logger."""
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+import structlog
+
+_KEYLIKE = re.compile(r"(0x)?[0-9a-fA-F]{64}")
+_SECRET_NAMES = ("private_key", "secret", "password", "mnemonic")
+
+
+def _redact(_logger, _name, event: dict) -> dict:
+    for k, v in list(event.items()):
+        if any(s in k.lower() for s in _SECRET_NAMES):
+            event[k] = "[redacted]"
+        elif isinstance(v, str) and _KEYLIKE.fullmatch(v) and not k.endswith(("hash", "id")):
+            event[k] = "[redacted]"
+    return event
+
+
+def setup_logging(json_lines: bool = False, level: str = "info") -> None:
+    renderer = structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )

@@ -1,0 +1,108 @@
+"""The one small interface every protocol plugs in behind.
+
+An adapter knows its protocol and nothing else: how to find accounts (discover), mirror their state
+and the protocol's prices (refresh), and turn a liquidatable account into a plan (opportunities /
+replan) that the engine can rank, simulate, send and record without protocol knowledge.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field, replace
+
+from keeper.chain.client import Chain
+from keeper.chain.sender import TxRequest
+
+USD = 10**8  # USD amounts are integers with 8 decimals (Aave's base currency, Chainlink USD feeds)
+
+
+@dataclass(frozen=True)
+class TokenPrice:
+    price: int  # USD per whole token, 8 decimals
+    decimals: int
+    symbol: str = "?"
+
+    def usd(self, amount: int) -> int:
+        """Value of ``amount`` smallest units in USD (8 decimals), rounded toward zero."""
+        q = abs(amount) * self.price // 10**self.decimals
+        return q if amount >= 0 else -q
+
+
+@dataclass(frozen=True)
+class Spend:
+    """The wallet must hold ``amount`` of ``token`` and let ``spender`` pull it."""
+    token: str
+    spender: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class Opportunity:
+    protocol: str
+    account: str
+    label: str  # e.g. "WETH/USDC": the chosen (collateral, debt) pair
+    health: float | None  # protocol's health figure for display (< 1 liquidatable)
+    debt_usd: int  # 8 decimals
+    liquidatable: bool
+    reason: str | None = None  # why nothing is planned (not liquidatable, no inventory, ...)
+    tx: TxRequest | None = None  # the liquidation call
+    spends: tuple[Spend, ...] = ()
+    expected: dict[str, int] = field(default_factory=dict)  # token -> predicted wallet delta
+    prices: dict[str, TokenPrice] = field(default_factory=dict)  # token -> price used to value it
+    gas_estimate: int = 0  # before simulation
+    details: dict = field(default_factory=dict)  # protocol-specific figures for reports
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.protocol, self.account)
+
+    @property
+    def gross_usd(self) -> int:
+        """Predicted value of the wallet's token changes at the prices the protocol uses."""
+        return sum(self.prices[t].usd(d) for t, d in self.expected.items())
+
+    @property
+    def planned(self) -> bool:
+        return self.tx is not None
+
+    def skip(self, reason: str) -> "Opportunity":
+        return replace(self, reason=reason, tx=None, spends=(), expected={})
+
+
+class Adapter(ABC):
+    """One protocol deployment (a market) the keeper watches."""
+
+    name: str  # unique in the config, e.g. "aave_v3"
+    code: str = ""  # what ran on chain, filled by the devnet world for reports
+
+    @abstractmethod
+    async def start(self, chain: Chain) -> None:
+        """Resolve the protocol's contracts from the configured addresses."""
+
+    @abstractmethod
+    def contracts(self) -> dict[str, str]:
+        """Every contract address the adapter relies on (checked for code at start-up)."""
+
+    @property
+    @abstractmethod
+    def start_block(self) -> int: ...
+
+    @abstractmethod
+    async def discover(self, from_block: int, to_block: int) -> int:
+        """Read logs in [from_block, to_block]; return how many new accounts were found."""
+
+    @abstractmethod
+    async def refresh(self, block: int, *, all_details: bool = False) -> None:
+        """Mirror accounts and prices at ``block`` (details of healthy accounts only if asked)."""
+
+    @abstractmethod
+    def opportunities(self, budget: dict[str, int]) -> list[Opportunity]:
+        """Every account with debt; liquidatable ones carry a plan sized to ``budget``
+        (token -> amount the wallet can spend)."""
+
+    @abstractmethod
+    def replan(self, opp: Opportunity, budget: dict[str, int]) -> Opportunity:
+        """The same account planned again against a smaller budget."""
+
+    def tokens(self) -> set[str]:
+        """Tokens the adapter may spend from the wallet (their balances make the budget)."""
+        return set()
