@@ -1,0 +1,119 @@
+"""Command line: keeper run | scan | devnet | demo."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import structlog
+
+from keeper.config import load_config
+from keeper.errors import ConfigError, StartupError
+from keeper.log import setup_logging
+
+log = structlog.get_logger()
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="keeper", description="Liquidation keeper for lending and leverage protocols")
+    p.add_argument("--log-json", action="store_true", help="log JSON lines instead of console text")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="watch every new block and liquidate until SIGINT/SIGTERM")
+    r.add_argument("--config", required=True, type=Path)
+    r.add_argument("--dry-run", action="store_true", help="simulate everything, send nothing")
+    s = sub.add_parser("scan", help="one-shot table of every tracked account")
+    s.add_argument("--config", required=True, type=Path)
+    s.add_argument("--json", action="store_true")
+    dv = sub.add_parser("devnet", help="start Anvil with the demo world and write a ready config")
+    dv.add_argument("--port", type=int, default=8545)
+    dv.add_argument("--config-out", type=Path, default=None)
+    dm = sub.add_parser("demo", help="devnet + positions + keeper + price drop, then a report")
+    dm.add_argument("--json", action="store_true", help="print one JSON report on stdout")
+    return p
+
+
+def _install_stop(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def _run(args) -> int:
+    from keeper.engine.daemon import Keeper, load_signer
+    cfg = load_config(args.config)
+    keeper = Keeper(cfg, load_signer(cfg), dry_run=True if args.dry_run else None)
+    try:
+        await keeper.start()
+        stop = asyncio.Event()
+        _install_stop(stop)
+        await keeper.run(stop)
+        log.info("keeper.stopped", outcomes=len(keeper.recorder.outcomes))
+    finally:
+        await keeper.close()
+    return 0
+
+
+def _table(rows) -> str:
+    head = ["protocol", "account", "health", "debt_usd", "best_pair", "profit_usd", "liquidatable", "why"]
+    body = [[r.protocol, r.account, "-" if r.health is None or r.health > 1e6 else f"{r.health:.4f}",
+             f"{r.debt_usd:,.2f}", r.pair, "-" if r.expected_profit_usd is None else f"{r.expected_profit_usd:,.2f}",
+             "yes" if r.liquidatable else "no", r.why] for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    fmt = lambda row: "  ".join(str(x).ljust(w) for x, w in zip(row, widths))  # noqa: E731
+    return "\n".join([fmt(head)] + [fmt(b) for b in body])
+
+
+async def _scan(args) -> int:
+    from keeper.engine.daemon import Keeper, load_signer
+    cfg = load_config(args.config)
+    keeper = Keeper(cfg, load_signer(cfg), dry_run=True)
+    try:
+        await keeper.start()
+        rows = await keeper.scan()
+    finally:
+        await keeper.close()
+    if args.json:
+        print(json.dumps({"accounts": [asdict(r) for r in rows]}, indent=1))
+    else:
+        print(_table(rows) if rows else "no accounts with debt")
+    return 0
+
+
+async def _devnet(args) -> int:
+    from keeper.devnet.world import serve_devnet
+    stop = asyncio.Event()
+    _install_stop(stop)
+    await serve_devnet(args.port, args.config_out, stop)
+    return 0
+
+
+async def _demo(args) -> int:
+    from keeper.devnet.demo import print_report, run_demo
+    report = await run_demo()
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print_report(report)
+    return 0 if not report["reverted"] else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    setup_logging(json_lines=args.log_json, level=args.log_level)
+    handler = {"run": _run, "scan": _scan, "devnet": _devnet, "demo": _demo}[args.command]
+    try:
+        return asyncio.run(handler(args))
+    except (ConfigError, StartupError) as e:
+        print(f"keeper: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

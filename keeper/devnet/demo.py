@@ -1,0 +1,93 @@
+"""`keeper demo`: a devnet, ~20 Aave positions at varied health, the keeper running, a 30% drop of
+the WETH price; then each liquidation with its predicted and realised profit."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import structlog
+from eth_account import Account
+
+from keeper.chain.signer import Signer
+from keeper.config import load_config
+from keeper.devnet.aave_common import account_data
+from keeper.devnet.anvil import Anvil
+from keeper.devnet.deploy import Deployer
+from keeper.devnet.tokens import set_price
+from keeper.devnet.world import KEEPER_KEY, World, build_world, config_text, open_position
+from keeper.engine.daemon import Keeper
+
+log = structlog.get_logger()
+
+# (collateral, debt) in whole tokens at WETH $3000, WBTC $60000, USDC $1. WETH: LTV 80%, LT 82.5%.
+# After a 30% WETH drop, a WETH/USDC position borrowed at fraction f of its LTV has
+# HF = 0.7 x 0.825 / (0.8 f): below 1 from f ~ 0.72, at or below 0.95 from f ~ 0.76.
+DEMO_POSITIONS: list[tuple[dict[str, float], dict[str, float]]] = [
+    ({"WETH": 10}, {"USDC": 24_000 * f}) for f in (0.5, 0.6, 0.65, 0.7, 0.73, 0.74, 0.8, 0.9, 0.97)
+] + [
+    ({"WETH": 40}, {"USDC": 96_000 * f}) for f in (0.55, 0.74, 0.85)
+] + [
+    ({"WETH": 1}, {"USDC": 2_400 * 0.95}),  # a small position
+    ({"WBTC": 1}, {"USDC": 30_000}),  # untouched by the WETH drop
+    ({"WBTC": 2}, {"USDC": 80_000}),
+    ({"WBTC": 0.5, "WETH": 10}, {"USDC": 40_000}),  # mixed collateral: the keeper picks the pair
+    ({"WBTC": 0.2, "WETH": 20}, {"USDC": 50_000}),
+    ({"WETH": 15}, {"WBTC": 0.5}),  # WBTC debt
+    ({"WETH": 20}, {"USDC": 20_000, "WBTC": 0.25}),  # two debts
+    ({"USDC": 50_000}, {"WETH": 8}),  # borrows WETH against USDC: gains from the drop
+]
+
+
+async def open_demo_positions(d: Deployer, world: World) -> list[str]:
+    users = world.take_accounts(len(DEMO_POSITIONS))
+    for user, (coll, debt) in zip(users, DEMO_POSITIONS):
+        await open_position(d, world, user, coll, debt)
+    return users
+
+
+async def run_demo(*, drop_bps: int = 3_000, max_rounds: int = 6) -> dict:
+    anvil = await Anvil.start(extra=["--accounts", "40"])
+    try:
+        d = await Deployer(anvil.url).init()
+        try:
+            world = await build_world(d)
+            users = await open_demo_positions(d, world)
+            cfg_path = Path(tempfile.mkdtemp(prefix="keeper-demo-")) / "demo.toml"
+            cfg_path.write_text(config_text(world))
+            cfg = load_config(cfg_path)
+            keeper = Keeper(cfg, Signer(Account.from_key(KEEPER_KEY)))
+            try:
+                await keeper.start()
+                await keeper.step(await keeper.chain.block_number())  # all healthy: nothing to do
+                weth = world.tokens["WETH"]
+                new_price = weth.price * (10_000 - drop_bps) // 10_000
+                log.info("demo.price_drop", token="WETH", old=weth.price / 1e8, new=new_price / 1e8)
+                await set_price(d, weth, new_price)
+                for _ in range(max_rounds):
+                    before = len(keeper.recorder.outcomes)
+                    await keeper.step(await keeper.chain.block_number())
+                    if len(keeper.recorder.outcomes) == before:
+                        break
+                health = {u: (await account_data(d, world.aave, u))[5] / 1e18 for u in users}
+            finally:
+                await keeper.close()
+        finally:
+            await d.close()
+    finally:
+        await anvil.stop()
+    report = keeper.recorder.report()
+    report["contracts"] = world.contracts
+    report["positions"] = len(users)
+    report["still_liquidatable"] = [u for u, hf in health.items() if hf < 1]
+    return report
+
+
+def print_report(report: dict) -> None:
+    liq = report["liquidations"]
+    print(f"{len(liq)} liquidations, {len(report['reverted'])} reverted, {len(report['skipped'])} skipped "
+          f"({report['positions']} positions; contracts: {report['contracts']})")
+    for o in liq:
+        print(f"  {o['protocol']:<12} {o['account']}  {o['label']:<10} tx {o['tx_hash'][:12]}…  "
+              f"predicted {o['predicted_profit_usd']:>10,.2f} USD  realised {o['realised_profit_usd']:>10,.2f} USD")
+    for o in report["skipped"]:
+        print(f"  skipped {o['protocol']} {o['account']}: {o['reason']}")

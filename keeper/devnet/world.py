@@ -1,0 +1,133 @@
+"""The local world: Anvil with Multicall3, test tokens with Chainlink mock feeds, Aave V3 (the real
+@aave/core-v3 package, or the v3.3 stand-in), lenders' liquidity and a funded keeper wallet; plus
+the config file that points the keeper at it."""
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eth_account import Account
+
+from keeper.devnet.aave_common import AaveDeployment, borrow, supply
+from keeper.devnet.anvil import DEV_KEYS, Anvil
+from keeper.devnet.deploy import Deployer
+from keeper.devnet.tokens import Token, deploy_default_tokens, mint
+
+KEEPER_KEY_ENV = "KEEPER_PRIVATE_KEY"
+DEVNET_PASSWORD_ENV = "KEEPER_DEVNET_PASSWORD"
+DEVNET_PASSWORD = "devnet"  # protects only Anvil's public dev key 1 in the devnet keystore
+KEEPER_KEY = DEV_KEYS[1]  # Anvil dev account 1: a well-known test key, never a real one
+KEEPER_ADDRESS = Account.from_key(KEEPER_KEY).address
+# What the keeper's wallet holds to liquidate in inventory mode.
+KEEPER_INVENTORY = {"USDC": 2_000_000, "WBTC": 20, "WETH": 500}
+
+
+@dataclass
+class World:
+    url: str
+    chain_id: int
+    tokens: dict[str, Token]
+    aave: AaveDeployment
+    admin: str
+    accounts: list[str]  # unlocked dev accounts free for borrowers and lenders
+    keeper_address: str = KEEPER_ADDRESS
+    contracts: dict[str, str] = field(default_factory=dict)  # protocol -> code that ran
+
+    def take_accounts(self, n: int) -> list[str]:
+        out, self.accounts = self.accounts[:n], self.accounts[n:]
+        if len(out) < n:
+            raise RuntimeError("not enough dev accounts: start Anvil with more --accounts")
+        return out
+
+
+async def build_world(d: Deployer, *, aave: str = "real", lender_liquidity_usd: int = 5_000_000) -> World:
+    from keeper.devnet.multicall3 import install_multicall3
+    await install_multicall3(d)
+    tokens = await deploy_default_tokens(d)
+    if aave == "real":
+        from keeper.devnet.aave_real import deploy_aave_v3
+        dep = await deploy_aave_v3(d, tokens)
+    else:
+        from keeper.devnet.aave_standin import deploy_aave_v33_standin
+        dep = await deploy_aave_v33_standin(d, tokens)
+    accounts = [a for a in await d.w3.eth.accounts if a not in (d.sender, KEEPER_ADDRESS)]
+    world = World(d.w3.provider.endpoint_uri, await d.w3.eth.chain_id, tokens, dep, d.sender, list(accounts),
+                  contracts={"aave_v3": dep.code})
+    lender = world.take_accounts(1)[0]
+    for t in tokens.values():
+        await supply(d, dep, lender, t, t.units(lender_liquidity_usd / (t.price / 1e8)))
+    for sym, amount in KEEPER_INVENTORY.items():
+        await mint(d, tokens[sym], KEEPER_ADDRESS, tokens[sym].units(amount))
+    return world
+
+
+async def open_position(d: Deployer, world: World, user: str, collateral: dict[str, float],
+                        debt: dict[str, float]) -> None:
+    """Supply whole-token amounts of collateral, then borrow whole-token amounts."""
+    for sym, amt in collateral.items():
+        await supply(d, world.aave, user, world.tokens[sym], world.tokens[sym].units(amt))
+    for sym, amt in debt.items():
+        await borrow(d, world.aave, user, world.tokens[sym], world.tokens[sym].units(amt))
+
+
+def write_devnet_keystore(path: Path) -> Path:
+    """An encrypted keystore of Anvil's dev key 1 (cheap KDF: a public test key)."""
+    import json
+    path.write_text(json.dumps(Account.encrypt(KEEPER_KEY, DEVNET_PASSWORD, kdf="pbkdf2", iterations=2048)))
+    return path
+
+
+def config_text(world: World, *, mode: str = "live", min_profit_usd: str = "1", max_gas_price_gwei: str = "50",
+                rules: str | None = None, record_file: str | None = None, keystore: Path | None = None) -> str:
+    rules = rules or world.aave.rules
+    rec = f'record_file = "{record_file}"\n' if record_file else ""
+    signer = (f'keystore = "{keystore}"\npassword_env = "{DEVNET_PASSWORD_ENV}"' if keystore else
+              f'private_key_env = "{KEEPER_KEY_ENV}"')
+    return f"""# Written by `keeper devnet` for the local demo world (Anvil). Every key is explained in
+# config.example.toml.
+[chain]
+rpc_url = "{world.url}"
+chain_id = {world.chain_id}
+poll_interval_seconds = 0.2
+
+[signer]
+{signer}
+address = "{world.keeper_address}"
+
+[keeper]
+mode = "{mode}"
+min_profit_usd = {min_profit_usd}
+max_gas_price_gwei = {max_gas_price_gwei}
+max_priority_fee_gwei = 2
+native_usd_feed = "{world.tokens['WETH'].feed}"
+{rec}
+[[protocols]]
+kind = "aave_v3"
+name = "aave_v3"
+addresses_provider = "{world.aave.provider}"
+start_block = 0
+close_factor_rules = "{rules}"
+"""
+
+
+async def serve_devnet(port: int, config_out: Path | None, stop: asyncio.Event) -> None:
+    """`keeper devnet`: Anvil with the demo world, a ready config file, until Ctrl-C."""
+    anvil = await Anvil.start(port, extra=["--accounts", "40"])
+    try:
+        d = await Deployer(anvil.url).init()
+        try:
+            world = await build_world(d)
+        finally:
+            await d.close()
+        path = config_out or Path(tempfile.gettempdir()) / f"keeper-devnet-{port}.toml"
+        keystore = write_devnet_keystore(path.with_suffix(".keystore.json"))
+        path.write_text(config_text(world, keystore=keystore))
+        print(f"devnet: Anvil on {anvil.url} (chain id {world.chain_id}) with {', '.join(world.contracts.values())}")
+        print(f"config: {path}")
+        print(f"then: export {DEVNET_PASSWORD_ENV}={DEVNET_PASSWORD} && keeper run --config {path}")
+        print("stop with Ctrl-C", flush=True)
+        await stop.wait()
+    finally:
+        await anvil.stop()

@@ -1,0 +1,81 @@
+"""Config loading: the example file is valid; each kind of mistake names the file, the key and the
+problem, and the CLI exits 2 without sending anything."""
+import re
+from pathlib import Path
+
+import pytest
+
+from keeper.cli import main
+from keeper.config import load_config
+from keeper.errors import ConfigError
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.toml"
+
+
+def write(tmp_path, text: str) -> Path:
+    p = tmp_path / "keeper.toml"
+    p.write_text(text)
+    return p
+
+
+def test_example_config_is_valid():
+    cfg = load_config(EXAMPLE)
+    assert cfg.keeper.mode == "live"
+    assert cfg.protocols[0].kind == "aave_v3" and cfg.protocols[0].close_factor_rules == "v3.3"
+    assert str(cfg.keeper.min_profit_usd) == "5"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace('rpc_url = "http://127.0.0.1:8545"\n', ""), r"chain\.rpc_url: missing key"),
+    (lambda t: t.replace('addresses_provider = "0x2f39', 'addresses_provider = "0x2f3Z'),
+     r"protocols\[0\]\.addresses_provider: not a valid address"),
+    (lambda t: t.replace("addresses_provider = \"0x2f39d218133AFaB8F2B819B1066c7E434Ad94E9e\"",
+                         "addresses_provider = \"0x2F39d218133AFaB8F2B819B1066c7E434Ad94E9e\""),
+     r"protocols\[0\]\.addresses_provider: bad EIP-55 checksum"),
+    (lambda t: t.replace("[keeper]\n", "[keeper]\nmin_proft_usd = 3\n"), r"keeper\.min_proft_usd: unknown key"),
+    (lambda t: t.replace("min_profit_usd = 5", "min_profit_usd = -5"),
+     r"keeper\.min_profit_usd: .*greater than or equal to 0"),
+    (lambda t: t.replace("max_gas_price_gwei = 100", "max_gas_price_gwei = 0"),
+     r"keeper\.max_gas_price_gwei: .*greater than 0"),
+    (lambda t: t.replace('mode = "live"', 'mode = "yolo"'), r"keeper\.mode: "),
+    (lambda t: t.replace('close_factor_rules = "v3.3"', 'close_factor_rules = "v4"'),
+     r"protocols\[0\]\.close_factor_rules"),
+    (lambda t: t.replace('private_key_env = "KEEPER_PRIVATE_KEY"', ""), r"signer: .*exactly one of"),
+    (lambda t: t + "\n[extra]\nx = 1\n", r"extra: unknown key"),
+    (lambda t: t.replace("chain_id = 31337", "chain_id = 31337x"), r"not valid TOML"),
+])
+def test_bad_config_is_named(tmp_path, edit, message):
+    path = write(tmp_path, edit(EXAMPLE.read_text()))
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert str(path) in str(e.value)
+    assert re.search(message, str(e.value)), str(e.value)
+
+
+def test_cli_exits_2_on_bad_config(tmp_path, capsys):
+    path = write(tmp_path, EXAMPLE.read_text().replace("min_profit_usd = 5", "min_profit_usd = -1"))
+    assert main(["run", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "keeper.min_profit_usd" in err and str(path) in err
+
+
+def test_cli_exits_2_on_missing_key_variable(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("KEEPER_PRIVATE_KEY", raising=False)
+    path = write(tmp_path, EXAMPLE.read_text())
+    assert main(["run", "--config", str(path)]) == 2
+    assert "KEEPER_PRIVATE_KEY is not set" in capsys.readouterr().err
+
+
+def test_cli_exits_2_on_a_bad_key_and_never_prints_it(tmp_path, capsys, monkeypatch):
+    bad = "0x" + "zz" * 32
+    monkeypatch.setenv("KEEPER_PRIVATE_KEY", bad)
+    path = write(tmp_path, EXAMPLE.read_text())
+    assert main(["scan", "--config", str(path)]) == 2
+    out = capsys.readouterr()
+    assert "does not hold a valid private key" in out.err
+    assert bad not in out.err + out.out
+
+
+def test_cli_missing_file(tmp_path, capsys):
+    assert main(["scan", "--config", str(tmp_path / "nope.toml")]) == 2
+    assert "file not found" in capsys.readouterr().err
