@@ -5,11 +5,14 @@ from the protocols' published artifacts in node_modules (run after `npm ci`).
 The committed files are subsets (one entry per function/event the keeper calls or decodes), so the
 keeper ships the real declarations without copying the packages' files.
 """
+import asyncio
 import json
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 NM = ROOT / "node_modules"
+sys.path.insert(0, str(ROOT))
 
 WANTED = {
     "AaveV3Pool": ("@aave/core-v3/artifacts/contracts/interfaces/IPool.sol/IPool.json", [
@@ -29,16 +32,44 @@ WANTED = {
 }
 
 
+# Packages that ship sources only: compiled here with their pinned compiler (the ABI of an
+# interface plus, for Morpho, the events of EventsLib, which solc 0.8.19 leaves out of the ABI).
+COMPILED = {
+    "MorphoBlue": ("solc_0_8_19", [
+        ("@morpho-org/morpho-blue/src/interfaces/IMorpho.sol", "IMorpho"),
+        ("@morpho-org/morpho-blue/src/libraries/EventsLib.sol", "EventsLib"),
+    ], ["idToMarketParams", "market", "position", "liquidate", "accrueInterest",
+        "CreateMarket", "Supply", "Borrow", "Repay", "SupplyCollateral", "WithdrawCollateral", "Liquidate",
+        "AccrueInterest"]),
+    "MorphoIrm": ("solc_0_8_19", [("@morpho-org/morpho-blue/src/interfaces/IIrm.sol", "IIrm")],
+                  ["borrowRateView"]),
+    "MorphoOracle": ("solc_0_8_19", [("@morpho-org/morpho-blue/src/interfaces/IOracle.sol", "IOracle")],
+                     ["price"]),
+}
+
+
 def load_abi(rel: str) -> list:
     data = json.loads((NM / rel).read_text())
     return data["abi"] if isinstance(data, dict) else data
 
 
+async def compiled_abi(compiler: str, units: list[tuple[str, str]]) -> list:
+    from keeper.devnet.solc import compile_standard_json
+    out = await compile_standard_json([src for src, _ in units], compiler=compiler, evm_version="paris")
+    abi: list = []
+    for src, name in units:
+        abi += out["contracts"][src][name]["abi"]
+    return abi
+
+
 def main() -> None:
     out_dir = ROOT / "abis"
     out_dir.mkdir(exist_ok=True)
-    for name, (rel, names) in WANTED.items():
-        abi = load_abi(rel)
+    sources = {name: (rel, names, None) for name, (rel, names) in WANTED.items()}
+    sources |= {name: (f"{units[0][0]} (+{len(units) - 1})", names, (compiler, units))
+                for name, (compiler, units, names) in COMPILED.items()}
+    for name, (rel, names, compile_spec) in sources.items():
+        abi = asyncio.run(compiled_abi(*compile_spec)) if compile_spec else load_abi(rel)
         subset = [e for e in abi if e.get("name") in names]
         missing = set(names) - {e["name"] for e in subset}
         if missing:

@@ -4,7 +4,7 @@ report (dry-run), wait for the receipt and record the realised profit from the r
 transfers."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 
@@ -92,11 +92,10 @@ class Executor:
             if budget.get(s.token, 0) < s.amount:
                 return self._skip(opp, f"wallet holds {budget.get(s.token, 0)} of {s.token}, needs {s.amount}")
         approvals = await self._approvals(opp)
-        txs = approvals + [opp.tx]
-        sim = await simulate(self.chain, self.wallet, txs)
+        sim = await simulate(self.chain, self.wallet, approvals + list(opp.txs))
         if not sim.ok:
             return self._skip(opp, f"simulation: {sim.reason}")
-        gas = sim.gas_used[-1]
+        gas = sum(sim.gas_used[len(approvals):])
         gas_usd = gas_cost_usd(gas, fees.expected_price, native_price)
         predicted = opp.gross_usd - gas_usd
         if predicted < lim.min_profit:
@@ -109,20 +108,25 @@ class Executor:
             return self.recorder.add(Outcome("dry-run", opp.protocol, opp.account, opp.label,
                                              "dry-run: simulated, not sent", predicted_profit=predicted,
                                              gas_used=gas, details=details))
-        for tx, g in zip(approvals, sim.gas_used):
-            tx.gas = g * lim.gas_margin_pct // 100 + 30_000
-            rc = await self.sender.wait(await self.sender.send(tx, fees))
-            if rc.status != 1:
+        receipts: list[Receipt] = []
+        for i, (tx, g) in enumerate(zip(approvals + list(opp.txs), sim.gas_used)):
+            is_approval = i < len(approvals)
+            try:
+                tx_hash = await self.sender.send(replace(tx, gas=g * lim.gas_margin_pct // 100 + 30_000), fees)
+            except RpcError as e:
                 return self.recorder.add(Outcome("failed", opp.protocol, opp.account, opp.label,
-                                                 f"{tx.what} reverted", tx_hash=rc.tx_hash))
-        opp.tx.gas = gas * lim.gas_margin_pct // 100 + 30_000
-        try:
-            tx_hash = await self.sender.send(opp.tx, fees)
-        except RpcError as e:
-            return self.recorder.add(Outcome("failed", opp.protocol, opp.account, opp.label,
-                                             f"send failed: {e}", predicted_profit=predicted, details=details))
-        rc = await self.sender.wait(tx_hash)
-        return self.recorder.add(self._settle(opp, rc, predicted, native_price, budget, details))
+                                                 f"sending {tx.what} failed: {e}", predicted_profit=predicted,
+                                                 details=details))
+            rc = await self.sender.wait(tx_hash)
+            if is_approval:
+                if rc.status != 1:
+                    return self.recorder.add(Outcome("failed", opp.protocol, opp.account, opp.label,
+                                                     f"{tx.what} reverted", tx_hash=rc.tx_hash))
+                continue
+            receipts.append(rc)
+            if rc.status != 1:
+                break
+        return self.recorder.add(self._settle(opp, receipts, predicted, native_price, budget, details))
 
     async def _approvals(self, opp: Opportunity) -> list[TxRequest]:
         fn = ERC20.fn("allowance")
@@ -132,18 +136,22 @@ class Executor:
                           what=f"approve {s.token[:10]} for {s.spender[:10]}")
                 for s, a in zip(opp.spends, allowances) if a < s.amount]
 
-    def _settle(self, opp: Opportunity, rc: Receipt, predicted: int, native_price: int,
+    def _settle(self, opp: Opportunity, receipts: list[Receipt], predicted: int, native_price: int,
                 budget: dict[str, int], details: dict) -> Outcome:
-        deltas = token_deltas(rc.logs, self.wallet, set(opp.prices))
+        logs = [lg for rc in receipts for lg in rc.logs]
+        deltas = token_deltas(logs, self.wallet, set(opp.prices))
         for t, d in deltas.items():
             budget[t] = budget.get(t, 0) + d
-        if rc.status != 1:
-            return Outcome("reverted", opp.protocol, opp.account, opp.label, "reverted on chain",
-                           tx_hash=rc.tx_hash, block=rc.block_number, predicted_profit=predicted,
-                           gas_used=rc.gas_used, details=details)
-        realised = sum(opp.prices[t].usd(d) for t, d in deltas.items()) - \
-            rc.fee_paid * native_price // 10**18
-        details = {**details, "token_deltas": {t: str(d) for t, d in deltas.items()}}
-        return Outcome("confirmed", opp.protocol, opp.account, opp.label, None, tx_hash=rc.tx_hash,
-                       block=rc.block_number, predicted_profit=predicted, realised_profit=realised,
-                       gas_used=rc.gas_used, details=details)
+        last = receipts[-1]
+        gas_used = sum(rc.gas_used for rc in receipts)
+        hashes = [rc.tx_hash for rc in receipts]
+        if last.status != 1:
+            return Outcome("reverted", opp.protocol, opp.account, opp.label, f"{opp.txs[len(receipts) - 1].what} "
+                           "reverted on chain", tx_hash=last.tx_hash, block=last.block_number,
+                           predicted_profit=predicted, gas_used=gas_used, details={**details, "tx_hashes": hashes})
+        fee_paid = sum(rc.fee_paid for rc in receipts)
+        realised = sum(opp.prices[t].usd(d) for t, d in deltas.items()) - fee_paid * native_price // 10**18
+        details = {**details, "tx_hashes": hashes, "token_deltas": {t: str(d) for t, d in deltas.items()}}
+        return Outcome("confirmed", opp.protocol, opp.account, opp.label, None, tx_hash=last.tx_hash,
+                       block=last.block_number, predicted_profit=predicted, realised_profit=realised,
+                       gas_used=gas_used, details=details)

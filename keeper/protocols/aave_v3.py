@@ -303,5 +303,5 @@ class AaveV3Adapter(Adapter):
         spend = out.debt_repaid if not clears else out.debt_repaid + out.debt_repaid * CLEAR_MARGIN_BPS // 10_000 + 1
         tx = TxRequest(to=self.pool, data=POOL.fn("liquidationCall").encode(c_asset, d_asset, user, arg, False),
                        what=f"liquidationCall {label} {user}")
-        return replace(base, label=label, reason=None, tx=tx, spends=(Spend(d_asset, self.pool, spend),),
+        return replace(base, label=label, reason=None, txs=(tx,), spends=(Spend(d_asset, self.pool, spend),),
                        expected=expected, prices=prices, gas_estimate=LIQUIDATION_GAS, details=details)

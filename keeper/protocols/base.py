@@ -44,7 +44,7 @@ class Opportunity:
     debt_usd: int  # 8 decimals
     liquidatable: bool
     reason: str | None = None  # why nothing is planned (not liquidatable, no inventory, ...)
-    tx: TxRequest | None = None  # the liquidation call
+    txs: tuple[TxRequest, ...] = ()  # the liquidation, in order (e.g. absorb then buyCollateral)
     spends: tuple[Spend, ...] = ()
     expected: dict[str, int] = field(default_factory=dict)  # token -> predicted wallet delta
     prices: dict[str, TokenPrice] = field(default_factory=dict)  # token -> price used to value it
@@ -62,10 +62,10 @@ class Opportunity:
 
     @property
     def planned(self) -> bool:
-        return self.tx is not None
+        return bool(self.txs)
 
     def skip(self, reason: str) -> "Opportunity":
-        return replace(self, reason=reason, tx=None, spends=(), expected={})
+        return replace(self, reason=reason, txs=(), spends=(), expected={})
 
 
 class Adapter(ABC):
