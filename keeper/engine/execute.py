@@ -85,7 +85,7 @@ class Executor:
             return self._skip(opp, f"gas price {fees.expected_price / GWEI:.2f} gwei above "
                                    f"max_gas_price_gwei {lim.max_gas_price / GWEI:.2f}")
         est_net = opp.gross_usd - gas_cost_usd(opp.gas_estimate, fees.expected_price, native_price)
-        if est_net < lim.min_profit:
+        if est_net < lim.min_profit and not opp.force:
             return self._skip(opp, f"expected profit {est_net / 1e8:.2f} USD below min_profit_usd "
                                    f"{lim.min_profit / 1e8:.2f}", predicted_profit=est_net)
         for s in opp.spends:
@@ -98,7 +98,7 @@ class Executor:
         gas = sum(sim.gas_used[len(approvals):])
         gas_usd = gas_cost_usd(gas, fees.expected_price, native_price)
         predicted = opp.gross_usd - gas_usd
-        if predicted < lim.min_profit:
+        if predicted < lim.min_profit and not opp.force:
             return self._skip(opp, f"profit after simulated gas {predicted / 1e8:.2f} USD below "
                                    f"min_profit_usd {lim.min_profit / 1e8:.2f}", predicted_profit=predicted)
         details = {**opp.details, "gas_simulated": gas, "gas_price_wei": fees.expected_price,

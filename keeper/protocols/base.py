@@ -49,6 +49,9 @@ class Opportunity:
     expected: dict[str, int] = field(default_factory=dict)  # token -> predicted wallet delta
     prices: dict[str, TokenPrice] = field(default_factory=dict)  # token -> price used to value it
     gas_estimate: int = 0  # before simulation
+    # Send even below min_profit_usd (an operator's explicit choice, e.g. absorbing on Comet for
+    # the protocol's health); gas price caps and simulation still apply.
+    force: bool = False
     details: dict = field(default_factory=dict)  # protocol-specific figures for reports
 
     @property
