@@ -10,9 +10,27 @@ from pathlib import Path
 from typing import Any, Callable
 
 from eth_abi import decode, encode
+from eth_abi.grammar import TupleType, parse
 from eth_utils import keccak, to_checksum_address
 
 ABI_DIR = Path(__file__).resolve().parents[1] / "abis"
+
+
+def checksummed(type_str: str, value: Any) -> Any:
+    """Decoded value with every `address` in EIP-55 form (eth_abi returns lower case), so that
+    addresses from calls, logs and config compare equal."""
+    return _walk(parse(type_str), value)
+
+
+def _walk(t, value):
+    if t.arrlist:
+        inner = t.item_type
+        return [_walk(inner, v) for v in value]
+    if isinstance(t, TupleType):
+        return tuple(_walk(c, v) for c, v in zip(t.components, value))
+    if t.base == "address":
+        return to_checksum_address(value)
+    return value
 
 
 def _type(param: dict) -> str:
@@ -40,7 +58,7 @@ class Function:
         return self.selector + encode(list(self.inputs), list(args))
 
     def decode(self, data: bytes) -> Any:
-        out = decode(list(self.outputs), data)
+        out = tuple(checksummed(t, v) for t, v in zip(self.outputs, decode(list(self.outputs), data)))
         return out[0] if len(self.outputs) == 1 else out
 
     @property
@@ -68,10 +86,9 @@ class Event:
         for n, t, idx in self.inputs:
             if idx:
                 raw = bytes.fromhex(next(it)[2:])
-                out[n] = to_checksum_address(raw[12:]) if t == "address" else decode([t], raw)[0]
+                out[n] = checksummed(t, decode([t], raw)[0])
             else:
-                v = next(vi)
-                out[n] = to_checksum_address(v) if t == "address" else v
+                out[n] = checksummed(t, next(vi))
         return out
 
 

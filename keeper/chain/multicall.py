@@ -27,9 +27,11 @@ class Call:
 
 
 def returns(*types: str) -> Callable[[bytes], Any]:
-    """A decoder: one type -> the value, several -> a tuple."""
+    """A decoder: one type -> the value, several -> a tuple (addresses checksummed)."""
+    from keeper.abi import checksummed
+
     def _d(data: bytes):
-        out = decode(list(types), data)
+        out = tuple(checksummed(t, v) for t, v in zip(types, decode(list(types), data)))
         return out[0] if len(types) == 1 else out
     return _d
 

@@ -235,6 +235,8 @@ class AaveV3Adapter(Adapter):
             return base.skip("healthy") if not st.debt else self._best(user, st, base, budget, dry=True)
         if not st.debt:
             return base.skip("no balances read")
+        if not any(st.collateral.values()):
+            return base.skip("bad debt: no collateral left to seize")
         return self._best(user, st, base, budget)
 
     def _best(self, user: str, st: UserState, base: Opportunity, budget: dict[str, int],

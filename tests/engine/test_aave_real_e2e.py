@@ -1,0 +1,150 @@
+"""The keeper end to end on the real Aave V3 Pool (@aave/core-v3 1.19.3, v3.0 close-factor rules)."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from keeper.abi import load
+from keeper.devnet.aave_common import account_data
+from keeper.devnet.tokens import balance_of, set_price
+from keeper.devnet.world import open_position
+from tests.engine.conftest import make_keeper, run_until_quiet
+
+E18 = 10**18
+LIQUIDATION_TOPIC = load("AaveV3Pool").event("LiquidationCall").topic
+ERC20_ABI = [{"type": "function", "name": "balanceOf", "stateMutability": "view",
+              "inputs": [{"name": "a", "type": "address"}], "outputs": [{"name": "", "type": "uint256"}]}]
+# WETH collateral / USDC debt at fraction f of the 80% LTV; after a 30% WETH drop
+# HF = 0.7 x 0.825 / (0.8 f): f=0.5 -> 1.44, 0.7 -> 1.03, 0.74 -> 0.975 (50%), 0.8 -> 0.90 (100%),
+# 0.95 -> 0.76 (100%, but the collateral runs out before the debt: all of it is seized).
+SCENARIO = [({"WETH": 10}, {"USDC": 24_000 * f}) for f in (0.5, 0.7, 0.74, 0.8, 0.95)] + [
+    ({"WBTC": 1}, {"USDC": 40_000}),  # untouched by the drop
+    ({"WETH": 10, "WBTC": 0.2}, {"USDC": 27_000}),  # two collaterals: HF ~0.97 after the drop
+]
+
+
+@pytest.fixture
+async def world(real_world, snapshot):
+    w = copy.deepcopy(real_world)  # accounts handed out in a test go back with the revert
+    yield w
+
+
+async def open_scenario(deployer, world):
+    users = world.take_accounts(len(SCENARIO))
+    for u, (c, d) in zip(users, SCENARIO):
+        await open_position(deployer, world, u, c, d)
+    return users
+
+
+async def drop_weth(deployer, world, bps=3_000):
+    weth = world.tokens["WETH"]
+    await set_price(deployer, weth, weth.price * (10_000 - bps) // 10_000)
+
+
+async def test_price_drop_liquidates_exactly_the_unhealthy_once(deployer, world, tmp_path):
+    users = await open_scenario(deployer, world)
+    keeper = await make_keeper(world, tmp_path)
+    try:
+        await keeper.step(await keeper.chain.block_number())
+        assert keeper.recorder.outcomes == []  # all healthy before the drop
+        await drop_weth(deployer, world)
+        hf_before = {u: (await account_data(deployer, world.aave, u))[5] for u in users}
+        usdc_debt = world.aave.extra["variable_debt"]["USDC"]
+        debt_before = {u: await deployer.call(usdc_debt, ERC20_ABI, "balanceOf", u) for u in users}
+        unhealthy = {u for u, hf in hf_before.items() if hf < E18}
+        assert len(unhealthy) == 4  # the scenario is what the comments say
+        tokens = list(world.tokens.values())
+        bal_before = {t.symbol: await balance_of(deployer, t, world.keeper_address) for t in tokens}
+        eth_before = await deployer.w3.eth.get_balance(world.keeper_address)
+        await run_until_quiet(keeper)
+    finally:
+        await keeper.close()
+    report = keeper.recorder.report()
+    assert report["reverted"] == [] and report["failed"] == []
+    liquidated = [o["account"] for o in report["liquidations"]]
+    assert sorted(liquidated) == sorted(unhealthy)  # each unhealthy user once, no healthy one
+    for u in set(users) - unhealthy:
+        assert (await account_data(deployer, world.aave, u))[5] == hf_before[u]  # untouched
+    # Close factor (v3.0): 50% of the reserve debt when 0.95 < HF < 1, all of it at HF <= 0.95.
+    for o in report["liquidations"]:
+        receipt = await deployer.w3.eth.get_transaction_receipt(o["tx_hash"])
+        assert receipt["status"] == 1
+        d = o["details"]
+        hf = hf_before[o["account"]]
+        coll_left, debt_left = (await account_data(deployer, world.aave, o["account"]))[:2]
+        if hf <= 95 * 10**16:  # 100%: the whole debt, or every unit of collateral
+            assert (d["clears_debt"] and debt_left == 0) or (coll_left == 0 and debt_left > 0)
+        else:  # 50% of the reserve debt
+            assert not d["clears_debt"] and debt_left > 0
+            event = [lg for lg in receipt["logs"] if lg["topics"][0].hex() == LIQUIDATION_TOPIC[2:]][0]
+            repaid = int.from_bytes(event["data"][:32], "big")
+            assert repaid == d["debt_to_cover"]
+            # 50% of the debt, unless the chosen collateral ran out first (all of it seized).
+            sym = next(s for s, t in world.tokens.items() if t.address == d["collateral"])
+            coll_gone = await deployer.call(world.aave.extra["a_tokens"][sym], ERC20_ABI, "balanceOf", o["account"]) == 0
+            assert abs(repaid * 2 - debt_before[o["account"]]) <= 2 or (coll_gone and repaid * 2 < debt_before[o["account"]])
+        # Realised profit within 0.5% of the prediction.
+        assert o["realised_profit_usd"] == pytest.approx(o["predicted_profit_usd"], rel=0.005)
+        assert o["predicted_profit_usd"] > 0
+    # The realised figures agree with the wallet's balances measured independently.
+    prices = {t.symbol: t.price for t in tokens}
+    value = 0
+    for t in tokens:
+        change = await balance_of(deployer, t, world.keeper_address) - bal_before[t.symbol]
+        value += change * prices[t.symbol] // 10**t.decimals
+    gas_paid = eth_before - await deployer.w3.eth.get_balance(world.keeper_address)
+    approvals_and_liqs_gas_usd = gas_paid * world.tokens["WETH"].price // E18
+    total_realised = sum(o["realised_profit_usd"] for o in report["liquidations"])
+    assert (value - approvals_and_liqs_gas_usd) / 1e8 == pytest.approx(total_realised, rel=0.005)
+
+
+async def test_dry_run_sends_nothing_and_reports(deployer, world, tmp_path):
+    users = await open_scenario(deployer, world)
+    await drop_weth(deployer, world)
+    unhealthy = {u for u in users if (await account_data(deployer, world.aave, u))[5] < E18}
+    keeper = await make_keeper(world, tmp_path, mode="dry-run")
+    nonce = await deployer.w3.eth.get_transaction_count(world.keeper_address)
+    try:
+        await keeper.step(await keeper.chain.block_number())
+    finally:
+        await keeper.close()
+    report = keeper.recorder.report()
+    assert await deployer.w3.eth.get_transaction_count(world.keeper_address) == nonce
+    assert {o["account"] for o in report["dry_run"]} == unhealthy
+    assert report["liquidations"] == []
+    assert all(o["predicted_profit_usd"] > 0 and o["details"]["gas_simulated"] > 0 for o in report["dry_run"])
+    for u in unhealthy:
+        assert (await account_data(deployer, world.aave, u))[5] < E18  # nobody was liquidated
+
+
+async def test_below_min_profit_is_skipped_with_reason(deployer, world, tmp_path):
+    await open_scenario(deployer, world)
+    await drop_weth(deployer, world)
+    keeper = await make_keeper(world, tmp_path, min_profit_usd="1000000")
+    nonce = await deployer.w3.eth.get_transaction_count(world.keeper_address)
+    try:
+        await keeper.step(await keeper.chain.block_number())
+    finally:
+        await keeper.close()
+    report = keeper.recorder.report()
+    assert len(report["skipped"]) == 4 and report["liquidations"] == []
+    assert all("below min_profit_usd" in o["reason"] for o in report["skipped"])
+    assert await deployer.w3.eth.get_transaction_count(world.keeper_address) == nonce
+
+
+async def test_above_max_gas_price_is_skipped_with_reason(deployer, world, tmp_path):
+    await open_scenario(deployer, world)
+    await drop_weth(deployer, world)
+    keeper = await make_keeper(world, tmp_path, max_gas_price_gwei="5")
+    await deployer.rpc("anvil_setNextBlockBaseFeePerGas", [hex(40 * 10**9)])
+    await deployer.rpc("evm_mine", [])
+    nonce = await deployer.w3.eth.get_transaction_count(world.keeper_address)
+    try:
+        await keeper.step(await keeper.chain.block_number())
+    finally:
+        await keeper.close()
+    report = keeper.recorder.report()
+    assert len(report["skipped"]) == 4
+    assert all("above max_gas_price_gwei" in o["reason"] for o in report["skipped"])
+    assert await deployer.w3.eth.get_transaction_count(world.keeper_address) == nonce
