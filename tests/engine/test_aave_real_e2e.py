@@ -148,3 +148,25 @@ async def test_above_max_gas_price_is_skipped_with_reason(deployer, world, tmp_p
     assert len(report["skipped"]) == 4
     assert all("above max_gas_price_gwei" in o["reason"] for o in report["skipped"])
     assert await deployer.w3.eth.get_transaction_count(world.keeper_address) == nonce
+
+
+async def test_scan_lists_every_account_with_why(deployer, world, tmp_path):
+    users = await open_scenario(deployer, world)
+    await drop_weth(deployer, world)
+    keeper = await make_keeper(world, tmp_path)
+    nonce = await deployer.w3.eth.get_transaction_count(world.keeper_address)
+    try:
+        rows = await keeper.scan()
+    finally:
+        await keeper.close()
+    assert await deployer.w3.eth.get_transaction_count(world.keeper_address) == nonce
+    by = {r.account: r for r in rows}
+    assert set(by) == set(users)
+    for u in users:
+        hf = (await account_data(deployer, world.aave, u))[5]
+        r = by[u]
+        assert r.liquidatable == (hf < E18)
+        assert r.health == pytest.approx(hf / E18)
+        assert r.why == ("liquidatable" if hf < E18 else "healthy")
+        assert "/" in r.pair and r.expected_profit_usd is not None
+    assert [r.liquidatable for r in rows] == sorted((r.liquidatable for r in rows), reverse=True)

@@ -1,0 +1,84 @@
+"""`keeper run` as an operator runs it: a separate process acting on new blocks, stopped by SIGTERM;
+`keeper devnet` writing a config that `keeper scan` can use. The key never appears in any output."""
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from keeper.devnet.aave_common import account_data
+from keeper.devnet.anvil import free_port
+from keeper.devnet.tokens import set_price
+from keeper.devnet.world import (DEVNET_PASSWORD, DEVNET_PASSWORD_ENV, KEEPER_KEY, KEEPER_KEY_ENV,
+                                 config_text, open_position)
+
+KEEPER = [sys.executable, "-m", "keeper.cli"]
+KEY_HEX = KEEPER_KEY.removeprefix("0x").lower()
+
+
+@pytest.fixture
+async def world(real_world, snapshot):
+    yield copy.deepcopy(real_world)
+
+
+async def test_run_daemon_liquidates_and_stops_on_sigterm(deployer, world, tmp_path):
+    user = world.take_accounts(1)[0]
+    await open_position(deployer, world, user, {"WETH": 10}, {"USDC": 19_000})
+    cfg = tmp_path / "k.toml"
+    record = tmp_path / "outcomes.jsonl"
+    cfg.write_text(config_text(world, record_file=str(record)))
+    env = {**os.environ, KEEPER_KEY_ENV: KEEPER_KEY}
+    proc = await asyncio.create_subprocess_exec(*KEEPER, "--log-json", "run", "--config", str(cfg), env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        await asyncio.sleep(1.5)  # started, watching blocks, nothing to do yet
+        assert proc.returncode is None
+        weth = world.tokens["WETH"]
+        await set_price(deployer, weth, weth.price * 7 // 10)
+        for _ in range(100):  # the daemon notices the new block by itself
+            if record.exists() and "confirmed" in record.read_text():
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    outcomes = [json.loads(line) for line in record.read_text().splitlines()]
+    assert [o["status"] for o in outcomes] == ["confirmed"]
+    assert outcomes[0]["account"] == user
+    assert (await account_data(deployer, world.aave, user))[5] > 10**18  # healthy again
+    logs = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+    events = [e["event"] for e in logs]
+    assert "keeper.started" in events and "liquidation.confirmed" in events and "keeper.stopped" in events
+    assert KEY_HEX not in (out + err).decode().lower()
+
+
+async def test_devnet_command_writes_a_config_scan_can_use(tmp_path):
+    port = free_port()
+    cfg = tmp_path / "devnet.toml"
+    proc = await asyncio.create_subprocess_exec(*KEEPER, "devnet", "--port", str(port), "--config-out", str(cfg),
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        lines = []
+        while not any(line.startswith("config:") for line in lines):
+            line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+            assert line, (await proc.stderr.read()).decode()[-2000:]
+            lines.append(line)
+        assert Path(lines[-1].split(":", 1)[1].strip()) == cfg
+        env = {**os.environ, DEVNET_PASSWORD_ENV: DEVNET_PASSWORD}
+        scan = await asyncio.create_subprocess_exec(*KEEPER, "scan", "--config", str(cfg), "--json", env=env,
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(scan.communicate(), 60)
+        assert scan.returncode == 0, err.decode()[-2000:]
+        assert json.loads(out) == {"accounts": []}  # lenders only: no debt yet
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert KEY_HEX not in ("".join(lines) + rest.decode() + err.decode()).lower()
