@@ -34,6 +34,9 @@ class World:
     accounts: list[str]  # unlocked dev accounts free for borrowers and lenders
     keeper_address: str = KEEPER_ADDRESS
     contracts: dict[str, str] = field(default_factory=dict)  # protocol -> code that ran
+    # `[[protocols]]` TOML blocks of every protocol deployed, by protocol name.
+    entries: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)  # other deployments (comet, morpho, ...)
 
     def take_accounts(self, n: int) -> list[str]:
         out, self.accounts = self.accounts[:n], self.accounts[n:]
@@ -54,7 +57,7 @@ async def build_world(d: Deployer, *, aave: str = "real", lender_liquidity_usd: 
         dep = await deploy_aave_v33_standin(d, tokens)
     accounts = [a for a in await d.w3.eth.accounts if a not in (d.sender, KEEPER_ADDRESS)]
     world = World(d.w3.provider.endpoint_uri, await d.w3.eth.chain_id, tokens, dep, d.sender, list(accounts),
-                  contracts={"aave_v3": dep.code})
+                  contracts={"aave_v3": dep.code}, entries={"aave_v3": aave_entry(dep)})
     lender = world.take_accounts(1)[0]
     for t in tokens.values():
         await supply(d, dep, lender, t, t.units(lender_liquidity_usd / (t.price / 1e8)))
@@ -79,9 +82,25 @@ def write_devnet_keystore(path: Path) -> Path:
     return path
 
 
+def aave_entry(dep: AaveDeployment, rules: str | None = None) -> str:
+    return f"""
+[[protocols]]
+kind = "aave_v3"
+name = "aave_v3"
+addresses_provider = "{dep.provider}"
+start_block = 0
+close_factor_rules = "{rules or dep.rules}"
+"""
+
+
 def config_text(world: World, *, mode: str = "live", min_profit_usd: str = "1", max_gas_price_gwei: str = "50",
-                rules: str | None = None, record_file: str | None = None, keystore: Path | None = None) -> str:
-    rules = rules or world.aave.rules
+                rules: str | None = None, record_file: str | None = None, keystore: Path | None = None,
+                protocols: list[str] | None = None) -> str:
+    """The keeper config for this world; ``protocols`` picks entries by name (default: all)."""
+    entries = dict(world.entries)
+    if rules:
+        entries["aave_v3"] = aave_entry(world.aave, rules)
+    chosen = "".join(entries[n] for n in (protocols or list(entries)))
     rec = f'record_file = "{record_file}"\n' if record_file else ""
     signer = (f'keystore = "{keystore}"\npassword_env = "{DEVNET_PASSWORD_ENV}"' if keystore else
               f'private_key_env = "{KEEPER_KEY_ENV}"')
@@ -102,14 +121,7 @@ min_profit_usd = {min_profit_usd}
 max_gas_price_gwei = {max_gas_price_gwei}
 max_priority_fee_gwei = 2
 native_usd_feed = "{world.tokens['WETH'].feed}"
-{rec}
-[[protocols]]
-kind = "aave_v3"
-name = "aave_v3"
-addresses_provider = "{world.aave.provider}"
-start_block = 0
-close_factor_rules = "{rules}"
-"""
+{rec}{chosen}"""
 
 
 async def serve_devnet(port: int, config_out: Path | None, stop: asyncio.Event) -> None:
