@@ -80,7 +80,19 @@ class AaveV3Config(_Strict):
     close_factor_rules: Literal["v3.3", "v3.0"] = "v3.3"
 
 
-ProtocolConfig = Annotated[Union[AaveV3Config], Field(discriminator="kind")]
+class CompoundV3Config(_Strict):
+    kind: Literal["compound_v3"]
+    name: str = "compound_v3"
+    comet: Address  # the market's Comet proxy (e.g. cUSDCv3)
+    start_block: int = Field(default=0, ge=0)
+    # Absorb liquidatable accounts even when buying their collateral cannot pay for the gas
+    # (Comet pays absorbers nothing; the protocol's health is the only gain).
+    absorb_without_profit: bool = False
+    buy_slippage_bps: int = Field(default=50, ge=0, le=10_000)  # buyCollateral minAmount below the quote
+    max_absorb_batch: int = Field(default=10, ge=1)  # accounts per absorb() call
+
+
+ProtocolConfig = Annotated[Union[AaveV3Config, CompoundV3Config], Field(discriminator="kind")]
 
 
 class Config(_Strict):
@@ -103,7 +115,7 @@ def _loc(loc: tuple) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("aave_v3",) and out.endswith("]"):
+        elif part in ("aave_v3", "compound_v3") and out.endswith("]"):
             continue  # the discriminator tag pydantic adds to union locations
         else:
             out += ("." if out else "") + str(part)

@@ -45,7 +45,18 @@ COMPILED = {
                   ["borrowRateView"]),
     "MorphoOracle": ("solc_0_8_19", [("@morpho-org/morpho-blue/src/interfaces/IOracle.sol", "IOracle")],
                      ["price"]),
+    # Comet publishes no installable package: the ABI comes from the stand-in, which declares
+    # Comet's functions and events with CometMainInterface / CometExtInterface's exact signatures.
+    "CometMain": ("solc", [("contracts/comet/CometStandIn.sol", "CometStandIn")], [
+        "baseToken", "baseTokenPriceFeed", "baseScale", "numAssets", "getAssetInfo", "storeFrontPriceFactor",
+        "targetReserves", "getPrice", "getReserves", "getCollateralReserves", "quoteCollateral",
+        "isLiquidatable", "borrowBalanceOf", "collateralBalanceOf", "isAbsorbPaused", "isBuyPaused",
+        "absorb", "buyCollateral",
+        "Withdraw", "SupplyCollateral", "WithdrawCollateral", "TransferCollateral", "AbsorbDebt",
+        "AbsorbCollateral", "BuyCollateral"]),
 }
+# Comet declares its structs in CometCore; the stand-in declares the same structs in itself.
+INTERNAL_TYPE_RENAMES = {"CometMain": ("struct CometStandIn.", "struct CometCore.")}
 
 
 def load_abi(rel: str) -> list:
@@ -71,6 +82,9 @@ def main() -> None:
     for name, (rel, names, compile_spec) in sources.items():
         abi = asyncio.run(compiled_abi(*compile_spec)) if compile_spec else load_abi(rel)
         subset = [e for e in abi if e.get("name") in names]
+        if name in INTERNAL_TYPE_RENAMES:
+            a, b = INTERNAL_TYPE_RENAMES[name]
+            subset = json.loads(json.dumps(subset).replace(a, b))
         missing = set(names) - {e["name"] for e in subset}
         if missing:
             raise SystemExit(f"{name}: {rel} lacks {sorted(missing)}")

@@ -4,11 +4,14 @@ real function signatures."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keeper.devnet.deploy import Deployer
 from keeper.devnet.solc import Artifact, compile_contract
 from keeper.devnet.tokens import Token, approve, mint
+
+if TYPE_CHECKING:
+    from keeper.devnet.world import World
 
 COMET_CODE = "stand-in"
 COMET_SOURCE = "contracts/comet/CometStandIn.sol"
@@ -147,3 +150,61 @@ async def fund_reserves(d: Deployer, dep: CometDeployment, amount: int) -> None:
 async def withdraw_reserves(d: Deployer, dep: CometDeployment, to: str, amount: int) -> dict:
     """Lower getReserves() by ``amount`` (governor only; reverts InsufficientReserves beyond them)."""
     return await comet_transact(d, dep, "withdrawReserves", to, amount)
+
+
+# Demo borrowers: (collateral in whole tokens, USDC debt). At WETH $3,000 / WBTC $60,000 the borrow
+# limit of 10 WETH is 10 x 3000 x 0.825 = $24,750. After a 30% WETH drop (to $2,100) 10 WETH is
+# liquidatable below 10 x 2100 x 0.895 = $18,795 of debt; WBTC counts at 0.77.
+COMET_DEMO_POSITIONS: list[tuple[dict[str, float], int]] = [
+    ({"WETH": 10}, 12_000),  # healthy
+    ({"WETH": 10}, 18_000),  # healthy after the drop, just
+    ({"WETH": 10}, 20_000),  # liquidatable after the drop
+    ({"WETH": 10}, 24_000),  # liquidatable
+    ({"WBTC": 1}, 40_000),  # untouched by the WETH drop (limit $46,200)
+    ({"WETH": 10, "WBTC": 0.2}, 28_500),  # liquidatable: 18,795 + 9,240 = $28,035 < $28,500
+    ({"WETH": 0.2}, 450),  # small: 0.2 x 2100 x 0.895 = $375.9 < $450
+]
+
+
+async def open_comet_position(d: Deployer, dep: CometDeployment, user: str, collateral: dict[str, float],
+                              debt: int) -> None:
+    """Supply whole-token amounts of collateral, then borrow ``debt`` whole base tokens."""
+    for sym, amount in collateral.items():
+        await supply_collateral(d, dep, user, sym, dep.collaterals[sym].units(amount))
+    await borrow(d, dep, user, dep.base.units(debt))
+
+
+async def add_comet_to_world(d: Deployer, world: "World", *, positions=COMET_DEMO_POSITIONS,
+                             lender_liquidity: int = 1_000_000, keeper_base: int = 0,
+                             **deploy_kw) -> CometDeployment:
+    """Deploy the Comet stand-in on the world's tokens (USDC base; WETH, WBTC collateral), supply
+    ``lender_liquidity`` whole USDC from a lender, open ``positions`` from fresh accounts, mint
+    ``keeper_base`` whole USDC to the keeper wallet, and register the market in the world:
+    extra["comet"], extra["comet_borrowers"], contracts and entries["compound_v3"]."""
+    dep = await deploy_comet(d, world.tokens, **deploy_kw)
+    lender, *users = world.take_accounts(1 + len(positions))
+    await supply_base(d, dep, lender, dep.base.units(lender_liquidity))
+    for user, (collateral, debt) in zip(users, positions):
+        await open_comet_position(d, dep, user, collateral, debt)
+    if keeper_base:
+        await mint(d, dep.base, world.keeper_address, dep.base.units(keeper_base))
+    world.extra["comet"] = dep
+    world.extra["comet_borrowers"] = users
+    world.contracts["compound_v3"] = dep.code
+    world.entries["compound_v3"] = comet_config_entry(dep)
+    return dep
+
+
+def comet_config_entry(dep: CometDeployment, *, name: str = "compound_v3", absorb_without_profit: bool = False,
+                       buy_slippage_bps: int = 50, max_absorb_batch: int = 10) -> str:
+    """The `[[protocols]]` TOML block that points the keeper at ``dep``."""
+    return f"""
+[[protocols]]
+kind = "compound_v3"
+name = "{name}"
+comet = "{dep.comet}"
+start_block = 0
+absorb_without_profit = {str(absorb_without_profit).lower()}
+buy_slippage_bps = {buy_slippage_bps}
+max_absorb_batch = {max_absorb_batch}
+"""

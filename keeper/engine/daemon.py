@@ -103,7 +103,8 @@ class Keeper:
         fees, native, budget = await self._state(block)
         opps = [o for a in self.adapters for o in a.opportunities(budget)]
         for o in opps:
-            if o.liquidatable and not o.planned:
+            # "batched_with": the account is absorbed by another account's plan (Comet's absorb batches).
+            if o.liquidatable and not o.planned and "batched_with" not in o.details:
                 self.recorder.add(Outcome("skipped", o.protocol, o.account, o.label, o.reason))
         ranked = rank([o for o in opps if o.liquidatable], fees.expected_price, native)
         self.last_block = block

@@ -77,6 +77,8 @@ class Executor:
         return outcomes
 
     def _skip(self, opp: Opportunity, reason: str, **kw) -> Outcome:
+        if opp.details.get("accounts"):  # a batch (Comet's absorb): name every account it covers
+            kw.setdefault("details", {"accounts": opp.details["accounts"]})
         return self.recorder.add(Outcome("skipped", opp.protocol, opp.account, opp.label, reason, **kw))
 
     async def _one(self, opp: Opportunity, budget: dict[str, int], fees: Fees, native_price: int) -> Outcome:

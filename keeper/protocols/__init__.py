@@ -9,4 +9,7 @@ def build_adapter(cfg, liquidator: str) -> Adapter:
     if cfg.kind == "aave_v3":
         from keeper.protocols.aave_v3 import AaveV3Adapter
         return AaveV3Adapter(cfg, liquidator)
+    if cfg.kind == "compound_v3":
+        from keeper.protocols.compound_v3 import CompoundV3Adapter
+        return CompoundV3Adapter(cfg, liquidator)
     raise ValueError(f"unknown protocol kind {cfg.kind!r}")
