@@ -92,7 +92,77 @@ class CompoundV3Config(_Strict):
     max_absorb_batch: int = Field(default=10, ge=1)  # accounts per absorb() call
 
 
-ProtocolConfig = Annotated[Union[AaveV3Config, CompoundV3Config], Field(discriminator="kind")]
+def _bytes32(v: str) -> str:
+    if not isinstance(v, str) or not v.startswith("0x") or len(v) != 66:
+        raise ValueError(f"not a 0x-prefixed 32-byte hex id: {v!r}")
+    try:
+        bytes.fromhex(v[2:])
+    except ValueError:
+        raise ValueError(f"not a 0x-prefixed 32-byte hex id: {v!r}") from None
+    return v.lower()
+
+
+Bytes32 = Annotated[str, AfterValidator(_bytes32)]
+
+
+class MorphoBlueConfig(_Strict):
+    kind: Literal["morpho_blue"]
+    name: str = "morpho_blue"
+    morpho: Address  # the Morpho Blue singleton
+    start_block: int = Field(default=0, ge=0)
+    # Market ids to watch; empty = every market found in CreateMarket logs from start_block.
+    markets: list[Bytes32] = []
+    # token -> Chainlink USD feed, to value seized collateral and repaid loan tokens in USD
+    # (Morpho's own oracles price collateral in loan-token units only).
+    usd_feeds: dict[Address, Address] = {}
+
+
+class PullOracleConfig(_Strict):
+    """Where signed pull-oracle prices (Pyth) come from."""
+    # "hermes": a Pyth Hermes-style HTTP price service at url; "mock_pyth": a devnet MockPyth whose
+    # updates are built on chain from the Chainlink feeds named in mock_feeds (feed id -> feed).
+    source: Literal["hermes", "mock_pyth"] = "hermes"
+    url: str | None = None
+    timeout_seconds: float = Field(default=5.0, gt=0)
+    retries: int = Field(default=3, ge=0)
+    mock_pyth: Address | None = None
+    mock_feeds: dict[Bytes32, Address] = {}
+
+    @model_validator(mode="after")
+    def _source(self):
+        if self.source == "hermes" and not self.url:
+            raise ValueError("source 'hermes' needs url")
+        if self.source == "mock_pyth" and self.mock_pyth is None:
+            raise ValueError("source 'mock_pyth' needs mock_pyth (the MockPyth address)")
+        return self
+
+
+class PerennialV2Config(_Strict):
+    kind: Literal["perennial_v2"]
+    name: str = "perennial_v2"
+    markets: list[Address] = Field(min_length=1)  # Market contracts to watch
+    start_block: int = Field(default=0, ge=0)
+    dsu_usd_feed: Address | None = None  # Chainlink feed for DSU; None = valued at 1 USD
+    # Claim accrued liquidation rewards once they exceed this many times the claim's gas cost.
+    claim_min_gas_multiple: Decimal = Field(default=Decimal("2"), ge=0)
+
+
+class GearboxV3Config(_Strict):
+    kind: Literal["gearbox_v3"]
+    name: str = "gearbox_v3"
+    credit_managers: list[Address] = Field(min_length=1)  # each CreditManagerV3 (facade read from it)
+    start_block: int = Field(default=0, ge=0)
+    # Partial liquidation must leave the account at HF >= 1; aim this far above it (basis points)
+    # so that interest accrued between simulation and inclusion cannot make it revert.
+    target_hf_margin_bps: int = Field(default=10, ge=0, le=5_000)
+
+
+PROTOCOL_KINDS = ("aave_v3", "compound_v3", "morpho_blue", "perennial_v2", "gearbox_v3")
+
+ProtocolConfig = Annotated[
+    Union[AaveV3Config, CompoundV3Config, MorphoBlueConfig, PerennialV2Config, GearboxV3Config],
+    Field(discriminator="kind"),
+]
 
 
 class Config(_Strict):
@@ -100,6 +170,7 @@ class Config(_Strict):
     signer: SignerConfig
     keeper: KeeperConfig
     protocols: list[ProtocolConfig] = Field(min_length=1)
+    pull_oracle: PullOracleConfig | None = None  # needed by protocols with pull-oracle prices
 
     @model_validator(mode="after")
     def _unique_names(self):
@@ -115,7 +186,7 @@ def _loc(loc: tuple) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("aave_v3", "compound_v3") and out.endswith("]"):
+        elif part in PROTOCOL_KINDS and out.endswith("]"):
             continue  # the discriminator tag pydantic adds to union locations
         else:
             out += ("." if out else "") + str(part)

@@ -37,6 +37,8 @@ class World:
     # `[[protocols]]` TOML blocks of every protocol deployed, by protocol name.
     entries: dict[str, str] = field(default_factory=dict)
     extra: dict[str, object] = field(default_factory=dict)  # other deployments (comet, morpho, ...)
+    # Top-level TOML tables other than chain/signer/keeper (e.g. "pull_oracle"), by table name.
+    sections: dict[str, str] = field(default_factory=dict)
 
     def take_accounts(self, n: int) -> list[str]:
         out, self.accounts = self.accounts[:n], self.accounts[n:]
@@ -121,7 +123,7 @@ min_profit_usd = {min_profit_usd}
 max_gas_price_gwei = {max_gas_price_gwei}
 max_priority_fee_gwei = 2
 native_usd_feed = "{world.tokens['WETH'].feed}"
-{rec}{chosen}"""
+{rec}{"".join(world.sections.values())}{chosen}"""
 
 
 async def serve_devnet(port: int, config_out: Path | None, stop: asyncio.Event) -> None:

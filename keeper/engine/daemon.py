@@ -51,7 +51,12 @@ class Keeper:
         self.rpc = Rpc(cfg.chain.rpc_url)
         self.chain = Chain(self.rpc, multicall_address=cfg.chain.multicall_address,
                            log_chunk_blocks=cfg.chain.log_chunk_blocks)
-        self.adapters: list[Adapter] = [build_adapter(p, signer.address) for p in cfg.protocols]
+        self.pull_oracle = None
+        if cfg.pull_oracle is not None:
+            from keeper.oracles.pull import build_pull_oracle
+            self.pull_oracle = build_pull_oracle(cfg.pull_oracle, self.chain)
+        self.adapters: list[Adapter] = [build_adapter(p, signer.address, pull_oracle=self.pull_oracle)
+                                        for p in cfg.protocols]
         self.by_name = {a.name: a for a in self.adapters}
         self.discovery = Discovery(self.adapters)
         self.native = ChainlinkFeed(cfg.keeper.native_usd_feed)
@@ -64,6 +69,8 @@ class Keeper:
         self.last_block = -1
 
     async def close(self) -> None:
+        if self.pull_oracle is not None:
+            await self.pull_oracle.close()
         await self.rpc.close()
 
     async def start(self) -> None:
