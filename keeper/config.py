@@ -127,6 +127,11 @@ class PullOracleConfig(_Strict):
     retries: int = Field(default=3, ge=0)
     mock_pyth: Address | None = None
     mock_feeds: dict[Bytes32, Address] = {}
+    # The IPyth contract whose getUpdateFee prices an update (hermes); mock_pyth is used when unset.
+    # Adapters that know their protocol's Pyth contract pass it themselves.
+    pyth: Address | None = None
+    # Confidence interval of MockPyth updates, in basis points of the price (mock_pyth only).
+    mock_conf_bps: int = Field(default=0, ge=0, le=10_000)
 
     @model_validator(mode="after")
     def _source(self):
@@ -155,6 +160,9 @@ class GearboxV3Config(_Strict):
     # Partial liquidation must leave the account at HF >= 1; aim this far above it (basis points)
     # so that interest accrued between simulation and inclusion cannot make it revert.
     target_hf_margin_bps: int = Field(default=10, ge=0, le=5_000)
+    # minSeizedAmount = the predicted seizure less this (basis points): the oracle price may move
+    # between simulation and inclusion; beyond it the facade reverts SeizedLessThanRequiredException.
+    seize_slippage_bps: int = Field(default=10, ge=0, le=1_000)
 
 
 PROTOCOL_KINDS = ("aave_v3", "compound_v3", "morpho_blue", "perennial_v2", "gearbox_v3")

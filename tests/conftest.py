@@ -9,7 +9,7 @@ from keeper.devnet.deploy import Deployer
 
 @pytest.fixture(scope="session")
 async def anvil():
-    node = await Anvil.start(extra=["--accounts", "40"])
+    node = await Anvil.start(extra=["--accounts", "100"])
     try:
         yield node
     finally:

@@ -1,5 +1,6 @@
-"""`keeper demo`: a devnet, ~20 Aave positions at varied health, the keeper running, a 30% drop of
-the WETH price; then each liquidation with its predicted and realised profit."""
+"""`keeper demo`: a devnet with every protocol of the world, ~20 Aave positions at varied health
+(plus each protocol's own demo positions), the keeper running, a 30% drop of the WETH price; then
+each liquidation with its protocol and its predicted and realised profit."""
 from __future__ import annotations
 
 import tempfile
@@ -10,11 +11,12 @@ from eth_account import Account
 
 from keeper.chain.signer import Signer
 from keeper.config import load_config
-from keeper.devnet.aave_common import account_data
 from keeper.devnet.anvil import Anvil
 from keeper.devnet.deploy import Deployer
 from keeper.devnet.tokens import set_price
-from keeper.devnet.world import KEEPER_KEY, World, build_world, config_text, open_position
+from keeper.devnet.world import (
+    ALL_PROTOCOLS, DEVNET_ACCOUNTS, KEEPER_KEY, World, build_world, config_text, open_position,
+)
 from keeper.engine.daemon import Keeper
 
 log = structlog.get_logger()
@@ -45,12 +47,13 @@ async def open_demo_positions(d: Deployer, world: World) -> list[str]:
     return users
 
 
-async def run_demo(*, drop_bps: int = 3_000, max_rounds: int = 6) -> dict:
-    anvil = await Anvil.start(extra=["--accounts", "40"])
+async def run_demo(*, drop_bps: int = 3_000, max_rounds: int = 6,
+                   protocols: tuple[str, ...] = ALL_PROTOCOLS) -> dict:
+    anvil = await Anvil.start(extra=["--accounts", str(DEVNET_ACCOUNTS)])
     try:
         d = await Deployer(anvil.url).init()
         try:
-            world = await build_world(d)
+            world = await build_world(d, protocols=protocols)
             users = await open_demo_positions(d, world)
             cfg_path = Path(tempfile.mkdtemp(prefix="keeper-demo-")) / "demo.toml"
             cfg_path.write_text(config_text(world))
@@ -68,7 +71,7 @@ async def run_demo(*, drop_bps: int = 3_000, max_rounds: int = 6) -> dict:
                     await keeper.step(await keeper.chain.block_number())
                     if len(keeper.recorder.outcomes) == before:
                         break
-                health = {u: (await account_data(d, world.aave, u))[5] / 1e18 for u in users}
+                still = [r for r in await keeper.scan() if r.liquidatable]
             finally:
                 await keeper.close()
         finally:
@@ -77,17 +80,19 @@ async def run_demo(*, drop_bps: int = 3_000, max_rounds: int = 6) -> dict:
         await anvil.stop()
     report = keeper.recorder.report()
     report["contracts"] = world.contracts
-    report["positions"] = len(users)
-    report["still_liquidatable"] = [u for u, hf in health.items() if hf < 1]
+    report["positions"] = len(users) + sum(len(v) for k, v in world.extra.items() if k.endswith(("_borrowers", "_accounts")))
+    report["still_liquidatable"] = [{"protocol": r.protocol, "account": r.account, "why": r.why} for r in still]
     return report
 
 
 def print_report(report: dict) -> None:
     liq = report["liquidations"]
-    print(f"{len(liq)} liquidations, {len(report['reverted'])} reverted, {len(report['skipped'])} skipped "
-          f"({report['positions']} positions; contracts: {report['contracts']})")
+    by_protocol = {p: sum(o["protocol"] == p for o in liq) for p in report["contracts"]}
+    print(f"{len(liq)} liquidations {by_protocol}, {len(report['reverted'])} reverted, "
+          f"{len(report['skipped'])} skipped ({report['positions']} positions)")
+    print("contracts: " + ", ".join(f"{p} = {c}" for p, c in report["contracts"].items()))
     for o in liq:
-        print(f"  {o['protocol']:<12} {o['account']}  {o['label']:<10} tx {o['tx_hash'][:12]}…  "
+        print(f"  {o['protocol']:<12} {o['account']}  {o['label']:<22} tx {o['tx_hash'][:12]}…  "
               f"predicted {o['predicted_profit_usd']:>10,.2f} USD  realised {o['realised_profit_usd']:>10,.2f} USD")
     for o in report["skipped"]:
         print(f"  skipped {o['protocol']} {o['account']}: {o['reason']}")

@@ -33,6 +33,16 @@ DEFAULT_MARKETS: list[tuple[str, str, int]] = [
     ("WETH", "USDC", 860_000_000_000_000_000),
     ("WBTC", "USDC", 770_000_000_000_000_000),
     ("WBTC", "WETH", 915_000_000_000_000_000),
+    ("WETH", "WBTC", 770_000_000_000_000_000),
+]
+# (market "collateral/loan", collateral, debt) in whole tokens. With WETH at $3,000, WBTC $60,000;
+# after the demo's 30% WETH drop:
+MORPHO_DEMO_POSITIONS: list[tuple[str, float, float]] = [
+    ("WETH/USDC", 10, 20_000),  # LTV 0.95 > 0.86: liquidatable
+    ("WETH/USDC", 10, 15_000),  # LTV 0.71: healthy
+    ("WETH/USDC", 10, 24_000),  # LTV 1.14: the collateral cannot cover debt x LIF -> bad debt
+    ("WETH/WBTC", 5, 0.15),  # LTV 0.86 > 0.77: liquidatable
+    ("WBTC/USDC", 1, 30_000),  # LTV 0.50, untouched by the WETH drop
 ]
 
 
@@ -199,3 +209,46 @@ async def borrow_rate_view(d: Deployer, m: MarketInfo, state: Market) -> int:
     return await d.call(m.irm, irm_abi, "borrowRateView", m.params,
                         (s.total_supply_assets, s.total_supply_shares, s.total_borrow_assets,
                          s.total_borrow_shares, s.last_update, s.fee))
+
+
+async def open_morpho_position(d: Deployer, dep: MorphoDeployment, user: str, key: str, collateral: float,
+                               debt: float) -> None:
+    """Supply ``collateral`` whole tokens to market ``key`` ("collateral/loan"), then borrow ``debt``."""
+    m = dep.markets[key]
+    await supply_collateral(d, dep, m, user, m.collateral.units(collateral))
+    await borrow(d, dep, m, user, m.loan.units(debt))
+
+
+async def add_morpho_to_world(d: Deployer, world, *, positions=MORPHO_DEMO_POSITIONS,
+                              lender_liquidity_usd: int = 1_000_000) -> MorphoDeployment:
+    """Deploy the real Morpho Blue on the world's tokens with DEFAULT_MARKETS, supply
+    ``lender_liquidity_usd`` of loan tokens to every market from a lender, open ``positions`` from
+    fresh accounts and register it in the world: extra["morpho"], extra["morpho_borrowers"],
+    contracts and entries["morpho_blue"]."""
+    dep = await deploy_morpho_blue(d, world.tokens)
+    lender, *users = world.take_accounts(1 + len(positions))
+    for m in dep.markets.values():
+        await supply(d, dep, m, lender, m.loan.units(lender_liquidity_usd / (m.loan.price / 1e8)))
+    for user, (key, collateral, debt) in zip(users, positions):
+        await open_morpho_position(d, dep, user, key, collateral, debt)
+    world.extra["morpho"] = dep
+    world.extra["morpho_borrowers"] = users
+    world.contracts["morpho_blue"] = dep.code
+    world.entries["morpho_blue"] = morpho_config_entry(dep, world.tokens)
+    return dep
+
+
+def morpho_config_entry(dep: MorphoDeployment, tokens: dict[str, Token], *, name: str = "morpho_blue",
+                        markets: list[str] | None = None) -> str:
+    """The `[[protocols]]` TOML block for ``dep``: the listed market ids (default: discovered from
+    CreateMarket logs) and a USD feed for every token."""
+    ids = "" if markets is None else "markets = [" + ", ".join(f'"{dep.markets[k].id}"' for k in markets) + "]\n"
+    feeds = ", ".join(f'"{t.address}" = "{t.feed}"' for t in tokens.values())
+    return f"""
+[[protocols]]
+kind = "morpho_blue"
+name = "{name}"
+morpho = "{dep.morpho}"
+start_block = 0
+{ids}usd_feeds = {{ {feeds} }}
+"""

@@ -4,6 +4,7 @@ the config file that points the keeper at it."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ KEEPER_KEY = DEV_KEYS[1]  # Anvil dev account 1: a well-known test key, never a 
 KEEPER_ADDRESS = Account.from_key(KEEPER_KEY).address
 # What the keeper's wallet holds to liquidate in inventory mode.
 KEEPER_INVENTORY = {"USDC": 2_000_000, "WBTC": 20, "WETH": 500}
+DEVNET_ACCOUNTS = 100  # Anvil dev accounts: lenders and borrowers of every protocol's demo positions
 
 
 @dataclass
@@ -47,7 +49,19 @@ class World:
         return out
 
 
-async def build_world(d: Deployer, *, aave: str = "real", lender_liquidity_usd: int = 5_000_000) -> World:
+# Every protocol of the demo world after Aave, and the function that adds it to a World
+# ("module:function", imported on use so a world without them loads nothing of theirs).
+WORLD_HOOKS: dict[str, str] = {
+    "compound_v3": "keeper.devnet.comet:add_comet_to_world",
+    "morpho_blue": "keeper.devnet.morpho:add_morpho_to_world",
+}
+ALL_PROTOCOLS = ("aave_v3", *WORLD_HOOKS)
+
+
+async def build_world(d: Deployer, *, aave: str = "real", lender_liquidity_usd: int = 5_000_000,
+                      protocols: tuple[str, ...] = ("aave_v3",)) -> World:
+    """Multicall3, the tokens, Aave V3 (always: it is the world's lending base) and every other
+    protocol named in ``protocols`` with its demo positions; the keeper wallet funded."""
     from keeper.devnet.multicall3 import install_multicall3
     await install_multicall3(d)
     tokens = await deploy_default_tokens(d)
@@ -65,6 +79,13 @@ async def build_world(d: Deployer, *, aave: str = "real", lender_liquidity_usd: 
         await supply(d, dep, lender, t, t.units(lender_liquidity_usd / (t.price / 1e8)))
     for sym, amount in KEEPER_INVENTORY.items():
         await mint(d, tokens[sym], KEEPER_ADDRESS, tokens[sym].units(amount))
+    for name in protocols:
+        if name == "aave_v3":
+            continue
+        if name not in WORLD_HOOKS:
+            raise ValueError(f"unknown protocol {name!r}; the world knows {list(ALL_PROTOCOLS)}")
+        module, fn = WORLD_HOOKS[name].split(":")
+        await getattr(importlib.import_module(module), fn)(d, world)
     return world
 
 
@@ -128,11 +149,11 @@ native_usd_feed = "{world.tokens['WETH'].feed}"
 
 async def serve_devnet(port: int, config_out: Path | None, stop: asyncio.Event) -> None:
     """`keeper devnet`: Anvil with the demo world, a ready config file, until Ctrl-C."""
-    anvil = await Anvil.start(port, extra=["--accounts", "40"])
+    anvil = await Anvil.start(port, extra=["--accounts", str(DEVNET_ACCOUNTS)])
     try:
         d = await Deployer(anvil.url).init()
         try:
-            world = await build_world(d)
+            world = await build_world(d, protocols=ALL_PROTOCOLS)
         finally:
             await d.close()
         path = config_out or Path(tempfile.gettempdir()) / f"keeper-devnet-{port}.toml"

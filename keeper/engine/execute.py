@@ -65,20 +65,23 @@ class Executor:
                   fees: Fees, native_price: int) -> list[Outcome]:
         outcomes = []
         start_budget = dict(budget)
-        for r in ranked:
+        for i, r in enumerate(ranked):
             opp = r.opp
             if any(budget.get(s.token, 0) < start_budget.get(s.token, 0) for s in opp.spends):
                 # An earlier (more profitable) plan spent from the same balance: plan again.
                 opp = adapters[opp.protocol].replan(opp, budget)
-                if not opp.planned:
-                    outcomes.append(self._skip(opp, opp.reason or "nothing left to plan with"))
-                    continue
+            # Where the plan stood in the ranking (reports show that sends follow it).
+            opp = replace(opp, details={**opp.details, "rank": i, "ranked_net_usd": r.net_usd / 1e8})
+            if not opp.planned:  # the re-plan found nothing left to do it with
+                outcomes.append(self._skip(opp, opp.reason or "nothing left to plan with"))
+                continue
             outcomes.append(await self._one(opp, budget, fees, native_price))
         return outcomes
 
     def _skip(self, opp: Opportunity, reason: str, **kw) -> Outcome:
-        if opp.details.get("accounts"):  # a batch (Comet's absorb): name every account it covers
-            kw.setdefault("details", {"accounts": opp.details["accounts"]})
+        keep = {k: opp.details[k] for k in ("accounts", "rank", "ranked_net_usd") if k in opp.details}
+        if keep:  # a batch names every account it covers (Comet's absorb); the place in the ranking
+            kw.setdefault("details", keep)
         return self.recorder.add(Outcome("skipped", opp.protocol, opp.account, opp.label, reason, **kw))
 
     async def _one(self, opp: Opportunity, budget: dict[str, int], fees: Fees, native_price: int) -> Outcome:

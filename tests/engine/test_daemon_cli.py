@@ -15,7 +15,7 @@ import pytest
 from keeper.devnet.aave_common import account_data
 from keeper.devnet.anvil import free_port
 from keeper.devnet.tokens import set_price
-from keeper.devnet.world import (DEVNET_PASSWORD, DEVNET_PASSWORD_ENV, KEEPER_KEY, KEEPER_KEY_ENV,
+from keeper.devnet.world import (ALL_PROTOCOLS, DEVNET_PASSWORD, DEVNET_PASSWORD_ENV, KEEPER_KEY, KEEPER_KEY_ENV,
                                  config_text, open_position)
 
 KEEPER = [sys.executable, "-m", "keeper.cli"]
@@ -76,7 +76,10 @@ async def test_devnet_command_writes_a_config_scan_can_use(tmp_path):
                                                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await asyncio.wait_for(scan.communicate(), 60)
         assert scan.returncode == 0, err.decode()[-2000:]
-        assert json.loads(out) == {"accounts": []}  # lenders only: no debt yet
+        rows = json.loads(out)["accounts"]
+        # Aave has lenders only; the other protocols' demo borrowers are all healthy before any drop.
+        assert {r["protocol"] for r in rows} == set(ALL_PROTOCOLS) - {"aave_v3"}
+        assert rows and not any(r["liquidatable"] for r in rows)
     finally:
         proc.send_signal(signal.SIGINT)
         rest, err = await asyncio.wait_for(proc.communicate(), 20)

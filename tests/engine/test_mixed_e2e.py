@@ -1,0 +1,136 @@
+"""One daemon over every lending protocol of the world (the real Aave V3, the Comet stand-in, the real
+Morpho Blue): one ranking by profit after gas, every liquidatable position acted on once, 0 reverts;
+and when plans compete for the same wallet balance the more profitable one goes first."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from keeper.devnet.aave_common import account_data
+from keeper.devnet.comet import comet_call
+from keeper.devnet.morpho import MORPHO_DEMO_POSITIONS
+from keeper.devnet.tokens import balance_of, erc20_artifact, set_price
+from keeper.devnet.world import KEEPER_ADDRESS, build_world, open_position
+from tests.engine.conftest import make_keeper, run_until_quiet
+
+E18 = 10**18
+LENDING = ("aave_v3", "compound_v3", "morpho_blue")
+# Aave: WETH/USDC at fraction f of the 80% LTV; after a 30% WETH drop f=0.74 and 0.8 are
+# liquidatable (HF 0.975 and 0.90), and one liquidation makes them healthy; 0.5 stays healthy.
+AAVE_POSITIONS = [({"WETH": 10}, {"USDC": 24_000 * f}) for f in (0.5, 0.74, 0.8)]
+MORPHO_UNHEALTHY = (0, 2, 3)  # see tests/engine/test_morpho_blue_e2e.py
+
+
+@pytest.fixture(scope="module")
+async def mixed_world(deployer):
+    world = await build_world(deployer, protocols=LENDING)
+    users = world.take_accounts(len(AAVE_POSITIONS))
+    for u, (c, d) in zip(users, AAVE_POSITIONS):
+        await open_position(deployer, world, u, c, d)
+    world.extra["aave_borrowers"] = users
+    return world
+
+
+@pytest.fixture
+async def world(mixed_world, snapshot):
+    yield copy.deepcopy(mixed_world)
+
+
+async def liquidatable_now(d, world) -> dict[str, set[str]]:
+    """Each protocol's own verdict, read from its contracts."""
+    aave = {u for u in world.extra["aave_borrowers"] if (await account_data(d, world.aave, u))[5] < E18}
+    comet = {u for u in world.extra["comet_borrowers"]
+             if await comet_call(d, world.extra["comet"], "isLiquidatable", u)}
+    morpho = {world.extra["morpho_borrowers"][i] for i in MORPHO_UNHEALTHY}
+    return {"aave_v3": aave, "compound_v3": comet, "morpho_blue": morpho}
+
+
+async def drop_weth(d, world, bps=3_000):
+    weth = world.tokens["WETH"]
+    await set_price(d, weth, weth.price * (10_000 - bps) // 10_000)
+
+
+def acted_on(outcome: dict) -> list[str]:
+    """The accounts one liquidation covered (Comet's absorb batches name several)."""
+    return outcome["details"].get("accounts") or [outcome["account"]]
+
+
+async def test_all_protocols_one_ranking_each_position_once(deployer, world, tmp_path):
+    await drop_weth(deployer, world)
+    expected = await liquidatable_now(deployer, world)
+    assert all(expected.values())  # every protocol has something to liquidate
+    keeper = await make_keeper(world, tmp_path)
+    try:
+        await run_until_quiet(keeper)
+    finally:
+        await keeper.close()
+    report = keeper.recorder.report()
+    assert report["reverted"] == [] and report["failed"] == []
+    liqs = report["liquidations"]
+    for proto in LENDING:
+        covered = [a for o in liqs if o["protocol"] == proto for a in acted_on(o)]
+        assert sorted(covered) == sorted(expected[proto]), proto  # each once, nobody healthy
+    # Nothing liquidatable is left on chain.
+    left = await liquidatable_now(deployer, world)
+    assert not left["aave_v3"] and not left["compound_v3"]
+    # Sends followed one ranking across protocols: in each block step, most profitable after gas first.
+    steps: list[list[dict]] = []
+    for o in liqs:
+        if not steps or o["details"]["rank"] <= steps[-1][-1]["details"]["rank"]:
+            steps.append([])  # the ranking starts again: a new block
+        steps[-1].append(o)
+    for step in steps:
+        nets = [o["details"]["ranked_net_usd"] for o in step]
+        assert nets == sorted(nets, reverse=True)
+    first_step = steps[0]
+    assert {o["protocol"] for o in first_step} == set(LENDING)  # all three ranked together
+    for o in liqs:
+        assert o["realised_profit_usd"] == pytest.approx(o["predicted_profit_usd"], rel=0.005)
+
+
+async def test_competing_for_the_same_balance_the_more_profitable_goes_first(deployer, world, tmp_path):
+    """Leave the wallet only enough USDC for about one plan: the best-ranked takes it whole; the
+    others are planned again with what is left (smaller) or skipped naming the balance."""
+    usdc = world.tokens["USDC"]
+    held = await balance_of(deployer, usdc, KEEPER_ADDRESS)
+    keep = usdc.units(12_000)
+    await deployer.transact(usdc.address, (await erc20_artifact()).abi, "transfer", world.admin, held - keep,
+                            sender=KEEPER_ADDRESS)
+    await drop_weth(deployer, world)
+    keeper = await make_keeper(world, tmp_path)
+    try:
+        await keeper.step(await keeper.chain.block_number())
+    finally:
+        await keeper.close()
+    report = keeper.recorder.report()
+    assert report["reverted"] == [] and report["failed"] == []
+    spent_usdc = [o for o in report["liquidations"] if usdc.address in o["details"]["token_deltas"]
+                  and int(o["details"]["token_deltas"][usdc.address]) < 0]
+    assert len(spent_usdc) == 1  # the balance covered one plan
+    [winner] = spent_usdc
+    assert -int(winner["details"]["token_deltas"][usdc.address]) > keep * 95 // 100  # nearly all of it
+    # Every plan that wanted the same USDC ranked below the winner, was planned again with what was
+    # left and skipped, naming the balance; nothing was sent for it.
+    losers = [o for o in report["skipped"] if "USDC" in o["reason"]]
+    assert {o["protocol"] for o in losers} >= {"morpho_blue", "compound_v3"}
+    for o in losers:
+        assert o["details"]["rank"] > winner["details"]["rank"]
+        assert o["details"]["ranked_net_usd"] <= winner["details"]["ranked_net_usd"]
+
+
+async def test_scan_lists_all_protocols_in_one_table(deployer, world, tmp_path):
+    await drop_weth(deployer, world)
+    expected = await liquidatable_now(deployer, world)
+    keeper = await make_keeper(world, tmp_path)
+    try:
+        rows = await keeper.scan()
+    finally:
+        await keeper.close()
+    assert {r.protocol for r in rows} == set(LENDING)
+    flagged = {p: {r.account for r in rows if r.protocol == p and r.liquidatable} for p in LENDING}
+    assert flagged == expected
+    # One table: liquidatable rows first, by expected profit.
+    assert [r.liquidatable for r in rows] == sorted((r.liquidatable for r in rows), reverse=True)
+    profits = [r.expected_profit_usd or 0 for r in rows if r.liquidatable]
+    assert profits == sorted(profits, reverse=True)
