@@ -25,6 +25,25 @@ def test_example_config_is_valid():
     assert str(cfg.keeper.min_profit_usd) == "5"
 
 
+def uncomment_examples(text: str) -> str:
+    """The example with every commented-out table ("# [[protocols]]" ... up to a blank line) enabled."""
+    out, inside = [], False
+    for line in text.splitlines():
+        if line in ("# [[protocols]]", "# [pull_oracle]"):
+            inside = True
+        elif not line.strip():
+            inside = False
+        out.append(line[2:] if inside and line.startswith("# ") else line)
+    return "\n".join(out) + "\n"
+
+
+def test_every_commented_example_table_is_valid(tmp_path):
+    cfg = load_config(write(tmp_path, uncomment_examples(EXAMPLE.read_text())))
+    kinds = {p.kind for p in cfg.protocols}
+    assert {"aave_v3", "compound_v3", "morpho_blue"} <= kinds
+    assert len(cfg.protocols) >= 3
+
+
 @pytest.mark.parametrize("edit, message", [
     (lambda t: t.replace('rpc_url = "http://127.0.0.1:8545"\n', ""), r"chain\.rpc_url: missing key"),
     (lambda t: t.replace('addresses_provider = "0x2f39', 'addresses_provider = "0x2f3Z'),
