@@ -31,3 +31,25 @@ async def run_until_quiet(keeper: Keeper, rounds: int = 5) -> None:
         await keeper.step(await keeper.chain.block_number())
         if len(keeper.recorder.outcomes) == before:
             return
+
+
+async def run_keeper(world, tmp_path, *, until_quiet: bool = False, **cfg) -> Keeper:
+    """A keeper for ``world`` that runs one block step (or steps until quiet) and is closed; its
+    recorder holds what it did."""
+    keeper = await make_keeper(world, tmp_path, **cfg)
+    try:
+        if until_quiet:
+            await run_until_quiet(keeper)
+        else:
+            await keeper.step(await keeper.chain.block_number())
+    finally:
+        await keeper.close()
+    return keeper
+
+
+async def scan_rows(world, tmp_path, **cfg):
+    keeper = await make_keeper(world, tmp_path, **cfg)
+    try:
+        return await keeper.scan()
+    finally:
+        await keeper.close()

@@ -9,7 +9,7 @@ from keeper.abi import load
 from keeper.devnet.aave_common import account_data
 from keeper.devnet.tokens import balance_of, set_price
 from keeper.devnet.world import open_position
-from tests.engine.conftest import make_keeper, run_until_quiet
+from tests.engine.conftest import make_keeper, run_keeper, run_until_quiet, scan_rows
 
 E18 = 10**18
 LIQUIDATION_TOPIC = load("AaveV3Pool").event("LiquidationCall").topic
@@ -103,12 +103,8 @@ async def test_dry_run_sends_nothing_and_reports(deployer, world, tmp_path):
     users = await open_scenario(deployer, world)
     await drop_weth(deployer, world)
     unhealthy = {u for u in users if (await account_data(deployer, world.aave, u))[5] < E18}
-    keeper = await make_keeper(world, tmp_path, mode="dry-run")
     nonce = await deployer.w3.eth.get_transaction_count(world.keeper_address)
-    try:
-        await keeper.step(await keeper.chain.block_number())
-    finally:
-        await keeper.close()
+    keeper = await run_keeper(world, tmp_path, mode="dry-run")
     report = keeper.recorder.report()
     assert await deployer.w3.eth.get_transaction_count(world.keeper_address) == nonce
     assert {o["account"] for o in report["dry_run"]} == unhealthy
@@ -121,12 +117,8 @@ async def test_dry_run_sends_nothing_and_reports(deployer, world, tmp_path):
 async def test_below_min_profit_is_skipped_with_reason(deployer, world, tmp_path):
     await open_scenario(deployer, world)
     await drop_weth(deployer, world)
-    keeper = await make_keeper(world, tmp_path, min_profit_usd="1000000")
     nonce = await deployer.w3.eth.get_transaction_count(world.keeper_address)
-    try:
-        await keeper.step(await keeper.chain.block_number())
-    finally:
-        await keeper.close()
+    keeper = await run_keeper(world, tmp_path, min_profit_usd="1000000")
     report = keeper.recorder.report()
     assert len(report["skipped"]) == 4 and report["liquidations"] == []
     assert all("below min_profit_usd" in o["reason"] for o in report["skipped"])
@@ -153,12 +145,8 @@ async def test_above_max_gas_price_is_skipped_with_reason(deployer, world, tmp_p
 async def test_scan_lists_every_account_with_why(deployer, world, tmp_path):
     users = await open_scenario(deployer, world)
     await drop_weth(deployer, world)
-    keeper = await make_keeper(world, tmp_path)
     nonce = await deployer.w3.eth.get_transaction_count(world.keeper_address)
-    try:
-        rows = await keeper.scan()
-    finally:
-        await keeper.close()
+    rows = await scan_rows(world, tmp_path)
     assert await deployer.w3.eth.get_transaction_count(world.keeper_address) == nonce
     by = {r.account: r for r in rows}
     assert set(by) == set(users)

@@ -16,7 +16,7 @@ from keeper.devnet.aave_common import account_data
 from keeper.devnet.tokens import set_price
 from keeper.devnet.world import build_world, open_position
 from keeper.errors import decode_revert
-from tests.engine.conftest import make_keeper, run_until_quiet
+from tests.engine.conftest import run_keeper
 
 E18 = 10**18
 POOL = load("AaveV3Pool")
@@ -75,11 +75,7 @@ async def test_v33_close_factor_and_dust_rule_through_the_keeper(deployer, world
         await deployer.w3.eth.call({"from": world.keeper_address, "to": world.aave.pool, "data": call})
     assert "MustNotLeaveDust" in decode_revert(getattr(err.value, "data", None), str(err.value))
 
-    keeper = await make_keeper(world, tmp_path, rules="v3.3")
-    try:
-        await run_until_quiet(keeper)
-    finally:
-        await keeper.close()
+    keeper = await run_keeper(world, tmp_path, rules="v3.3", until_quiet=True)
     report = keeper.recorder.report()
     assert report["reverted"] == [] and report["failed"] == []
     assert sorted(o["account"] for o in report["liquidations"]) == sorted([small, dust])

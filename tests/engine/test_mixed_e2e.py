@@ -12,7 +12,7 @@ from keeper.devnet.comet import comet_call
 from keeper.devnet.morpho import MORPHO_DEMO_POSITIONS
 from keeper.devnet.tokens import balance_of, erc20_artifact, set_price
 from keeper.devnet.world import KEEPER_ADDRESS, build_world, open_position
-from tests.engine.conftest import make_keeper, run_until_quiet
+from tests.engine.conftest import run_keeper, scan_rows
 
 E18 = 10**18
 LENDING = ("aave_v3", "compound_v3", "morpho_blue")
@@ -60,11 +60,7 @@ async def test_all_protocols_one_ranking_each_position_once(deployer, world, tmp
     await drop_weth(deployer, world)
     expected = await liquidatable_now(deployer, world)
     assert all(expected.values())  # every protocol has something to liquidate
-    keeper = await make_keeper(world, tmp_path)
-    try:
-        await run_until_quiet(keeper)
-    finally:
-        await keeper.close()
+    keeper = await run_keeper(world, tmp_path, until_quiet=True)
     report = keeper.recorder.report()
     assert report["reverted"] == [] and report["failed"] == []
     liqs = report["liquidations"]
@@ -98,11 +94,7 @@ async def test_competing_for_the_same_balance_the_more_profitable_goes_first(dep
     await deployer.transact(usdc.address, (await erc20_artifact()).abi, "transfer", world.admin, held - keep,
                             sender=KEEPER_ADDRESS)
     await drop_weth(deployer, world)
-    keeper = await make_keeper(world, tmp_path)
-    try:
-        await keeper.step(await keeper.chain.block_number())
-    finally:
-        await keeper.close()
+    keeper = await run_keeper(world, tmp_path)
     report = keeper.recorder.report()
     assert report["reverted"] == [] and report["failed"] == []
     spent_usdc = [o for o in report["liquidations"] if usdc.address in o["details"]["token_deltas"]
@@ -122,11 +114,7 @@ async def test_competing_for_the_same_balance_the_more_profitable_goes_first(dep
 async def test_scan_lists_all_protocols_in_one_table(deployer, world, tmp_path):
     await drop_weth(deployer, world)
     expected = await liquidatable_now(deployer, world)
-    keeper = await make_keeper(world, tmp_path)
-    try:
-        rows = await keeper.scan()
-    finally:
-        await keeper.close()
+    rows = await scan_rows(world, tmp_path)
     assert {r.protocol for r in rows} == set(LENDING)
     flagged = {p: {r.account for r in rows if r.protocol == p and r.liquidatable} for p in LENDING}
     assert flagged == expected

@@ -13,7 +13,7 @@ from keeper.devnet.morpho import (
 from keeper.devnet.multicall3 import install_multicall3
 from keeper.devnet.tokens import balance_of, deploy_default_tokens, mint, set_price
 from keeper.devnet.world import KEEPER_ADDRESS, KEEPER_INVENTORY, World
-from tests.engine.conftest import make_keeper, run_until_quiet
+from tests.engine.conftest import make_keeper, run_keeper, run_until_quiet, scan_rows
 
 # MORPHO_DEMO_POSITIONS after a 30% WETH drop: 0 (lltv 0.86), 2 (bad debt) and 3 (lltv 0.77).
 UNHEALTHY = (0, 2, 3)
@@ -127,12 +127,8 @@ async def test_position_made_liquidatable_by_interest_alone(deployer, world, tmp
 
 async def test_dry_run_sends_nothing(deployer, world, tmp_path):
     await drop_weth(deployer, world)
-    keeper = await make_keeper(world, tmp_path, mode="dry-run")
     nonce = await deployer.w3.eth.get_transaction_count(KEEPER_ADDRESS)
-    try:
-        await keeper.step(await keeper.chain.block_number())
-    finally:
-        await keeper.close()
+    keeper = await run_keeper(world, tmp_path, mode="dry-run")
     report = keeper.recorder.report()
     borrowers = world.extra["morpho_borrowers"]
     assert {o["account"] for o in report["dry_run"]} == {borrowers[i] for i in UNHEALTHY}
@@ -142,11 +138,7 @@ async def test_dry_run_sends_nothing(deployer, world, tmp_path):
 
 async def test_scan_lists_every_position(deployer, world, tmp_path):
     await drop_weth(deployer, world)
-    keeper = await make_keeper(world, tmp_path)
-    try:
-        rows = await keeper.scan()
-    finally:
-        await keeper.close()
+    rows = await scan_rows(world, tmp_path)
     borrowers = world.extra["morpho_borrowers"]
     by = {r.account: r for r in rows}
     assert set(by) == set(borrowers)
