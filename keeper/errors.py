@@ -47,6 +47,26 @@ _CUSTOM_ERRORS = [
     "NotLiquidatable()", "NotForSale()", "TooMuchSlippage()", "InsufficientReserves()",
     "StalePrice()", "PriceFeedNotFound()", "InsufficientFee()",
 ]
+
+
+def _abi_errors(name: str) -> list[str]:
+    """Error signatures of an abis/*.json file (e.g. gearbox_errors: every custom error of the
+    Gearbox V3 compile job, since a facade call also reverts with its credit manager's, oracle's,
+    pool's and 1inch SafeERC20's errors)."""
+    import json
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "abis" / f"{name}.json"
+    if not path.exists():
+        return []
+
+    def typ(p: dict) -> str:
+        t = p["type"]
+        return "(" + ",".join(typ(c) for c in p["components"]) + ")" + t[5:] if t.startswith("tuple") else t
+    return [f"{e['name']}({','.join(typ(i) for i in e['inputs'])})"
+            for e in json.loads(path.read_text()) if e.get("type") == "error"]
+
+
+_CUSTOM_ERRORS += _abi_errors("gearbox_errors")
 CUSTOM_ERRORS = {"0x" + keccak(text=sig)[:4].hex(): sig.split("(")[0] for sig in _CUSTOM_ERRORS}
 _ERROR_STRING = "0x08c379a0"  # Error(string)
 _PANIC = "0x4e487b71"  # Panic(uint256)

@@ -23,6 +23,17 @@ def _redact(_logger, _name, event: dict) -> dict:
     return event
 
 
+class _CurrentStderr:
+    """Whatever sys.stderr is when a line is written (not when logging was set up), so that a
+    stream swapped later (tests capturing output, a closed pipe replaced) never receives lines."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def setup_logging(json_lines: bool = False, level: str = "info") -> None:
     renderer = structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
@@ -34,6 +45,6 @@ def setup_logging(json_lines: bool = False, level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),
         cache_logger_on_first_use=False,
     )

@@ -29,6 +29,9 @@ WANTED = {
     "ChainlinkAggregatorV3": (
         "@chainlink/contracts/abi/v0.8/shared/AggregatorV3Interface.abi.json",
         ["latestRoundData", "decimals", "description"]),
+    "pyth": ("@pythnetwork/pyth-sdk-solidity/abis/IPyth.json", [
+        "getUpdateFee", "updatePriceFeeds", "parsePriceFeedUpdates", "getPriceUnsafe", "PriceFeedUpdate"]),
+    "pyth_mock": ("@pythnetwork/pyth-sdk-solidity/abis/MockPyth.json", ["createPriceFeedUpdateData"]),
 }
 
 
@@ -55,6 +58,36 @@ COMPILED = {
         "Withdraw", "SupplyCollateral", "WithdrawCollateral", "TransferCollateral", "AbsorbDebt",
         "AbsorbCollateral", "BuyCollateral"]),
 }
+# Gearbox V3 (@gearbox-protocol/core-v3 ships sources only): the contracts' own ABIs from the one
+# compile job keeper.devnet.gearbox makes (Gearbox's settings, OpenZeppelin 4.9.6 remapped).
+GEARBOX = {
+    "gearbox_credit_manager_v3": ("CreditManagerV3", [
+        "pool", "underlying", "creditFacade", "priceOracle", "poolQuotaKeeper", "fees", "collateralTokensCount",
+        "getTokenByMask", "liquidationThresholds", "calcDebtAndCollateral", "isLiquidatable", "version"]),
+    "gearbox_credit_facade_v3": ("CreditFacadeV3", [
+        "creditManager", "underlying", "debtLimits", "paused", "expirable", "partiallyLiquidateCreditAccount",
+        "OpenCreditAccount", "CloseCreditAccount", "LiquidateCreditAccount", "PartiallyLiquidateCreditAccount"]),
+    "gearbox_price_oracle_v3": ("PriceOracleV3", ["getPrice", "priceFeedParams"]),
+    "gearbox_pool_quota_keeper_v3": ("PoolQuotaKeeperV3", ["getQuota"]),
+}
+
+
+async def gearbox_abis() -> dict[str, list]:
+    """GEARBOX subsets, plus gearbox_errors: every custom error of the compile job (a facade call
+    reverts with errors of the credit manager, oracle, pool and 1inch SafeERC20 too)."""
+    from keeper.devnet.gearbox import all_errors, gearbox_abis as compiled
+    abis = await compiled()
+    out = {}
+    for name, (contract, names) in GEARBOX.items():
+        subset = [e for e in abis[contract] if e.get("name") in names and e["type"] != "error"]
+        missing = set(names) - {e["name"] for e in subset}
+        if missing:
+            raise SystemExit(f"{name}: {contract} lacks {sorted(missing)}")
+        out[name] = subset
+    out["gearbox_errors"] = await all_errors()
+    return out
+
+
 # Comet declares its structs in CometCore; the stand-in declares the same structs in itself.
 INTERNAL_TYPE_RENAMES = {"CometMain": ("struct CometStandIn.", "struct CometCore.")}
 
@@ -90,6 +123,9 @@ def main() -> None:
             raise SystemExit(f"{name}: {rel} lacks {sorted(missing)}")
         (out_dir / f"{name}.json").write_text(json.dumps(subset, indent=1) + "\n")
         print(f"abis/{name}.json: {len(subset)} entries from {rel}")
+    for name, subset in asyncio.run(gearbox_abis()).items():
+        (out_dir / f"{name}.json").write_text(json.dumps(subset, indent=1) + "\n")
+        print(f"abis/{name}.json: {len(subset)} entries from @gearbox-protocol/core-v3 (compiled)")
 
 
 if __name__ == "__main__":

@@ -62,8 +62,12 @@ async def compile_standard_json(
     evm_version: str = "shanghai",
     via_ir: bool = False,
     bytecode_hash: str | None = None,
+    remappings: list[str] | None = None,
 ) -> dict:
-    """Compile ``sources`` (import paths) and return the solc standard-JSON output."""
+    """Compile ``sources`` (import paths) and return the solc standard-JSON output.
+
+    ``remappings`` are solc's ``prefix=target`` import remappings (e.g. a package imported under a
+    name installed under an npm alias); they are part of the input, hence of the cache key."""
     settings: dict = {
         "optimizer": {"enabled": True, "runs": optimizer_runs},
         "evmVersion": evm_version,
@@ -72,6 +76,8 @@ async def compile_standard_json(
     }
     if bytecode_hash:
         settings["metadata"] = {"bytecodeHash": bytecode_hash}
+    if remappings:
+        settings["remappings"] = list(remappings)
     std_input = {"language": "Solidity", "sources": _read_sources(sources), "settings": settings}
     version = json.loads((NODE_MODULES / compiler / "package.json").read_text())["version"]
     key = hashlib.sha256(
