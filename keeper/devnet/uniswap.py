@@ -167,3 +167,20 @@ def _events(d: Deployer, address: str, abi: list, receipt: dict, name: str) -> l
     topic = bytes.fromhex(event.topic.removeprefix("0x"))
     return [dict(event.process_log(lg)["args"]) for lg in receipt["logs"]
             if lg["address"].lower() == address.lower() and lg["topics"] and bytes(lg["topics"][0]) == topic]
+
+
+# Pools of the local world: every collateral / debt pair of its lending markets, at the oracle price.
+WORLD_PAIRS = [("WETH", "USDC"), ("WBTC", "USDC"), ("WETH", "WBTC")]
+
+
+async def add_uniswap_to_world(d: Deployer, world, *, liquidity_usd: int = 10_000_000) -> UniswapDeployment:
+    """Uniswap V3 (factory, SwapRouter, QuoterV2, NonfungiblePositionManager) with a full-range pool
+    at the oracle price for each of WORLD_PAIRS; kept in world.extra["uniswap"] and ["uniswap_pools"]
+    (a swap venue for the keeper, not a protocol it liquidates on)."""
+    uni = await deploy_uniswap_v3(d)
+    pools = {f"{a}/{b}": await create_pool_at_price(d, uni, world.tokens[a], world.tokens[b],
+                                                     liquidity_usd=liquidity_usd)
+             for a, b in WORLD_PAIRS}
+    world.extra["uniswap"] = uni
+    world.extra["uniswap_pools"] = pools
+    return uni

@@ -59,9 +59,10 @@ ALL_PROTOCOLS = ("aave_v3", *WORLD_HOOKS)
 
 
 async def build_world(d: Deployer, *, aave: str = "real", lender_liquidity_usd: int = 5_000_000,
-                      protocols: tuple[str, ...] = ("aave_v3",)) -> World:
-    """Multicall3, the tokens, Aave V3 (always: it is the world's lending base) and every other
-    protocol named in ``protocols`` with its demo positions; the keeper wallet funded."""
+                      protocols: tuple[str, ...] = ("aave_v3",), uniswap: bool = True) -> World:
+    """Multicall3, the tokens, Aave V3 (always: it is the world's lending base), Uniswap V3 pools for
+    every market pair (unless ``uniswap`` is False) and every other protocol named in ``protocols``
+    with its demo positions; the keeper wallet funded."""
     from keeper.devnet.multicall3 import install_multicall3
     await install_multicall3(d)
     tokens = await deploy_default_tokens(d)
@@ -79,6 +80,9 @@ async def build_world(d: Deployer, *, aave: str = "real", lender_liquidity_usd: 
         await supply(d, dep, lender, t, t.units(lender_liquidity_usd / (t.price / 1e8)))
     for sym, amount in KEEPER_INVENTORY.items():
         await mint(d, tokens[sym], KEEPER_ADDRESS, tokens[sym].units(amount))
+    if uniswap:
+        from keeper.devnet.uniswap import add_uniswap_to_world
+        await add_uniswap_to_world(d, world)
     for name in protocols:
         if name == "aave_v3":
             continue
@@ -159,7 +163,8 @@ async def serve_devnet(port: int, config_out: Path | None, stop: asyncio.Event) 
         path = config_out or Path(tempfile.gettempdir()) / f"keeper-devnet-{port}.toml"
         keystore = write_devnet_keystore(path.with_suffix(".keystore.json"))
         path.write_text(config_text(world, keystore=keystore))
-        print(f"devnet: Anvil on {anvil.url} (chain id {world.chain_id}) with {', '.join(world.contracts.values())}")
+        venues = [f"{k}: {v}" for k, v in world.contracts.items()] + [f"swaps: {world.extra['uniswap'].code}"]
+        print(f"devnet: Anvil on {anvil.url} (chain id {world.chain_id}) with {'; '.join(venues)}")
         print(f"config: {path}")
         print(f"then: export {DEVNET_PASSWORD_ENV}={DEVNET_PASSWORD} && keeper run --config {path}")
         print("stop with Ctrl-C", flush=True)
