@@ -88,6 +88,33 @@ async def gearbox_abis() -> dict[str, list]:
     return out
 
 
+# Perennial V2 publishes no deployable package: its ABIs come from the stand-ins, which declare the
+# Market's and the Pyth keeper oracle's functions, events and errors with the real signatures.
+PERENNIAL = {
+    "perennial_market": ("contracts/perennial/MarketStandIn.sol", "MarketStandIn", [
+        "update", "settle", "claimFee", "positions", "locals", "pendings", "riskParameter", "oracle", "token",
+        "liquidators", "OrderCreated", "FeeClaimed"]),
+    "perennial_oracle": ("contracts/perennial/KeeperOracleStandIn.sol", "KeeperOracleStandIn", [
+        "commit", "current", "status", "at", "next", "timeout", "parameter", "factory", "ids", "toUnderlyingId",
+        "pyth", "localCallbacks", "global"]),
+}
+
+
+async def perennial_abis() -> dict[str, list]:
+    """PERENNIAL subsets, compiled as keeper.devnet.perennial compiles them (cancun, via-IR)."""
+    from keeper.devnet.perennial import perennial_artifacts
+    arts = await perennial_artifacts()
+    by_source = {"MarketStandIn": arts["market"].abi, "KeeperOracleStandIn": arts["oracle"].abi}
+    out = {}
+    for name, (_src, contract, names) in PERENNIAL.items():
+        subset = [e for e in by_source[contract] if e.get("name") in names]
+        missing = set(names) - {e["name"] for e in subset}
+        if missing:
+            raise SystemExit(f"{name}: {contract} lacks {sorted(missing)}")
+        out[name] = subset
+    return out
+
+
 # Comet declares its structs in CometCore; the stand-in declares the same structs in itself.
 INTERNAL_TYPE_RENAMES = {"CometMain": ("struct CometStandIn.", "struct CometCore.")}
 
@@ -123,6 +150,9 @@ def main() -> None:
             raise SystemExit(f"{name}: {rel} lacks {sorted(missing)}")
         (out_dir / f"{name}.json").write_text(json.dumps(subset, indent=1) + "\n")
         print(f"abis/{name}.json: {len(subset)} entries from {rel}")
+    for name, subset in asyncio.run(perennial_abis()).items():
+        (out_dir / f"{name}.json").write_text(json.dumps(subset, indent=1) + "\n")
+        print(f"abis/{name}.json: {len(subset)} entries from {PERENNIAL[name][0]} (compiled)")
     for name, subset in asyncio.run(gearbox_abis()).items():
         (out_dir / f"{name}.json").write_text(json.dumps(subset, indent=1) + "\n")
         print(f"abis/{name}.json: {len(subset)} entries from @gearbox-protocol/core-v3 (compiled)")
