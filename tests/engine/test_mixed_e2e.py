@@ -12,7 +12,7 @@ from keeper.devnet.comet import comet_call
 from keeper.devnet.morpho import MORPHO_DEMO_POSITIONS
 from keeper.devnet.tokens import balance_of, erc20_artifact, set_price
 from keeper.devnet.world import KEEPER_ADDRESS, build_world, open_position
-from tests.engine.conftest import run_keeper, scan_rows
+from tests.engine.conftest import make_keeper, run_keeper, scan_rows
 
 E18 = 10**18
 LENDING = ("aave_v3", "compound_v3", "morpho_blue")
@@ -122,3 +122,33 @@ async def test_scan_lists_all_protocols_in_one_table(deployer, world, tmp_path):
     assert [r.liquidatable for r in rows] == sorted((r.liquidatable for r in rows), reverse=True)
     profits = [r.expected_profit_usd or 0 for r in rows if r.liquidatable]
     assert profits == sorted(profits, reverse=True)
+
+
+async def test_price_back_before_sending_is_caught_by_simulation_with_readable_reasons(deployer, world, tmp_path):
+    """A race: the keeper reads the chain after the drop, the price recovers before it simulates.
+    The contracts' reverts become readable skip reasons, and nothing is sent."""
+    weth = world.tokens["WETH"]
+    price = weth.price
+    await drop_weth(deployer, world)
+    keeper = await make_keeper(world, tmp_path)
+    run = keeper.executor.run
+
+    async def recover_then_run(*args, **kw):
+        await set_price(deployer, weth, price)
+        return await run(*args, **kw)
+
+    keeper.executor.run = recover_then_run
+    nonce = await deployer.w3.eth.get_transaction_count(KEEPER_ADDRESS)
+    try:
+        await keeper.step(await keeper.chain.block_number())
+    finally:
+        await keeper.close()
+    report = keeper.recorder.report()
+    assert report["liquidations"] == [] and report["reverted"] == []
+    assert await deployer.w3.eth.get_transaction_count(KEEPER_ADDRESS) == nonce
+    readable = {"aave_v3": "would revert: 45 HEALTH_FACTOR_NOT_BELOW_THRESHOLD",  # Aave's numeric code
+                "morpho_blue": "would revert: position is healthy",  # Morpho's string
+                "compound_v3": "would revert: NotLiquidatable"}  # Comet's custom error
+    assert {o["protocol"] for o in report["skipped"]} == set(LENDING)
+    for o in report["skipped"]:
+        assert o["reason"].startswith("simulation: ") and o["reason"].endswith(readable[o["protocol"]])
