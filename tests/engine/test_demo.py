@@ -1,0 +1,31 @@
+"""`keeper demo --json`, run as an operator runs it: its own Anvil, every protocol of the world, a
+30% WETH drop; the report names the protocol of every liquidation and the code each protocol ran on."""
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+from keeper.devnet.world import ALL_PROTOCOLS
+
+PACKAGES = {"aave_v3": "@aave/core-v3@1.19.3", "morpho_blue": "@morpho-org/morpho-blue@1.0.0",
+            "compound_v3": "stand-in"}
+
+
+async def test_demo_json_report():
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "keeper.cli", "demo", "--json",
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 300)
+    assert proc.returncode == 0, err.decode()[-3000:]
+    report = json.loads(out)
+    assert report["reverted"] == [] and report["failed"] == []
+    assert set(report["contracts"]) == set(ALL_PROTOCOLS)
+    for name, code in PACKAGES.items():
+        assert report["contracts"][name] == code
+    by_protocol = {p: [o for o in report["liquidations"] if o["protocol"] == p] for p in ALL_PROTOCOLS}
+    assert all(by_protocol.values()), {p: len(v) for p, v in by_protocol.items()}  # each protocol liquidated
+    for o in report["liquidations"]:
+        assert o["tx_hash"].startswith("0x") and o["realised_profit_usd"] > 0
+        assert abs(o["realised_profit_usd"] - o["predicted_profit_usd"]) <= 0.005 * abs(o["predicted_profit_usd"])
+    # What is left liquidatable is only what no liquidation can take (named, with why).
+    assert all(r["why"] != "liquidatable" for r in report["still_liquidatable"]), report["still_liquidatable"]
