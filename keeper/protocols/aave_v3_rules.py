@@ -99,7 +99,10 @@ def liquidate(rules: str, health_factor: int, total_debt_base: int, coll: Side, 
     actual = min(debt_to_cover, max_liquidatable_debt(rules, health_factor, total_debt_base, coll, debt))
     out = collateral_for(actual, coll, debt, bonus, protocol_fee_bps)
     if rules == "v3.3" and out.debt_repaid < debt.balance and out.collateral_seized < coll.balance:
-        # Dust rule: unless one side is cleared, both leftovers must be worth >= 1000 USD.
+        # Dust rule: unless one side is cleared, both leftovers must be worth >= 1000 USD. The check
+        # is the stricter of the releases: v3.3.0 floors the debt leftover and does not subtract
+        # the protocol fee from the collateral leftover; v3.4+ subtracts it but rounds the debt
+        # leftover up (mulDivCeil). Floor + fee subtracted never trips either.
         debt_left = debt.base(debt.balance - out.debt_repaid)
         coll_left = coll.base(coll.balance - out.collateral_seized)
         if debt_left < MIN_LEFTOVER_BASE or coll_left < MIN_LEFTOVER_BASE:
