@@ -46,6 +46,15 @@ _CUSTOM_ERRORS = [
     "ERC20InsufficientBalance(address,uint256,uint256)", "ERC20InsufficientAllowance(address,uint256,uint256)",
     "NotLiquidatable()", "NotForSale()", "TooMuchSlippage()", "InsufficientReserves()",
     "StalePrice()", "PriceFeedNotFound()", "InsufficientFee()",
+    # Pyth (PythErrors.sol)
+    "PriceFeedNotFoundWithinRange()", "InvalidUpdateData()", "NoFreshUpdate()", "InvalidArgument()",
+    # Perennial V2 Market (IMarket.sol) and keeper oracle (IKeeperFactory.sol, IKeeperOracle.sol)
+    "MarketStalePriceError()", "MarketInvalidProtectionError()", "MarketInsufficientMarginError()",
+    "MarketInsufficientCollateralError()", "MarketOperatorNotAllowedError()", "MarketNotSingleSidedError()",
+    "MarketOverCloseError()", "MarketProtectedError()", "MarketNotOperatorError()", "MarketSettleOnlyError()",
+    "MarketClosedError()", "MarketExceedsPendingIdLimitError()",
+    "KeeperFactoryNotCreatedError()", "KeeperFactoryVersionOutsideRangeError()",
+    "KeeperOracleVersionOutsideRangeError()", "KeeperOracleInvalidPriceError()",
 ]
 
 

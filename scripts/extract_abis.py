@@ -96,7 +96,7 @@ PERENNIAL = {
         "liquidators", "OrderCreated", "FeeClaimed"]),
     "perennial_oracle": ("contracts/perennial/KeeperOracleStandIn.sol", "KeeperOracleStandIn", [
         "commit", "current", "status", "at", "next", "timeout", "parameter", "factory", "ids", "toUnderlyingId",
-        "pyth", "localCallbacks", "global"]),
+        "pyth", "localCallbacks", "global", "requests"]),
 }
 
 

@@ -47,6 +47,29 @@ async def open_demo_positions(d: Deployer, world: World) -> list[str]:
     return users
 
 
+async def run_rounds(keeper: Keeper, max_rounds: int) -> None:
+    """Block steps until one records nothing new."""
+    for _ in range(max_rounds):
+        before = len(keeper.recorder.outcomes)
+        await keeper.step(await keeper.chain.block_number())
+        if len(keeper.recorder.outcomes) == before:
+            return
+
+
+async def settle_deferred_rewards(d: Deployer, world: World, keeper: Keeper) -> dict:
+    """Protocols that pay liquidators later (Perennial: at the next oracle version): what the
+    venue's own oracle keepers do (commit the requested version, settle the accounts) so that the
+    reward is credited; returns the rewards the keeper then sees as credited and unclaimed."""
+    per = world.extra.get("perennial")
+    if per is not None:
+        from keeper.devnet.perennial import commit_price, oracle_call, settle
+        if await oracle_call(d, per, "next"):
+            await commit_price(d, per)
+            await settle(d, per, world.extra["perennial_accounts"])
+    await keeper.scan()  # mirrors every protocol, pending rewards included
+    return {p: {t: str(a) for t, a in r.items()} for p, r in keeper.recorder.pending_rewards.items()}
+
+
 async def run_demo(*, drop_bps: int = 3_000, max_rounds: int = 6,
                    protocols: tuple[str, ...] = ALL_PROTOCOLS) -> dict:
     anvil = await Anvil.start(extra=["--accounts", str(DEVNET_ACCOUNTS)])
@@ -66,11 +89,13 @@ async def run_demo(*, drop_bps: int = 3_000, max_rounds: int = 6,
                 new_price = weth.price * (10_000 - drop_bps) // 10_000
                 log.info("demo.price_drop", token="WETH", old=weth.price / 1e8, new=new_price / 1e8)
                 await set_price(d, weth, new_price)
-                for _ in range(max_rounds):
-                    before = len(keeper.recorder.outcomes)
-                    await keeper.step(await keeper.chain.block_number())
-                    if len(keeper.recorder.outcomes) == before:
-                        break
+                # A few seconds pass: a pull-oracle price published now is newer than the last
+                # version committed on chain (Anvil may repeat timestamps otherwise).
+                await d.rpc("evm_increaseTime", [10])
+                await d.rpc("evm_mine", [])
+                await run_rounds(keeper, max_rounds)
+                credited = await settle_deferred_rewards(d, world, keeper)
+                await run_rounds(keeper, max_rounds)  # claims what is worth claiming
                 still = [r for r in await keeper.scan() if r.liquidatable]
             finally:
                 await keeper.close()
@@ -79,6 +104,7 @@ async def run_demo(*, drop_bps: int = 3_000, max_rounds: int = 6,
     finally:
         await anvil.stop()
     report = keeper.recorder.report()
+    report["rewards_credited_before_claim"] = credited
     report["contracts"] = world.contracts
     report["positions"] = len(users) + sum(len(v) for k, v in world.extra.items() if k.endswith(("_borrowers", "_accounts")))
     report["still_liquidatable"] = [{"protocol": r.protocol, "account": r.account, "why": r.why} for r in still]
@@ -94,5 +120,10 @@ def print_report(report: dict) -> None:
     for o in liq:
         print(f"  {o['protocol']:<12} {o['account']}  {o['label']:<22} tx {o['tx_hash'][:12]}…  "
               f"predicted {o['predicted_profit_usd']:>10,.2f} USD  realised {o['realised_profit_usd']:>10,.2f} USD")
+    for p, rewards in report.get("rewards_credited_before_claim", {}).items():
+        print(f"  {p} rewards credited, not yet claimed: " + ", ".join(f"{a} of {t}" for t, a in rewards.items()))
+    for o in report.get("claims", []):
+        print(f"  {o['protocol']:<12} {o['label']}  tx {o['tx_hash'][:12]}…  collected "
+              f"{o['details'].get('collects')}  (booked at the liquidation; net now {o['realised_profit_usd']:,.4f} USD)")
     for o in report["skipped"]:
         print(f"  skipped {o['protocol']} {o['account']}: {o['reason']}")

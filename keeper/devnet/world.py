@@ -54,6 +54,8 @@ class World:
 WORLD_HOOKS: dict[str, str] = {
     "compound_v3": "keeper.devnet.comet:add_comet_to_world",
     "morpho_blue": "keeper.devnet.morpho:add_morpho_to_world",
+    "perennial_v2": "keeper.devnet.perennial:add_perennial_to_world",
+    "gearbox_v3": "keeper.devnet.gearbox:add_gearbox_to_world",
 }
 ALL_PROTOCOLS = ("aave_v3", *WORLD_HOOKS)
 

@@ -99,6 +99,7 @@ class Keeper:
     async def _state(self, block: int, all_details: bool = False):
         await self.discovery.advance(block)
         await mirror(self.adapters, block, all_details=all_details)
+        self.recorder.pending_rewards = {a.name: r for a in self.adapters if (r := a.pending_rewards())}
         fees = await current_fees(self.chain, max_priority_fee=int(self.cfg.keeper.max_priority_fee_gwei * GWEI))
         native = (await self.native.read(self.chain, block)).price_8
         tokens = set().union(*(a.tokens() for a in self.adapters))
@@ -128,7 +129,7 @@ class Keeper:
         for a in self.adapters:
             for o in a.opportunities(budget):
                 profit = None
-                if o.expected:
+                if o.expected or o.deferred:  # deferred: a reward the protocol credits later
                     profit = usd(o.gross_usd - gas_cost_usd(o.gas_estimate or 400_000, fees.expected_price, native))
                 rows.append(ScanRow(o.protocol, o.account, o.health, usd(o.debt_usd), o.label, profit,
                                     o.liquidatable, o.reason or "liquidatable"))

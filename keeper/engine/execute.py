@@ -89,7 +89,8 @@ class Executor:
         if fees.expected_price > lim.max_gas_price:
             return self._skip(opp, f"gas price {fees.expected_price / GWEI:.2f} gwei above "
                                    f"max_gas_price_gwei {lim.max_gas_price / GWEI:.2f}")
-        est_net = opp.gross_usd - gas_cost_usd(opp.gas_estimate, fees.expected_price, native_price)
+        native_usd = gas_cost_usd(opp.native_spent, 1, native_price)  # e.g. a pull-oracle fee
+        est_net = opp.gross_usd - gas_cost_usd(opp.gas_estimate, fees.expected_price, native_price) - native_usd
         if est_net < lim.min_profit and not opp.force:
             return self._skip(opp, f"expected profit {est_net / 1e8:.2f} USD below min_profit_usd "
                                    f"{lim.min_profit / 1e8:.2f}", predicted_profit=est_net)
@@ -102,13 +103,22 @@ class Executor:
             return self._skip(opp, f"simulation: {sim.reason}")
         gas = sum(sim.gas_used[len(approvals):])
         gas_usd = gas_cost_usd(gas, fees.expected_price, native_price)
-        predicted = opp.gross_usd - gas_usd
+        predicted = opp.gross_usd - gas_usd - native_usd
+        if opp.min_gas_multiple is not None and (opp.gross_usd + opp.collects_usd) < opp.min_gas_multiple * gas_usd:
+            return self._skip(opp, f"worth {(opp.gross_usd + opp.collects_usd) / 1e8:.4f} USD, below "
+                                   f"{opp.min_gas_multiple} x its gas cost {gas_usd / 1e8:.4f} USD",
+                              predicted_profit=predicted)
         if predicted < lim.min_profit and not opp.force:
             return self._skip(opp, f"profit after simulated gas {predicted / 1e8:.2f} USD below "
                                    f"min_profit_usd {lim.min_profit / 1e8:.2f}", predicted_profit=predicted)
         details = {**opp.details, "gas_simulated": gas, "gas_price_wei": fees.expected_price,
                    "gross_profit_usd": opp.gross_usd / 1e8, "gas_cost_usd": gas_usd / 1e8,
                    "approvals": len(approvals)}
+        if opp.native_spent:
+            details["native_spent_wei"] = opp.native_spent
+        if opp.deferred or opp.collects:
+            details["deferred"] = {t: str(a) for t, a in opp.deferred.items()}
+            details["collects"] = {t: str(a) for t, a in opp.collects.items()}
         if lim.dry_run:
             return self.recorder.add(Outcome("dry-run", opp.protocol, opp.account, opp.label,
                                              "dry-run: simulated, not sent", predicted_profit=predicted,
@@ -154,8 +164,12 @@ class Executor:
             return Outcome("reverted", opp.protocol, opp.account, opp.label, f"{opp.txs[len(receipts) - 1].what} "
                            "reverted on chain", tx_hash=last.tx_hash, block=last.block_number,
                            predicted_profit=predicted, gas_used=gas_used, details={**details, "tx_hashes": hashes})
-        fee_paid = sum(rc.fee_paid for rc in receipts)
-        realised = sum(opp.prices[t].usd(d) for t, d in deltas.items()) - fee_paid * native_price // 10**18
+        fee_paid = sum(rc.fee_paid for rc in receipts) + opp.native_spent  # gas + native value sent
+        # Accrual: deferred credits are booked now; a claim counts only what differs from what it collects.
+        booked = {t: deltas.get(t, 0) - opp.collects.get(t, 0) for t in set(deltas) | set(opp.collects)}
+        realised = (sum(opp.prices[t].usd(d) for t, d in booked.items())
+                    + sum(opp.prices[t].usd(d) for t, d in opp.deferred.items())
+                    - fee_paid * native_price // 10**18)
         details = {**details, "tx_hashes": hashes, "token_deltas": {t: str(d) for t, d in deltas.items()}}
         return Outcome("confirmed", opp.protocol, opp.account, opp.label, None, tx_hash=last.tx_hash,
                        block=last.block_number, predicted_profit=predicted, realised_profit=realised,

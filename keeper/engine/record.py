@@ -48,6 +48,8 @@ class Recorder:
         self.outcomes: list[Outcome] = []
         self.path = path
         self._last_skip: dict[tuple[str, str], str] = {}
+        # protocol -> token -> amount credited by the protocol and not claimed yet (set by the daemon)
+        self.pending_rewards: dict[str, dict[str, int]] = {}
 
     def add(self, o: Outcome) -> Outcome:
         key = (o.protocol, o.account)
@@ -70,5 +72,10 @@ class Recorder:
 
     def report(self) -> dict:
         by = lambda s: [o.to_json() for o in self.outcomes if o.status == s]  # noqa: E731
-        return {"liquidations": by("confirmed"), "reverted": by("reverted"), "dry_run": by("dry-run"),
-                "skipped": by("skipped"), "failed": by("failed")}
+        confirmed = by("confirmed")
+        is_claim = lambda o: o.get("details", {}).get("kind") == "claim"  # noqa: E731
+        return {"liquidations": [o for o in confirmed if not is_claim(o)],
+                "claims": [o for o in confirmed if is_claim(o)],  # rewards collected (e.g. Perennial claimFee)
+                "reverted": by("reverted"), "dry_run": by("dry-run"),
+                "skipped": by("skipped"), "failed": by("failed"),
+                "pending_rewards": {p: {t: str(a) for t, a in r.items()} for p, r in self.pending_rewards.items()}}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 
 from keeper.chain.client import Chain
 from keeper.chain.sender import TxRequest
@@ -53,6 +54,16 @@ class Opportunity:
     # the protocol's health); gas price caps and simulation still apply.
     force: bool = False
     details: dict = field(default_factory=dict)  # protocol-specific figures for reports
+    # Paid later: token -> amount the protocol credits the keeper after these transactions (e.g.
+    # Perennial's liquidation fee, credited at the next oracle version and claimed later). Counted
+    # in gross_usd and booked in the realised profit when the plan confirms (accrual).
+    deferred: dict[str, int] = field(default_factory=dict)
+    # Collected now, booked earlier: token -> amount these transactions move from the protocol to
+    # the wallet that an earlier plan already booked as deferred (a claim). Not profit again: the
+    # realised profit counts only what arrives beyond it (or short of it).
+    collects: dict[str, int] = field(default_factory=dict)
+    # Send only when (gross_usd + value of collects) >= this x the simulated gas cost.
+    min_gas_multiple: Decimal | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -60,15 +71,26 @@ class Opportunity:
 
     @property
     def gross_usd(self) -> int:
-        """Predicted value of the wallet's token changes at the prices the protocol uses."""
-        return sum(self.prices[t].usd(d) for t, d in self.expected.items())
+        """Predicted value of the wallet's token changes (and of deferred credits) at the prices the
+        protocol uses."""
+        return (sum(self.prices[t].usd(d) for t, d in self.expected.items())
+                + sum(self.prices[t].usd(d) for t, d in self.deferred.items()))
+
+    @property
+    def collects_usd(self) -> int:
+        return sum(self.prices[t].usd(d) for t, d in self.collects.items())
+
+    @property
+    def native_spent(self) -> int:
+        """Native token (wei) the transactions send (e.g. a pull-oracle update fee)."""
+        return sum(t.value for t in self.txs)
 
     @property
     def planned(self) -> bool:
         return bool(self.txs)
 
     def skip(self, reason: str) -> "Opportunity":
-        return replace(self, reason=reason, txs=(), spends=(), expected={})
+        return replace(self, reason=reason, txs=(), spends=(), expected={}, deferred={}, collects={})
 
 
 class Adapter(ABC):
@@ -109,3 +131,8 @@ class Adapter(ABC):
     def tokens(self) -> set[str]:
         """Tokens the adapter may spend from the wallet (their balances make the budget)."""
         return set()
+
+    def pending_rewards(self) -> dict[str, int]:
+        """Rewards the protocol has credited to the keeper and that are not claimed yet (token ->
+        amount), for reports. Protocols that pay at once have none."""
+        return {}

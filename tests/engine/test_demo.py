@@ -9,7 +9,8 @@ import sys
 from keeper.devnet.world import ALL_PROTOCOLS
 
 PACKAGES = {"aave_v3": "@aave/core-v3@1.19.3", "morpho_blue": "@morpho-org/morpho-blue@1.0.0",
-            "compound_v3": "stand-in"}
+            "compound_v3": "stand-in", "gearbox_v3": "@gearbox-protocol/core-v3@1.52.1",
+            "perennial_v2": "stand-in"}
 
 
 async def test_demo_json_report():
@@ -27,5 +28,9 @@ async def test_demo_json_report():
     for o in report["liquidations"]:
         assert o["tx_hash"].startswith("0x") and o["realised_profit_usd"] > 0
         assert abs(o["realised_profit_usd"] - o["predicted_profit_usd"]) <= 0.005 * abs(o["predicted_profit_usd"])
+    # Perennial pays at the next oracle version: credited, shown, then claimed.
+    [(token, credited)] = report["rewards_credited_before_claim"]["perennial_v2"].items()
+    claims = [c for c in report["claims"] if c["protocol"] == "perennial_v2"]
+    assert claims and sum(int(c["details"]["collects"].get(token, 0)) for c in claims) == int(credited) > 0
     # What is left liquidatable is only what no liquidation can take (named, with why).
     assert all(r["why"] != "liquidatable" for r in report["still_liquidatable"]), report["still_liquidatable"]

@@ -120,14 +120,11 @@ def test_config_missing_comet(tmp_path):
 
 
 def test_example_compound_block_is_valid_when_uncommented(tmp_path):
-    text = EXAMPLE.read_text()
-    start = text.index('# [[protocols]]\n# kind = "compound_v3"')
-    block = "\n".join(line[2:] for line in text[start:].splitlines() if line.startswith("# "))
+    from tests.test_config import uncomment_examples
     p = tmp_path / "k.toml"
-    p.write_text(text[:start] + block + "\n")
-    cfg = load_config(p)
-    c = cfg.protocols[-1]
-    assert c.kind == "compound_v3" and c.comet == "0xc3d688B66703497DAA19211EEdff47f25384cdc3"
+    p.write_text(uncomment_examples(EXAMPLE.read_text()))
+    [c] = [c for c in load_config(p).protocols if c.kind == "compound_v3"]
+    assert c.comet == "0xc3d688B66703497DAA19211EEdff47f25384cdc3"
     assert c.start_block == 15331586 and c.max_absorb_batch == 10 and c.buy_slippage_bps == 50
 
 
