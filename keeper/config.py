@@ -166,6 +166,7 @@ class GearboxV3Config(_Strict):
 
 
 PROTOCOL_KINDS = ("aave_v3", "compound_v3", "morpho_blue", "perennial_v2", "gearbox_v3")
+PULL_ORACLE_KINDS = ("perennial_v2",)  # kinds that need the [pull_oracle] table
 
 ProtocolConfig = Annotated[
     Union[AaveV3Config, CompoundV3Config, MorphoBlueConfig, PerennialV2Config, GearboxV3Config],
@@ -186,6 +187,9 @@ class Config(_Strict):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"protocol names must be unique, repeated: {sorted(dup)}")
+        needs = [p.name for p in self.protocols if p.kind in PULL_ORACLE_KINDS]
+        if needs and self.pull_oracle is None:
+            raise ValueError(f"{', '.join(needs)} commit pull-oracle prices: add a [pull_oracle] table")
         return self
 
 

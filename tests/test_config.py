@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from keeper.cli import main
-from keeper.config import load_config
+from keeper.config import PROTOCOL_KINDS, load_config
 from keeper.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.toml"
@@ -39,9 +39,16 @@ def uncomment_examples(text: str) -> str:
 
 def test_every_commented_example_table_is_valid(tmp_path):
     cfg = load_config(write(tmp_path, uncomment_examples(EXAMPLE.read_text())))
-    kinds = {p.kind for p in cfg.protocols}
-    assert {"aave_v3", "compound_v3", "morpho_blue"} <= kinds
-    assert len(cfg.protocols) >= 3
+    assert {p.kind for p in cfg.protocols} == set(PROTOCOL_KINDS)
+    assert cfg.pull_oracle is not None and cfg.pull_oracle.source == "hermes"
+
+
+def test_perennial_without_pull_oracle_is_named(tmp_path):
+    text = uncomment_examples(EXAMPLE.read_text())
+    start = text.index("\n[pull_oracle]\n")
+    text = text[:start] + text[text.index("\n\n", start):]
+    with pytest.raises(ConfigError, match=r"\(top level\): perennial_v2 commit pull-oracle prices: add a \[pull_oracle\]"):
+        load_config(write(tmp_path, text))
 
 
 @pytest.mark.parametrize("edit, message", [
