@@ -1,10 +1,12 @@
 """Execute: for each ranked plan, in order: re-plan against what the wallet still holds, check the
 gas price cap, add approvals, simulate, re-check profit with the simulated gas, then send (live) or
-report (dry-run), wait for the receipt and record the realised profit from the receipt's token
+report (dry-run). Every plan of a block goes out before any receipt is awaited (consecutive nonces),
+so they land together; then each is recorded with the realised profit from its receipts' token
 transfers."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import asyncio
+from dataclasses import dataclass, field, replace
 
 import structlog
 
@@ -55,6 +57,7 @@ class Executor:
         self.wallet = sender.signer.address
         self.recorder = recorder
         self.limits = limits
+        self._approving: set[tuple[str, str]] = set()  # (token, spender) approvals sent this block
 
     async def budget(self, tokens: set[str]) -> dict[str, int]:
         toks = sorted(tokens)
@@ -63,8 +66,12 @@ class Executor:
 
     async def run(self, ranked: list[Ranked], adapters: dict[str, Adapter], budget: dict[str, int],
                   fees: Fees, native_price: int) -> list[Outcome]:
-        outcomes = []
+        """Simulate and send every plan in rank order without waiting for receipts (consecutive
+        nonces: a block's worth of liquidations lands in the next block, not one per block), then
+        wait for all the receipts and record each plan in rank order."""
+        results: list[Outcome | InFlight] = []
         start_budget = dict(budget)
+        self._approving: set[tuple[str, str]] = set()
         for i, r in enumerate(ranked):
             opp = r.opp
             if any(budget.get(s.token, 0) < start_budget.get(s.token, 0) for s in opp.spends):
@@ -73,10 +80,18 @@ class Executor:
             # Where the plan stood in the ranking (reports show that sends follow it).
             opp = replace(opp, details={**opp.details, "rank": i, "ranked_net_usd": r.net_usd / 1e8})
             if not opp.planned:  # the re-plan found nothing left to do it with
-                outcomes.append(self._skip(opp, opp.reason or "nothing left to plan with"))
+                results.append(self._skip(opp, opp.reason or "nothing left to plan with"))
                 continue
-            outcomes.append(await self._one(opp, budget, fees, native_price))
-        return outcomes
+            res = await self._one(opp, budget, fees, native_price)
+            if isinstance(res, InFlight):
+                for sp in opp.spends:  # reserved until the receipts are in: later plans get the rest
+                    budget[sp.token] = budget.get(sp.token, 0) - sp.amount
+            results.append(res)
+        flying = [x for x in results if isinstance(x, InFlight)]
+        receipts = await asyncio.gather(*(self._receipts(x) for x in flying))
+        done = dict(zip(map(id, flying), receipts))
+        return [self.recorder.add(self._settle(x, done[id(x)], native_price)) if isinstance(x, InFlight) else x
+                for x in results]
 
     def _skip(self, opp: Opportunity, reason: str, **kw) -> Outcome:
         keep = {k: opp.details[k] for k in ("accounts", "rank", "ranked_net_usd") if k in opp.details}
@@ -84,7 +99,8 @@ class Executor:
             kw.setdefault("details", keep)
         return self.recorder.add(Outcome("skipped", opp.protocol, opp.account, opp.label, reason, **kw))
 
-    async def _one(self, opp: Opportunity, budget: dict[str, int], fees: Fees, native_price: int) -> Outcome:
+    async def _one(self, opp: Opportunity, budget: dict[str, int], fees: Fees,
+                   native_price: int) -> "Outcome | InFlight":
         lim = self.limits
         if fees.expected_price > lim.max_gas_price:
             return self._skip(opp, f"gas price {fees.expected_price / GWEI:.2f} gwei above "
@@ -123,25 +139,27 @@ class Executor:
             return self.recorder.add(Outcome("dry-run", opp.protocol, opp.account, opp.label,
                                              "dry-run: simulated, not sent", predicted_profit=predicted,
                                              gas_used=gas, details=details))
-        receipts: list[Receipt] = []
+        flight = InFlight(opp, predicted, details)
         for i, (tx, g) in enumerate(zip(approvals + list(opp.txs), sim.gas_used)):
             is_approval = i < len(approvals)
+            key = (tx.to, "0x" + tx.data[16:36].hex()) if is_approval else None
+            if is_approval and key in self._approving:
+                continue  # an earlier plan of this block already sent the same approval
             try:
                 tx_hash = await self.sender.send(replace(tx, gas=g * lim.gas_margin_pct // 100 + 30_000), fees)
             except RpcError as e:
-                return self.recorder.add(Outcome("failed", opp.protocol, opp.account, opp.label,
-                                                 f"sending {tx.what} failed: {e}", predicted_profit=predicted,
-                                                 details=details))
-            rc = await self.sender.wait(tx_hash)
-            if is_approval:
-                if rc.status != 1:
+                if not flight.hashes and not flight.approvals:
                     return self.recorder.add(Outcome("failed", opp.protocol, opp.account, opp.label,
-                                                     f"{tx.what} reverted", tx_hash=rc.tx_hash))
-                continue
-            receipts.append(rc)
-            if rc.status != 1:
+                                                     f"sending {tx.what} failed: {e}", predicted_profit=predicted,
+                                                     details=details))
+                flight.send_error = f"sending {tx.what} failed after earlier transactions went out: {e}"
                 break
-        return self.recorder.add(self._settle(opp, receipts, predicted, native_price, budget, details))
+            if is_approval:
+                self._approving.add(key)
+                flight.approvals.append(tx_hash)
+            else:
+                flight.hashes.append(tx_hash)
+        return flight
 
     async def _approvals(self, opp: Opportunity) -> list[TxRequest]:
         fn = ERC20.fn("allowance")
@@ -151,26 +169,58 @@ class Executor:
                           what=f"approve {s.token[:10]} for {s.spender[:10]}")
                 for s, a in zip(opp.spends, allowances) if a < s.amount]
 
-    def _settle(self, opp: Opportunity, receipts: list[Receipt], predicted: int, native_price: int,
-                budget: dict[str, int], details: dict) -> Outcome:
+    async def _receipts(self, flight: "InFlight") -> list[Receipt] | str:
+        """The plan's receipts (approvals first), or why they could not be had."""
+        try:
+            return list(await asyncio.gather(*(self.sender.wait(h) for h in flight.approvals + flight.hashes)))
+        except RpcError as e:
+            await self.sender.nonces.resync()
+            return f"waiting for receipts failed: {e}"
+
+    def _settle(self, flight: "InFlight", got: list[Receipt] | str, native_price: int) -> Outcome:
+        opp, predicted, details = flight.opp, flight.predicted, flight.details
+        fail = lambda why, **kw: Outcome("failed", opp.protocol, opp.account, opp.label, why,  # noqa: E731
+                                         predicted_profit=predicted, details=details, **kw)
+        if isinstance(got, str):
+            return fail(got)
+        approvals, receipts = got[:len(flight.approvals)], got[len(flight.approvals):]
+        bad = [rc for rc in approvals if rc.status != 1]
+        if bad:
+            return fail("approval reverted", tx_hash=bad[0].tx_hash)
+        if not receipts:
+            return fail(flight.send_error or "nothing was sent")
         logs = [lg for rc in receipts for lg in rc.logs]
         deltas = token_deltas(logs, self.wallet, set(opp.prices))
-        for t, d in deltas.items():
-            budget[t] = budget.get(t, 0) + d
-        last = receipts[-1]
         gas_used = sum(rc.gas_used for rc in receipts)
         hashes = [rc.tx_hash for rc in receipts]
-        if last.status != 1:
-            return Outcome("reverted", opp.protocol, opp.account, opp.label, f"{opp.txs[len(receipts) - 1].what} "
-                           "reverted on chain", tx_hash=last.tx_hash, block=last.block_number,
-                           predicted_profit=predicted, gas_used=gas_used, details={**details, "tx_hashes": hashes})
+        reverted = [(i, rc) for i, rc in enumerate(receipts) if rc.status != 1]
+        if reverted:
+            i, rc = reverted[0]
+            return Outcome("reverted", opp.protocol, opp.account, opp.label, f"{opp.txs[i].what} reverted on chain",
+                           tx_hash=rc.tx_hash, block=rc.block_number, predicted_profit=predicted, gas_used=gas_used,
+                           details={**details, "tx_hashes": hashes})
+        if flight.send_error:  # part of the plan is on chain, the rest could not be sent
+            return fail(flight.send_error, tx_hash=hashes[-1], details={**details, "tx_hashes": hashes})
+        last = receipts[-1]
         fee_paid = sum(rc.fee_paid for rc in receipts) + opp.native_spent  # gas + native value sent
         # Accrual: deferred credits are booked now; a claim counts only what differs from what it collects.
         booked = {t: deltas.get(t, 0) - opp.collects.get(t, 0) for t in set(deltas) | set(opp.collects)}
         realised = (sum(opp.prices[t].usd(d) for t, d in booked.items())
                     + sum(opp.prices[t].usd(d) for t, d in opp.deferred.items())
                     - fee_paid * native_price // 10**18)
-        details = {**details, "tx_hashes": hashes, "token_deltas": {t: str(d) for t, d in deltas.items()}}
+        details = {**details, "tx_hashes": hashes, "token_deltas": {t: str(d) for t, d in deltas.items()},
+                   "blocks": sorted({rc.block_number for rc in receipts})}
         return Outcome("confirmed", opp.protocol, opp.account, opp.label, None, tx_hash=last.tx_hash,
                        block=last.block_number, predicted_profit=predicted, realised_profit=realised,
                        gas_used=gas_used, details=details)
+
+
+@dataclass
+class InFlight:
+    """A plan whose transactions are sent and whose receipts are awaited."""
+    opp: Opportunity
+    predicted: int
+    details: dict
+    hashes: list[str] = field(default_factory=list)  # the plan's own transactions, in order
+    approvals: list[str] = field(default_factory=list)
+    send_error: str | None = None
