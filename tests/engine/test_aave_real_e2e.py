@@ -158,3 +158,26 @@ async def test_scan_lists_every_account_with_why(deployer, world, tmp_path):
         assert r.why == ("liquidatable" if hf < E18 else "healthy")
         assert "/" in r.pair and r.expected_profit_usd is not None
     assert [r.liquidatable for r in rows] == sorted((r.liquidatable for r in rows), reverse=True)
+
+
+async def test_a_blocks_liquidations_land_together(deployer, world, tmp_path):
+    """With blocks mined on an interval (as on a real chain), every plan of the step is sent before
+    any receipt is awaited: the approval and all liquidations are mined in one block."""
+    users = await open_scenario(deployer, world)
+    keeper = await make_keeper(world, tmp_path)
+    try:
+        await deployer.rpc("evm_setAutomine", [False])
+        await deployer.rpc("evm_setIntervalMining", [1])
+        await drop_weth(deployer, world)
+        drop_block = await deployer.w3.eth.block_number
+        await keeper.step(await keeper.chain.block_number())
+    finally:
+        await deployer.rpc("evm_setIntervalMining", [0])
+        await deployer.rpc("evm_setAutomine", [True])
+        await keeper.close()
+    report = keeper.recorder.report()
+    assert report["reverted"] == [] and report["failed"] == []
+    assert len(report["liquidations"]) == 4
+    assert {o["block"] for o in report["liquidations"]} == {drop_block + 1}
+    for u in users:
+        assert (await account_data(deployer, world.aave, u))[5] >= E18
