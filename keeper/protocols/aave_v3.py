@@ -99,10 +99,6 @@ class AaveV3Adapter(Adapter):
         self.emode_bonus: dict[int, tuple[int, str]] = {}  # category -> (bonus, priceSource)
         self.chain: Chain | None = None
 
-    @property
-    def start_block(self) -> int:
-        return self.cfg.start_block
-
     def contracts(self) -> dict[str, str]:
         return {"PoolAddressesProvider": self.provider, "Pool": self.pool, "AaveOracle": self.oracle}
 

@@ -98,6 +98,7 @@ class Adapter(ABC):
 
     name: str  # unique in the config, e.g. "aave_v3"
     code: str = ""  # what ran on chain, filled by the devnet world for reports
+    cfg: object  # the protocol's [[protocols]] entry (keeper.config)
 
     @abstractmethod
     async def start(self, chain: Chain) -> None:
@@ -108,8 +109,9 @@ class Adapter(ABC):
         """Every contract address the adapter relies on (checked for code at start-up)."""
 
     @property
-    @abstractmethod
-    def start_block(self) -> int: ...
+    def start_block(self) -> int:
+        """First block whose logs discovery reads."""
+        return self.cfg.start_block
 
     @abstractmethod
     async def discover(self, from_block: int, to_block: int) -> int:

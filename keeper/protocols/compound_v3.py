@@ -101,10 +101,6 @@ class CompoundV3Adapter(Adapter):
         self.buy_paused = False
         self.chain: Chain | None = None
 
-    @property
-    def start_block(self) -> int:
-        return self.cfg.start_block
-
     def contracts(self) -> dict[str, str]:
         return {"Comet": self.comet}
 

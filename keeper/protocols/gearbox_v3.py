@@ -90,10 +90,6 @@ class GearboxV3Adapter(Adapter):
         self.accounts: dict[str, AccountState] = {}
         self.chain: Chain | None = None
 
-    @property
-    def start_block(self) -> int:
-        return self.cfg.start_block
-
     def contracts(self) -> dict[str, str]:
         out = {}
         for i, m in enumerate(self.managers.values()):

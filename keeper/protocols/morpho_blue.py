@@ -73,10 +73,6 @@ class MorphoBlueAdapter(Adapter):
         self.usd: dict[str, int] = {}  # loan token -> USD price (8 dec)
         self.chain: Chain | None = None
 
-    @property
-    def start_block(self) -> int:
-        return self.cfg.start_block
-
     def contracts(self) -> dict[str, str]:
         return {"Morpho": self.morpho, **{f"USD feed of {t}": f.address for t, f in self.feeds.items()}}
 

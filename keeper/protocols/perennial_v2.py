@@ -109,10 +109,6 @@ class PerennialV2Adapter(Adapter):
         self.dsu_price = USD  # DSU valued at 1 USD unless dsu_usd_feed
         self.chain: Chain | None = None
 
-    @property
-    def start_block(self) -> int:
-        return self.cfg.start_block
-
     def contracts(self) -> dict[str, str]:
         out = {}
         for i, m in enumerate(self.markets.values()):

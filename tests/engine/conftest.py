@@ -7,7 +7,8 @@ from eth_account import Account
 
 from keeper.chain.signer import Signer
 from keeper.config import load_config
-from keeper.devnet.world import KEEPER_KEY, build_world, config_text
+from keeper.devnet.tokens import balance_of
+from keeper.devnet.world import KEEPER_ADDRESS, KEEPER_KEY, World, build_world, config_text, open_position
 from keeper.engine.daemon import Keeper
 
 
@@ -53,3 +54,36 @@ async def scan_rows(world, tmp_path, **cfg):
         return await keeper.scan()
     finally:
         await keeper.close()
+
+
+class Wallet:
+    """The keeper wallet's token and native balances, to measure a run's result independently of
+    the keeper's own figures: token changes at the world's feed prices minus native spent (gas,
+    oracle fees) at the WETH price, in USD."""
+
+    def __init__(self, d, world, address: str = KEEPER_ADDRESS):
+        self.d, self.world, self.address = d, world, address
+
+    async def _read(self) -> tuple[dict[str, int], int]:
+        tokens = {s: await balance_of(self.d, t, self.address) for s, t in self.world.tokens.items()}
+        return tokens, await self.d.w3.eth.get_balance(self.address)
+
+    async def start(self) -> "Wallet":
+        self.tokens0, self.eth0 = await self._read()
+        return self
+
+    async def net_usd(self) -> float:
+        tokens, eth = await self._read()
+        value = sum((tokens[s] - self.tokens0[s]) * t.price // 10**t.decimals for s, t in self.world.tokens.items())
+        return (value - (self.eth0 - eth) * self.world.tokens["WETH"].price // 10**18) / 1e8
+
+
+async def world_with_aave_positions(d, protocols: tuple[str, ...], positions) -> World:
+    """build_world with ``protocols`` plus Aave positions ((collateral, debt) in whole tokens) opened
+    from fresh accounts, kept in world.extra["aave_borrowers"]."""
+    world = await build_world(d, protocols=protocols)
+    users = world.take_accounts(len(positions))
+    for u, (c, debt) in zip(users, positions):
+        await open_position(d, world, u, c, debt)
+    world.extra["aave_borrowers"] = users
+    return world

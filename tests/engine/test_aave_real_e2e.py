@@ -7,9 +7,9 @@ import pytest
 
 from keeper.abi import load
 from keeper.devnet.aave_common import account_data
-from keeper.devnet.tokens import balance_of, set_price
+from keeper.devnet.tokens import set_price
 from keeper.devnet.world import open_position
-from tests.engine.conftest import make_keeper, run_keeper, run_until_quiet, scan_rows
+from tests.engine.conftest import Wallet, make_keeper, run_keeper, run_until_quiet, scan_rows
 
 E18 = 10**18
 LIQUIDATION_TOPIC = load("AaveV3Pool").event("LiquidationCall").topic
@@ -54,9 +54,7 @@ async def test_price_drop_liquidates_exactly_the_unhealthy_once(deployer, world,
         debt_before = {u: await deployer.call(usdc_debt, ERC20_ABI, "balanceOf", u) for u in users}
         unhealthy = {u for u, hf in hf_before.items() if hf < E18}
         assert len(unhealthy) == 4  # the scenario is what the comments say
-        tokens = list(world.tokens.values())
-        bal_before = {t.symbol: await balance_of(deployer, t, world.keeper_address) for t in tokens}
-        eth_before = await deployer.w3.eth.get_balance(world.keeper_address)
+        wallet = await Wallet(deployer, world).start()
         await run_until_quiet(keeper)
     finally:
         await keeper.close()
@@ -87,16 +85,9 @@ async def test_price_drop_liquidates_exactly_the_unhealthy_once(deployer, world,
         # Realised profit within 0.5% of the prediction.
         assert o["realised_profit_usd"] == pytest.approx(o["predicted_profit_usd"], rel=0.005)
         assert o["predicted_profit_usd"] > 0
-    # The realised figures agree with the wallet's balances measured independently.
-    prices = {t.symbol: t.price for t in tokens}
-    value = 0
-    for t in tokens:
-        change = await balance_of(deployer, t, world.keeper_address) - bal_before[t.symbol]
-        value += change * prices[t.symbol] // 10**t.decimals
-    gas_paid = eth_before - await deployer.w3.eth.get_balance(world.keeper_address)
-    approvals_and_liqs_gas_usd = gas_paid * world.tokens["WETH"].price // E18
+    # The realised figures agree with the wallet's balances measured independently (approvals' gas too).
     total_realised = sum(o["realised_profit_usd"] for o in report["liquidations"])
-    assert (value - approvals_and_liqs_gas_usd) / 1e8 == pytest.approx(total_realised, rel=0.005)
+    assert await wallet.net_usd() == pytest.approx(total_realised, rel=0.005)
 
 
 async def test_dry_run_sends_nothing_and_reports(deployer, world, tmp_path):

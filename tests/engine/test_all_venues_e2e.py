@@ -13,9 +13,9 @@ from keeper.devnet.gearbox import account_state
 from keeper.devnet.morpho import MORPHO_DEMO_POSITIONS
 from keeper.devnet.perennial import DEMO_UNHEALTHY as PERENNIAL_UNHEALTHY
 from keeper.devnet.tokens import set_price
-from keeper.devnet.world import ALL_PROTOCOLS, build_world, open_position
+from keeper.devnet.world import ALL_PROTOCOLS
 from keeper.protocols.gearbox_v3 import FULL_ONLY
-from tests.engine.conftest import run_keeper, scan_rows
+from tests.engine.conftest import run_keeper, scan_rows, world_with_aave_positions
 
 E18 = 10**18
 AAVE_POSITIONS = [({"WETH": 10}, {"USDC": 24_000 * f}) for f in (0.5, 0.74, 0.8)]  # 0.74, 0.8 liquidatable
@@ -26,12 +26,7 @@ assert len(MORPHO_DEMO_POSITIONS) == 5
 
 @pytest.fixture(scope="module")
 async def all_world(deployer):
-    world = await build_world(deployer, protocols=ALL_PROTOCOLS)
-    users = world.take_accounts(len(AAVE_POSITIONS))
-    for u, (c, d) in zip(users, AAVE_POSITIONS):
-        await open_position(deployer, world, u, c, d)
-    world.extra["aave_borrowers"] = users
-    return world
+    return await world_with_aave_positions(deployer, ALL_PROTOCOLS, AAVE_POSITIONS)
 
 
 @pytest.fixture

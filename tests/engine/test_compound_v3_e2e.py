@@ -16,7 +16,7 @@ from keeper.devnet.tokens import balance_of, deploy_default_tokens, erc20_artifa
 from keeper.devnet.world import KEEPER_ADDRESS, World
 from keeper.protocols import compound_v3_math as cm
 from keeper.protocols.compound_v3 import ACCRUAL_NOTE, NOT_FOR_SALE
-from tests.engine.conftest import make_keeper, run_until_quiet
+from tests.engine.conftest import Wallet, make_keeper, run_until_quiet
 
 E18 = 10**18
 KEEPER_USDC = 500_000  # whole USDC in the keeper wallet: enough to buy everything freed
@@ -151,9 +151,7 @@ async def test_price_drop_absorbs_in_batches_and_buys_at_discount(deployer, worl
         unhealthy = {u for u in users if await call(d, world, "isLiquidatable", u)}
         assert unhealthy == {users[i] for i in UNHEALTHY}  # the scenario is what comet.py says
         before = await positions(d, world, users)
-        tokens = list(world.tokens.values())
-        bal_before = {t.symbol: await balance_of(d, t, KEEPER_ADDRESS) for t in tokens}
-        eth_before = await d.w3.eth.get_balance(KEEPER_ADDRESS)
+        wallet = await Wallet(d, world).start()
         await run_until_quiet(keeper)
     finally:
         await keeper.close()
@@ -200,11 +198,7 @@ async def test_price_drop_absorbs_in_batches_and_buys_at_discount(deployer, worl
         left = await call(d, world, "getCollateralReserves", world.tokens[sym].address)
         assert store_front(world, sym, prices).max_base_for(left) == 0
     # The realised figures agree with the wallet's balances measured independently.
-    value = 0
-    for t in tokens:
-        value += (await balance_of(d, t, KEEPER_ADDRESS) - bal_before[t.symbol]) * prices[t.symbol] // 10**t.decimals
-    gas_usd = (eth_before - await d.w3.eth.get_balance(KEEPER_ADDRESS)) * prices["WETH"] // E18
-    assert (value - gas_usd) / 1e8 == pytest.approx(sum(o["realised_profit_usd"] for o in liqs), rel=0.005)
+    assert await wallet.net_usd() == pytest.approx(sum(o["realised_profit_usd"] for o in liqs), rel=0.005)
     with capsys.disabled():
         for f in figures:
             print(f"\ncomet e2e: {f[0]}: predicted {f[1]:.4f} realised {f[2]:.4f} USD, "

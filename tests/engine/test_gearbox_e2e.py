@@ -17,7 +17,7 @@ from keeper.devnet.tokens import balance_of, deploy_default_tokens, set_price
 from keeper.devnet.world import KEEPER_ADDRESS, World
 from keeper.protocols import gearbox_v3_math as gm
 from keeper.protocols.gearbox_v3 import FULL_ONLY
-from tests.engine.conftest import make_keeper, run_until_quiet
+from tests.engine.conftest import Wallet, make_keeper, run_until_quiet
 
 E18 = 10**18
 KEEPER_USDC = 100_000
@@ -92,9 +92,7 @@ async def test_price_drop_partially_liquidates_with_the_best_plan(deployer, worl
                 other = gm.best_partial_for(acc, t, KEEPER_USDC * 10**6, 10) if t != acc.underlying else None
                 assert other is None or other.profit_usd <= expected[i].profit_usd
         untouched = {i: await holdings(d, world, cas[i]) for i in (HEALTHY, BAD_DEBT)}
-        prices = {s: t.price for s, t in world.tokens.items()}
-        bal0 = {s: await balance_of(d, t, KEEPER_ADDRESS) for s, t in world.tokens.items()}
-        eth0 = await d.w3.eth.get_balance(KEEPER_ADDRESS)
+        wallet = await Wallet(d, world).start()
         await run_until_quiet(keeper)
     finally:
         await keeper.close()
@@ -133,12 +131,8 @@ async def test_price_drop_partially_liquidates_with_the_best_plan(deployer, worl
         assert await holdings(d, world, cas[i]) == before
     assert (await account_state(d, dep, cas[BAD_DEBT])).liquidatable
     # Realised figures agree with the wallet's balances measured independently.
-    value = 0
-    for s, t in world.tokens.items():
-        value += (await balance_of(d, t, KEEPER_ADDRESS) - bal0[s]) * prices[s] // 10**t.decimals
-    gas_usd = (eth0 - await d.w3.eth.get_balance(KEEPER_ADDRESS)) * prices["WETH"] // E18
     realised = sum(o["realised_profit_usd"] for o in liqs.values())
-    assert (value - gas_usd) / 1e8 == pytest.approx(realised, rel=0.005)
+    assert await wallet.net_usd() == pytest.approx(realised, rel=0.005)
     with capsys.disabled():
         for f in figures:
             print(f"\ngearbox e2e: account {f[0]} {f[1]}: repaid {f[2]:.2f} USDC, predicted {f[3]:.4f} realised "

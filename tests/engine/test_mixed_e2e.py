@@ -11,8 +11,8 @@ from keeper.devnet.aave_common import account_data
 from keeper.devnet.comet import comet_call
 from keeper.devnet.morpho import MORPHO_DEMO_POSITIONS
 from keeper.devnet.tokens import balance_of, erc20_artifact, set_price
-from keeper.devnet.world import KEEPER_ADDRESS, build_world, open_position
-from tests.engine.conftest import make_keeper, run_keeper, scan_rows
+from keeper.devnet.world import KEEPER_ADDRESS
+from tests.engine.conftest import make_keeper, run_keeper, scan_rows, world_with_aave_positions
 
 E18 = 10**18
 LENDING = ("aave_v3", "compound_v3", "morpho_blue")
@@ -24,12 +24,7 @@ MORPHO_UNHEALTHY = (0, 2, 3)  # see tests/engine/test_morpho_blue_e2e.py
 
 @pytest.fixture(scope="module")
 async def mixed_world(deployer):
-    world = await build_world(deployer, protocols=LENDING)
-    users = world.take_accounts(len(AAVE_POSITIONS))
-    for u, (c, d) in zip(users, AAVE_POSITIONS):
-        await open_position(deployer, world, u, c, d)
-    world.extra["aave_borrowers"] = users
-    return world
+    return await world_with_aave_positions(deployer, LENDING, AAVE_POSITIONS)
 
 
 @pytest.fixture

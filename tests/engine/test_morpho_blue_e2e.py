@@ -11,9 +11,9 @@ from keeper.devnet.morpho import (
     MORPHO_DEMO_POSITIONS, MorphoDeployment, add_morpho_to_world, events, open_morpho_position, position,
 )
 from keeper.devnet.multicall3 import install_multicall3
-from keeper.devnet.tokens import balance_of, deploy_default_tokens, mint, set_price
+from keeper.devnet.tokens import deploy_default_tokens, mint, set_price
 from keeper.devnet.world import KEEPER_ADDRESS, KEEPER_INVENTORY, World
-from tests.engine.conftest import make_keeper, run_keeper, run_until_quiet, scan_rows
+from tests.engine.conftest import Wallet, make_keeper, run_keeper, run_until_quiet, scan_rows
 
 # MORPHO_DEMO_POSITIONS after a 30% WETH drop: 0 (lltv 0.86), 2 (bad debt) and 3 (lltv 0.77).
 UNHEALTHY = (0, 2, 3)
@@ -66,9 +66,7 @@ async def test_price_drop_liquidates_each_unhealthy_position_once(deployer, worl
         assert keeper.recorder.outcomes == []  # all healthy before the drop
         await drop_weth(deployer, world)
         before = {i: await position(deployer, morpho(world), markets[i], b) for i, b in enumerate(borrowers)}
-        tokens = list(world.tokens.values())
-        bal_before = {t.symbol: await balance_of(deployer, t, KEEPER_ADDRESS) for t in tokens}
-        eth_before = await deployer.w3.eth.get_balance(KEEPER_ADDRESS)
+        wallet = await Wallet(deployer, world).start()
         await run_until_quiet(keeper)
     finally:
         await keeper.close()
@@ -94,12 +92,8 @@ async def test_price_drop_liquidates_each_unhealthy_position_once(deployer, worl
         assert o["predicted_profit_usd"] > 0
         assert o["realised_profit_usd"] == pytest.approx(o["predicted_profit_usd"], rel=0.005)
     # The recorded figures match the wallet measured independently (tokens at the feeds, gas in ETH).
-    value = 0
-    for t in tokens:
-        value += (await balance_of(deployer, t, KEEPER_ADDRESS) - bal_before[t.symbol]) * t.price // 10**t.decimals
-    gas_usd = (eth_before - await deployer.w3.eth.get_balance(KEEPER_ADDRESS)) * world.tokens["WETH"].price // 10**18
     total = sum(o["realised_profit_usd"] for o in report["liquidations"])
-    assert (value - gas_usd) / 1e8 == pytest.approx(total, rel=0.005)
+    assert await wallet.net_usd() == pytest.approx(total, rel=0.005)
 
 
 async def test_position_made_liquidatable_by_interest_alone(deployer, world, tmp_path):
