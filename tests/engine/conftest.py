@@ -34,10 +34,8 @@ async def run_until_quiet(keeper: Keeper, rounds: int = 5) -> None:
             return
 
 
-async def run_keeper(world, tmp_path, *, until_quiet: bool = False, **cfg) -> Keeper:
-    """A keeper for ``world`` that runs one block step (or steps until quiet) and is closed; its
-    recorder holds what it did."""
-    keeper = await make_keeper(world, tmp_path, **cfg)
+async def run_and_close(keeper: Keeper, *, until_quiet: bool = False) -> Keeper:
+    """One block step (or steps until quiet), then close; the recorder holds what it did."""
     try:
         if until_quiet:
             await run_until_quiet(keeper)
@@ -46,6 +44,11 @@ async def run_keeper(world, tmp_path, *, until_quiet: bool = False, **cfg) -> Ke
     finally:
         await keeper.close()
     return keeper
+
+
+async def run_keeper(world, tmp_path, *, until_quiet: bool = False, **cfg) -> Keeper:
+    """A keeper for ``world`` (config_text kwargs in ``cfg``) run by run_and_close."""
+    return await run_and_close(await make_keeper(world, tmp_path, **cfg), until_quiet=until_quiet)
 
 
 async def scan_rows(world, tmp_path, **cfg):

@@ -9,7 +9,7 @@ from keeper.abi import load
 from keeper.devnet.aave_common import account_data
 from keeper.devnet.tokens import set_price
 from keeper.devnet.world import open_position
-from tests.engine.conftest import Wallet, make_keeper, run_keeper, run_until_quiet, scan_rows
+from tests.engine.conftest import Wallet, make_keeper, run_and_close, run_keeper, run_until_quiet, scan_rows
 
 E18 = 10**18
 LIQUIDATION_TOPIC = load("AaveV3Pool").event("LiquidationCall").topic
@@ -123,10 +123,7 @@ async def test_above_max_gas_price_is_skipped_with_reason(deployer, world, tmp_p
     await deployer.rpc("anvil_setNextBlockBaseFeePerGas", [hex(40 * 10**9)])
     await deployer.rpc("evm_mine", [])
     nonce = await deployer.w3.eth.get_transaction_count(world.keeper_address)
-    try:
-        await keeper.step(await keeper.chain.block_number())
-    finally:
-        await keeper.close()
+    await run_and_close(keeper)
     report = keeper.recorder.report()
     assert len(report["skipped"]) == 4
     assert all("above max_gas_price_gwei" in o["reason"] for o in report["skipped"])

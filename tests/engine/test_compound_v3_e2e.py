@@ -16,7 +16,7 @@ from keeper.devnet.tokens import balance_of, deploy_default_tokens, erc20_artifa
 from keeper.devnet.world import KEEPER_ADDRESS, World
 from keeper.protocols import compound_v3_math as cm
 from keeper.protocols.compound_v3 import ACCRUAL_NOTE, NOT_FOR_SALE
-from tests.engine.conftest import Wallet, make_keeper, run_until_quiet
+from tests.engine.conftest import Wallet, make_keeper, run_and_close, run_until_quiet
 
 E18 = 10**18
 KEEPER_USDC = 500_000  # whole USDC in the keeper wallet: enough to buy everything freed
@@ -210,10 +210,7 @@ async def test_dry_run_sends_nothing(deployer, world, tmp_path):
     await drop_weth(d, world)
     keeper = await keeper_for(world, tmp_path, mode="dry-run")
     n0 = await nonce(d)
-    try:
-        await keeper.step(await keeper.chain.block_number())
-    finally:
-        await keeper.close()
+    await run_and_close(keeper)
     report = keeper.recorder.report()
     assert await nonce(d) == n0
     assert report["liquidations"] == [] and report["skipped"] == []
@@ -234,10 +231,7 @@ async def test_absorb_the_purchase_cannot_pay_for_only_with_the_switch(deployer,
                               absorb_without_profit=switch)
     await d.rpc("anvil_setNextBlockBaseFeePerGas", [hex(80 * 10**9)])
     await d.rpc("evm_mine", [])
-    try:
-        await keeper.step(await keeper.chain.block_number())
-    finally:
-        await keeper.close()
+    await run_and_close(keeper)
     report = keeper.recorder.report()
     assert report["reverted"] == [] and report["failed"] == []
     small = users[SMALL]
@@ -270,10 +264,7 @@ async def test_no_base_in_the_wallet(deployer, world, tmp_path, switch):
     await drop_weth(d, world)
     keeper = await keeper_for(world, tmp_path, absorb_without_profit=switch)
     n0 = await nonce(d)
-    try:
-        await keeper.step(await keeper.chain.block_number())
-    finally:
-        await keeper.close()
+    await run_and_close(keeper)
     report = keeper.recorder.report()
     unhealthy = {users[i] for i in UNHEALTHY}
     if not switch:
@@ -297,10 +288,7 @@ async def test_reserves_at_target_means_no_buy(deployer, world, tmp_path, switch
     await drop_weth(d, world)
     keeper = await keeper_for(world, tmp_path, absorb_without_profit=switch)
     n0 = await nonce(d)
-    try:
-        await run_until_quiet(keeper)
-    finally:
-        await keeper.close()
+    await run_and_close(keeper, until_quiet=True)
     report = keeper.recorder.report()
     assert report["reverted"] == [] and report["failed"] == []
     unhealthy = {users[i] for i in UNHEALTHY}
@@ -323,10 +311,7 @@ async def test_collateral_already_for_sale_is_bought(deployer, world, tmp_path):
     await drop_weth(d, world)
     await comet_transact(d, comet(world), "absorb", d.sender, [users[i] for i in UNHEALTHY])
     keeper = await keeper_for(world, tmp_path)
-    try:
-        await run_until_quiet(keeper)
-    finally:
-        await keeper.close()
+    await run_and_close(keeper, until_quiet=True)
     report = keeper.recorder.report()
     (o,) = report["liquidations"]
     assert o["account"] == comet(world).comet and o["label"] == "buy WETH+WBTC"

@@ -17,7 +17,7 @@ from keeper.devnet.tokens import balance_of, deploy_default_tokens, set_price
 from keeper.devnet.world import KEEPER_ADDRESS, World
 from keeper.protocols import gearbox_v3_math as gm
 from keeper.protocols.gearbox_v3 import FULL_ONLY
-from tests.engine.conftest import Wallet, make_keeper, run_until_quiet
+from tests.engine.conftest import Wallet, make_keeper, run_and_close, run_until_quiet
 
 E18 = 10**18
 KEEPER_USDC = 100_000
@@ -144,10 +144,7 @@ async def test_dry_run_sends_nothing(deployer, world, tmp_path):
     await drop_weth(d, world)
     keeper = await keeper_for(world, tmp_path, mode="dry-run")
     n0 = await nonce(d)
-    try:
-        await keeper.step(await keeper.chain.block_number())
-    finally:
-        await keeper.close()
+    await run_and_close(keeper)
     report = keeper.recorder.report()
     assert await nonce(d) == n0 and report["liquidations"] == []
     assert {o["account"] for o in report["dry_run"]} == {cas[i] for i in PARTIAL}
@@ -193,10 +190,7 @@ async def test_wallet_budget_caps_the_plans(deployer, world, tmp_path):
     await d.transact(usdc.address, erc20, "transfer", d.sender, (KEEPER_USDC - 6_000) * 10**6, sender=KEEPER_ADDRESS)
     await drop_weth(d, world)
     keeper = await keeper_for(world, tmp_path)
-    try:
-        await run_until_quiet(keeper)
-    finally:
-        await keeper.close()
+    await run_and_close(keeper, until_quiet=True)
     report = keeper.recorder.report()
     assert report["reverted"] == [] and report["failed"] == []
     spent = sum(int(o["details"]["repaid_amount"]) for o in report["liquidations"])

@@ -12,7 +12,7 @@ from keeper.devnet.comet import comet_call
 from keeper.devnet.morpho import MORPHO_DEMO_POSITIONS
 from keeper.devnet.tokens import balance_of, erc20_artifact, set_price
 from keeper.devnet.world import KEEPER_ADDRESS
-from tests.engine.conftest import make_keeper, run_keeper, scan_rows, world_with_aave_positions
+from tests.engine.conftest import make_keeper, run_and_close, run_keeper, scan_rows, world_with_aave_positions
 
 E18 = 10**18
 LENDING = ("aave_v3", "compound_v3", "morpho_blue")
@@ -134,10 +134,7 @@ async def test_price_back_before_sending_is_caught_by_simulation_with_readable_r
 
     keeper.executor.run = recover_then_run
     nonce = await deployer.w3.eth.get_transaction_count(KEEPER_ADDRESS)
-    try:
-        await keeper.step(await keeper.chain.block_number())
-    finally:
-        await keeper.close()
+    await run_and_close(keeper)
     report = keeper.recorder.report()
     assert report["liquidations"] == [] and report["reverted"] == []
     assert await deployer.w3.eth.get_transaction_count(KEEPER_ADDRESS) == nonce

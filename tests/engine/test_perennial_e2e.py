@@ -17,7 +17,7 @@ from keeper.devnet.perennial import (
 from keeper.devnet.tokens import balance_of, deploy_default_tokens, set_price
 from keeper.devnet.world import KEEPER_ADDRESS, World
 from keeper.protocols.perennial_v2 import STALE
-from tests.engine.conftest import make_keeper, run_until_quiet
+from tests.engine.conftest import make_keeper, run_and_close, run_until_quiet
 
 REWARD = 10 * UNIT  # settlement fee 1 DSU x liquidationFee 10 (keeper/devnet/perennial.py defaults)
 
@@ -180,10 +180,7 @@ async def test_reward_shows_as_claimable_then_is_claimed(deployer, world, tmp_pa
     finally:
         await keeper.close()
     keeper = await keeper_for(world, tmp_path)
-    try:
-        await run_until_quiet(keeper)
-    finally:
-        await keeper.close()
+    await run_and_close(keeper, until_quiet=True)
     report = keeper.recorder.report()
     assert report["liquidations"] == []
     (claim,) = report["claims"]
@@ -204,10 +201,7 @@ async def test_stale_oracle_sends_nothing_and_says_why(deployer, world, tmp_path
     await drop_weth(d, world)
     keeper = await keeper_for(world, tmp_path)
     n0 = await nonce(d)
-    try:
-        await run_until_quiet(keeper)
-    finally:
-        await keeper.close()
+    await run_and_close(keeper, until_quiet=True)
     report = keeper.recorder.report()
     assert await nonce(d) == n0 and report["liquidations"] == [] and report["dry_run"] == []
     skipped = {s["account"]: s["reason"] for s in report["skipped"]}
@@ -221,10 +215,7 @@ async def test_dry_run_sends_nothing(deployer, world, tmp_path):
     keeper = await keeper_for(world, tmp_path, mode="dry-run")
     n0 = await nonce(d)
     latest = (await oracle_call(d, dep, "status"))[0]
-    try:
-        await keeper.step(await keeper.chain.block_number())
-    finally:
-        await keeper.close()
+    await run_and_close(keeper)
     report = keeper.recorder.report()
     assert await nonce(d) == n0 and report["liquidations"] == [] and report["skipped"] == []
     (o,) = report["dry_run"]
