@@ -23,5 +23,5 @@ def build_adapter(cfg, liquidator: str, *, pull_oracle=None) -> Adapter:
         return PerennialV2Adapter(cfg, liquidator, pull_oracle)
     if cfg.kind == "gearbox_v3":
         from keeper.protocols.gearbox_v3 import GearboxV3Adapter
-        return GearboxV3Adapter(cfg, liquidator)
+        return GearboxV3Adapter(cfg, liquidator, pull_oracle)
     raise ValueError(f"unknown protocol kind {cfg.kind!r}")

@@ -82,10 +82,11 @@ class AccountState:
 
 
 class GearboxV3Adapter(Adapter):
-    def __init__(self, cfg: GearboxV3Config, liquidator: str):
+    def __init__(self, cfg: GearboxV3Config, liquidator: str, pull_oracle=None):
         self.cfg = cfg
         self.name = cfg.name
         self.liquidator = liquidator
+        self.pull_oracle = pull_oracle  # signed prices for pull feeds (on-demand price updates)
         self.managers: dict[str, ManagerState] = {cm: ManagerState(cm) for cm in cfg.credit_managers}
         self.accounts: dict[str, AccountState] = {}
         self.chain: Chain | None = None
