@@ -60,8 +60,8 @@ _CUSTOM_ERRORS = [
 
 def _abi_errors(name: str) -> list[str]:
     """Error signatures of an abis/*.json file (e.g. gearbox_errors: every custom error of the
-    Gearbox V3 compile job, since a facade call also reverts with its credit manager's, oracle's,
-    pool's and 1inch SafeERC20's errors)."""
+    Gearbox V3 compile jobs, since a facade call also reverts with its credit manager's, oracle's,
+    pool's, 1inch SafeERC20's and its updatable price feeds' (PythPriceFeed) errors)."""
     import json
     from pathlib import Path
     path = Path(__file__).resolve().parents[1] / "abis" / f"{name}.json"

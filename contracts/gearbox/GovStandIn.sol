@@ -5,8 +5,12 @@ import {IACL} from "@gearbox-protocol/core-v3/contracts/interfaces/base/IACL.sol
 import {IContractsRegister} from "@gearbox-protocol/core-v3/contracts/interfaces/base/IContractsRegister.sol";
 import {IAddressProvider} from "@gearbox-protocol/core-v3/contracts/interfaces/base/IAddressProvider.sol";
 import {IPriceFeedStore, PriceUpdate} from "@gearbox-protocol/core-v3/contracts/interfaces/base/IPriceFeedStore.sol";
-import {AddressNotFoundException, PriceFeedDoesNotExistException} from
-    "@gearbox-protocol/core-v3/contracts/interfaces/IExceptions.sol";
+import {IUpdatablePriceFeed} from "@gearbox-protocol/core-v3/contracts/interfaces/base/IPriceFeed.sol";
+import {
+    AddressNotFoundException,
+    PriceFeedDoesNotExistException,
+    PriceFeedIsNotUpdatableException
+} from "@gearbox-protocol/core-v3/contracts/interfaces/IExceptions.sol";
 
 /// @dev The part of Gearbox governance that @gearbox-protocol/core-v3 calls but does not publish
 ///      (ACL, ContractsRegister, AddressProvider, PriceFeedStore), in one contract, for a local world.
@@ -20,6 +24,8 @@ contract GovStandIn is IACL, IContractsRegister, IAddressProvider, IPriceFeedSto
     mapping(address => bool) public override isPool;
     mapping(address => bool) public override isCreditManager;
     mapping(address => uint32) internal _stalenessPeriods;
+    mapping(address => bool) public isUpdatablePriceFeed;
+    address[] internal _updatablePriceFeeds;
     address[] internal _pools;
     address[] internal _creditManagers;
 
@@ -102,17 +108,26 @@ contract GovStandIn is IACL, IContractsRegister, IAddressProvider, IPriceFeedSto
         _stalenessPeriods[priceFeed] = period;
     }
 
-    /// @dev Pushes signed price data to updatable feeds, as the real store does; the push feeds of a
-    ///      local world are not updatable, so any non-empty update reverts.
+    /// @dev The store's set of updatable feeds (the real PriceFeedStore adds a feed's updatable
+    ///      nodes when the feed is added; here the owner lists them).
+    function addUpdatablePriceFeed(address priceFeed) external onlyOwner {
+        if (!isUpdatablePriceFeed[priceFeed]) {
+            isUpdatablePriceFeed[priceFeed] = true;
+            _updatablePriceFeeds.push(priceFeed);
+        }
+    }
+
+    function getUpdatablePriceFeeds() external view returns (address[] memory) {
+        return _updatablePriceFeeds;
+    }
+
+    /// @dev On-demand price updates, as Gearbox's PriceFeedStore does them: each feed must be in the
+    ///      updatable set, and gets `updatePrice(data)`; its revert propagates.
     function updatePrices(PriceUpdate[] calldata updates) external override {
-        for (uint256 i; i < updates.length; ++i) {
-            (bool ok, bytes memory ret) =
-                updates[i].priceFeed.call(abi.encodeWithSignature("updatePrice(bytes)", updates[i].data));
-            if (!ok) {
-                assembly {
-                    revert(add(ret, 32), mload(ret))
-                }
-            }
+        uint256 n = updates.length;
+        for (uint256 i; i < n; ++i) {
+            if (!isUpdatablePriceFeed[updates[i].priceFeed]) revert PriceFeedIsNotUpdatableException();
+            IUpdatablePriceFeed(updates[i].priceFeed).updatePrice(updates[i].data);
         }
     }
 }

@@ -7,16 +7,29 @@ not publish (ACL, ContractsRegister, AddressProvider, plus the price feed store)
 contracts/gearbox/GovStandIn.sol. Deployment order and parameters follow
 shared/real_contracts_gearbox.md section 4: one USDC pool, WETH and WBTC as quoted collateral priced
 by the world's own Chainlink mock feeds, one credit manager with its facade and configurator.
+
+Pull feeds: ``deploy_gearbox(..., pyth_feeds={symbol: feed id}, pyth=MockPyth)`` prices those tokens
+with Gearbox's own PythPriceFeed (@gearbox-protocol/oracles-v3 1.16.0, same compiler settings) over
+Pyth's MockPyth, so the oracle's price is whatever Pyth last stored and a liquidator must pass
+on-demand price updates (``updatePrice(abi.encode(publishTime, [blob]))``, applied by the price feed
+store). MockPyth lacks the real Pyth's ``latestPriceInfoPublishTime`` that the feed calls, so the
+feed's ``pyth`` is contracts/gearbox/MockPythPublishTime.sol, a forwarder over the same MockPyth.
+add_gearbox_to_world puts WETH on such a feed (the world's [pull_oracle] MockPyth and WETH feed id).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from eth_abi import encode as abi_encode
 from eth_utils import to_checksum_address
 
+from keeper.abi import load
+from keeper.chain.multicall import MULTICALL3, Call, CallFailed, decode_aggregate3, encode_aggregate3
+
 from keeper.devnet.deploy import Deployer
-from keeper.devnet.solc import artifact, compile_standard_json
+from keeper.devnet.pyth import deploy_mock_pyth, price_update_data, update_price_feeds
+from keeper.devnet.solc import Artifact, artifact, compile_standard_json
 from keeper.devnet.tokens import Token, approve, balance_of, mint
 from keeper.protocols import gearbox_v3_math as gm
 
@@ -46,6 +59,21 @@ MULTICALL_IFACE = ("ICreditFacadeV3Multicall", f"{_G}/interfaces/ICreditFacadeV3
 COMPILE_SETTINGS = dict(compiler="solc_0_8_23", optimizer_runs=1000, evm_version="shanghai", bytecode_hash="none",
                         remappings=["@openzeppelin/contracts/=oz4/"])
 
+# Gearbox's Pyth feed, and the forwarder that gives MockPyth the real Pyth's latestPriceInfoPublishTime.
+PYTH_FEED_CODE = "@gearbox-protocol/oracles-v3@1.16.0"
+PYTH_CONTRACTS = {
+    "PythPriceFeed": "@gearbox-protocol/oracles-v3/contracts/oracles/updatable/PythPriceFeed.sol",
+    "MockPythPublishTime": "contracts/gearbox/MockPythPublishTime.sol",
+}
+PYTH_COMPILE_SETTINGS = dict(COMPILE_SETTINGS, remappings=["@solady/=solady/src/", "@openzeppelin/contracts/=oz4/"])
+# PythPriceFeed.latestRoundData reverts once Pyth's publish time is more than
+# MAX_DATA_TIMESTAMP_DELAY_SECONDS (10 minutes) behind the block, and it is not skipPriceCheck, so
+# PriceOracleV3 wants a non-zero staleness period: the same 10 minutes (a longer one changes nothing).
+PYTH_STALENESS_PERIOD = 600
+PYTH_MAX_CONF_TO_PRICE_RATIO = 100  # bps: conf <= 1% of the price (the constructor refuses 0)
+PYTH_FEED_FUNDING = 10**16  # wei held by each feed: it pays Pyth's update fee itself (MockPyth: 1 wei)
+WETH_USD_FEED_ID = "0xff61491a931112ddf1bd8147cd1b641375f79f5825126d665480874634fd0ace"  # Pyth ETH/USD
+
 PERCENTAGE_FACTOR = 10_000
 YEAR = 365 * 86400
 STALENESS_PERIOD = YEAR  # the world's feeds only move on demand (a Chainlink round each set_price)
@@ -62,6 +90,7 @@ CM_DEBT_LIMIT = 10**12
 EPOCH_LENGTH = 7 * 86400
 
 _output: dict | None = None
+_pyth_output: dict | None = None
 
 
 async def compile_gearbox() -> dict:
@@ -80,12 +109,26 @@ async def gearbox_abis() -> dict[str, list]:
     return abis
 
 
+async def compile_pyth_feed() -> dict:
+    """PythPriceFeed and the MockPyth forwarder in one job with Gearbox's settings (cached on disk)."""
+    global _pyth_output
+    if _pyth_output is None:
+        _pyth_output = await compile_standard_json(list(PYTH_CONTRACTS.values()), **PYTH_COMPILE_SETTINGS)
+    return _pyth_output
+
+
+async def pyth_artifacts() -> dict[str, Artifact]:
+    out = await compile_pyth_feed()
+    return {name: artifact(out, src, name) for name, src in PYTH_CONTRACTS.items()}
+
+
 async def all_errors() -> list[dict]:
-    """Every custom error declared in the compile job (facade reverts may come from the credit
-    manager, the oracle, the pool or 1inch's SafeERC20), deduplicated by signature."""
-    out = await compile_gearbox()
+    """Every custom error declared in the compile jobs (facade reverts may come from the credit
+    manager, the oracle, the pool, 1inch's SafeERC20 or an updatable price feed such as
+    PythPriceFeed), deduplicated by signature."""
+    outs = [await compile_gearbox(), await compile_pyth_feed()]
     seen: dict[str, dict] = {}
-    for units in out["contracts"].values():
+    for units in (u for out in outs for u in out["contracts"].values()):
         for c in units.values():
             for e in c["abi"]:
                 if e["type"] == "error":
@@ -116,16 +159,29 @@ class GearboxDeployment:
     treasury: str = TREASURY
     abis: dict[str, list] = field(default_factory=dict, repr=False)  # contract name -> ABI
     code: str = GEARBOX_CODE
+    price_feeds: dict[str, str] = field(default_factory=dict)  # symbol -> main (= reserve) price feed
+    pyth: str | None = None  # the MockPyth the Pyth feeds read
+    pyth_forwarder: str | None = None  # MockPythPublishTime over it (the feeds' `pyth`)
+    pyth_feed_ids: dict[str, str] = field(default_factory=dict)  # symbol -> Pyth feed id (PythPriceFeed)
 
     def token(self, symbol: str) -> Token:
         return self.underlying if symbol == self.underlying.symbol else self.collaterals[symbol]
 
+    @property
+    def pyth_price_feeds(self) -> dict[str, str]:
+        """symbol -> PythPriceFeed address."""
+        return {s: self.price_feeds[s] for s in self.pyth_feed_ids}
+
 
 async def deploy_gearbox(d: Deployer, tokens: dict[str, Token], *, underlying: str = "USDC",
                          lts: dict[str, int] | None = None, min_debt: int = MIN_DEBT,
-                         max_debt: int = MAX_DEBT) -> GearboxDeployment:
+                         max_debt: int = MAX_DEBT, pyth_feeds: dict[str, str] | None = None,
+                         pyth: str | None = None) -> GearboxDeployment:
     """One Gearbox V3 market on ``tokens``: a ``underlying`` pool and a credit manager taking the
-    ``lts`` tokens (symbol -> LT in bps) as quoted collateral. Debt limits in whole underlying."""
+    ``lts`` tokens (symbol -> LT in bps) as quoted collateral. Debt limits in whole underlying.
+    Tokens in ``pyth_feeds`` (symbol -> Pyth feed id) are priced by a PythPriceFeed over the MockPyth
+    ``pyth`` (funded for Pyth's fee, seeded at the token's world price, registered as updatable in
+    the price feed store); the others by their Chainlink mock feed."""
     lts = dict(lts or DEFAULT_LTS)
     out = await compile_gearbox()
     art = {name: artifact(out, src, name) for name, src in CONTRACTS.items()}
@@ -138,9 +194,28 @@ async def deploy_gearbox(d: Deployer, tokens: dict[str, Token], *, underlying: s
 
     gov = await d.deploy(art["GovStandIn"])  # INSTANCE_MANAGER_PROXY = deployer, PRICE_FEED_STORE = itself
     oracle = await d.deploy(art["PriceOracleV3"], gov)
-    for t in [u, *(tokens[s] for s in lts)]:
-        await tx(oracle, "PriceOracleV3", "setPriceFeed", t.address, t.feed, STALENESS_PERIOD)
-        await tx(oracle, "PriceOracleV3", "setReservePriceFeed", t.address, t.feed, STALENESS_PERIOD)
+    pyth_feeds = dict(pyth_feeds or {})
+    feeds = {s: tokens[s].feed for s in [underlying, *lts]}
+    periods = {s: STALENESS_PERIOD for s in feeds}
+    forwarder = None
+    if pyth_feeds:
+        if pyth is None:
+            raise ValueError("pyth_feeds needs the MockPyth address (pyth=...)")
+        part = await pyth_artifacts()
+        abis["PythPriceFeed"] = part["PythPriceFeed"].abi
+        forwarder = await d.deploy(part["MockPythPublishTime"], pyth)
+        for s, feed_id in pyth_feeds.items():
+            t = tokens[s]
+            feed = await d.deploy(part["PythPriceFeed"], t.address, bytes.fromhex(feed_id.removeprefix("0x")),
+                                  forwarder, PYTH_MAX_CONF_TO_PRICE_RATIO, f"{s}/USD")
+            await d._send({"to": feed, "value": PYTH_FEED_FUNDING}, f"fund PythPriceFeed {s}")
+            await push_pyth_price(d, pyth, feed_id, t.price)
+            await tx(gov, "GovStandIn", "addUpdatablePriceFeed", feed)
+            feeds[s], periods[s] = feed, PYTH_STALENESS_PERIOD
+    for s, feed in feeds.items():
+        t = tokens[s]
+        await tx(oracle, "PriceOracleV3", "setPriceFeed", t.address, feed, periods[s])
+        await tx(oracle, "PriceOracleV3", "setReservePriceFeed", t.address, feed, periods[s])
     irm = await d.deploy(art["LinearInterestRateModelV3"], 8_000, 9_000, 0, 400, 1_000, 10_000, False)
     pool = await d.deploy(art["PoolV3"], gov, gov, u.address, TREASURY, irm, 2**256 - 1,
                           f"Diesel {u.symbol}", f"d{u.symbol}")
@@ -178,7 +253,75 @@ async def deploy_gearbox(d: Deployer, tokens: dict[str, Token], *, underlying: s
                              price_oracle=oracle, bot_list=bot_list, account_factory=factory,
                              loss_policy=loss_policy, credit_manager=cm, credit_facade=facade,
                              credit_configurator=cc, underlying=u, collaterals={s: tokens[s] for s in lts},
-                             lts=lts, min_debt=u.units(min_debt), max_debt=u.units(max_debt), abis=abis)
+                             lts=lts, min_debt=u.units(min_debt), max_debt=u.units(max_debt), abis=abis,
+                             price_feeds=feeds, pyth=pyth if pyth_feeds else None, pyth_forwarder=forwarder,
+                             pyth_feed_ids=pyth_feeds)
+
+
+# ---- Pyth prices and on-demand updates ----------------------------------------------------------------
+
+async def latest_timestamp(d: Deployer) -> int:
+    return (await d.w3.eth.get_block("latest"))["timestamp"]
+
+
+async def push_pyth_price(d: Deployer, pyth: str, feed_id: str, price_8: int, publish_time: int | None = None) -> dict:
+    """Store a Pyth price on MockPyth directly (published at the latest block's timestamp by default;
+    MockPyth ignores an update no newer than the stored one)."""
+    now = await latest_timestamp(d) if publish_time is None else publish_time
+    blob = await price_update_data(d, pyth, feed_id, price_8, 0, -8, now)
+    return await update_price_feeds(d, pyth, [blob])
+
+
+_AGGREGATOR = [{"type": "function", "name": "latestRoundData", "stateMutability": "view", "inputs": [],
+                "outputs": [{"name": n, "type": t} for n, t in [("roundId", "uint80"), ("answer", "int256"),
+                            ("startedAt", "uint256"), ("updatedAt", "uint256"), ("answeredInRound", "uint80")]]}]
+
+
+def price_update_payload(publish_time: int, blobs: list[bytes]) -> bytes:
+    """PythPriceFeed.updatePrice's data: abi.encode(uint256 expectedPublishTimestamp, bytes[] updateData)."""
+    return abi_encode(["uint256", "bytes[]"], [publish_time, blobs])
+
+
+async def price_updates(d: Deployer, dep: GearboxDeployment, prices: dict[str, int] | None = None,
+                        publish_time: int | None = None) -> list[tuple[str, bytes]]:
+    """The facade's ``priceUpdates`` for every Pyth feed of ``dep``: MockPyth update data at
+    ``prices`` (symbol -> 8 decimals; default: the token's Chainlink mock now, as the keeper's devnet
+    pull oracle prices them), published at the latest block's timestamp."""
+    now = await latest_timestamp(d) if publish_time is None else publish_time
+    out = []
+    for s, feed_id in dep.pyth_feed_ids.items():
+        price = (prices or {}).get(s)
+        if price is None:
+            price = (await d.call(dep.token(s).feed, _AGGREGATOR, "latestRoundData"))[1]
+        blob = await price_update_data(d, dep.pyth, feed_id, price, 0, -8, now)
+        out.append((dep.price_feeds[s], price_update_payload(now, [blob])))
+    return out
+
+
+async def fresh_reads(d: Deployer, dep: GearboxDeployment, calls: list[Call],
+                      updates: list[tuple[str, bytes]] | None = None) -> list:
+    """Decoded results of ``calls`` as the facade sees the chain after its on-demand price updates:
+    one Multicall3 eth_call whose first calls are each Pyth feed's updatePrice (``updates``, default
+    price_updates(d, dep)). Plain eth_calls when ``dep`` has no Pyth feed. Raises on any failure."""
+    if updates is None:
+        updates = await price_updates(d, dep) if dep.pyth_feed_ids else []
+    if not updates:
+        out = []
+        for c in calls:
+            raw = await d.w3.eth.call({"to": c.target, "data": "0x" + c.data.hex()})
+            out.append(c.decode(bytes(raw)) if c.decode else bytes(raw))
+        return out
+    if not await d.w3.eth.get_code(MULTICALL3):
+        from keeper.devnet.multicall3 import install_multicall3
+        await install_multicall3(d)
+    upd = load("gearbox_pyth_price_feed").fn("updatePrice")
+    batch = [Call(feed, upd.encode(data)) for feed, data in updates] + list(calls)
+    raw = await d.w3.eth.call({"to": MULTICALL3, "data": "0x" + encode_aggregate3(batch).hex()})
+    res = decode_aggregate3(batch, bytes(raw))
+    failed = [(c.target, c.data[:4].hex(), r) for c, r in zip(batch, res) if isinstance(r, CallFailed)]
+    if failed:
+        raise RuntimeError(f"fresh read failed: {failed}")
+    return res[len(updates):]
 
 
 async def deposit(d: Deployer, dep: GearboxDeployment, lender: str, amount: int) -> dict:
@@ -247,41 +390,64 @@ class AccountState:
         return self.twv_usd / self.total_debt_usd if self.total_debt_usd else None
 
 
-async def account_state(d: Deployer, dep: GearboxDeployment, ca: str) -> AccountState:
-    """calcDebtAndCollateral(ca, DEBT_COLLATERAL = 3) and isLiquidatable(ca, 10000) of the credit manager."""
-    cm = d.at(dep.credit_manager, dep.abis["CreditManagerV3"])
-    cdd = await cm.functions.calcDebtAndCollateral(ca, 3).call()
-    liq = await cm.functions.isLiquidatable(ca, PERCENTAGE_FACTOR).call()
+_CM = load("gearbox_credit_manager_v3")
+_ORACLE = load("gearbox_price_oracle_v3")
+_PQK = load("gearbox_pool_quota_keeper_v3")
+_FACADE = load("gearbox_credit_facade_v3")
+_ERC20 = load("ERC20")
+
+
+def _call(target: str, abi, fn: str, *args) -> Call:
+    f = abi.fn(fn)
+    return Call(target, f.encode(*args), f.decode)
+
+
+async def account_state(d: Deployer, dep: GearboxDeployment, ca: str,
+                        updates: list[tuple[str, bytes]] | None = None) -> AccountState:
+    """calcDebtAndCollateral(ca, DEBT_COLLATERAL = 3) and isLiquidatable(ca, 10000) of the credit
+    manager, after the Pyth feeds' on-demand updates (fresh_reads) when the market has any."""
+    cdd, liq = await fresh_reads(d, dep, [_call(dep.credit_manager, _CM, "calcDebtAndCollateral", ca, 3),
+                                          _call(dep.credit_manager, _CM, "isLiquidatable", ca, PERCENTAGE_FACTOR)],
+                                 updates)
     debt, _, _, _, interest, fees, debt_usd, value, value_usd, twv_usd = cdd[:10]
     return AccountState(debt, debt + interest + fees, debt_usd, value, value_usd, twv_usd, liq)
 
 
-async def math_account(d: Deployer, dep: GearboxDeployment, ca: str) -> gm.Account:
-    """The account as gearbox_v3_math sees it, read with plain eth_calls (calcDebtAndCollateral,
-    fees, oracle prices, LTs, balances, quotas): the keeper's inputs by another path."""
-    cm = d.at(dep.credit_manager, dep.abis["CreditManagerV3"]).functions
-    oracle = d.at(dep.price_oracle, dep.abis["PriceOracleV3"]).functions
-    pqk = d.at(dep.pool_quota_keeper, dep.abis["PoolQuotaKeeperV3"]).functions
-    cdd = await cm.calcDebtAndCollateral(ca, 3).call()
-    fees = gm.Fees(*await cm.fees().call())
-    (min_debt, _) = await d.call(dep.credit_facade, dep.abis["CreditFacadeV3"], "debtLimits")
+async def math_account(d: Deployer, dep: GearboxDeployment, ca: str,
+                       updates: list[tuple[str, bytes]] | None = None) -> gm.Account:
+    """The account as gearbox_v3_math sees it, read call by call (calcDebtAndCollateral, fees,
+    oracle prices, LTs, balances, quotas; after the Pyth updates when the market has Pyth feeds):
+    the keeper's inputs by another path."""
+    toks = [dep.underlying, *dep.collaterals.values()]
+    calls = [_call(dep.credit_manager, _CM, "calcDebtAndCollateral", ca, 3), _call(dep.credit_manager, _CM, "fees"),
+             _call(dep.credit_facade, _FACADE, "debtLimits")]
+    for t in toks:
+        calls += [_call(t.address, _ERC20, "balanceOf", ca), _call(dep.price_oracle, _ORACLE, "getPrice", t.address),
+                  _call(dep.credit_manager, _CM, "liquidationThresholds", t.address)]
+        if t is not dep.underlying:
+            calls.append(_call(dep.pool_quota_keeper, _PQK, "getQuota", ca, t.address))
+    res = iter(await fresh_reads(d, dep, calls, updates))
+    cdd, fees, (min_debt, _) = next(res), gm.Fees(*next(res)), next(res)
     holdings = {}
-    for t in [dep.underlying, *dep.collaterals.values()]:
-        quota = None if t is dep.underlying else (await pqk.getQuota(ca, t.address).call())[0]
-        holdings[t.address] = gm.Holding(t.address, await balance_of(d, t, ca),
-                                         gm.Price(await oracle.getPrice(t.address).call(), 10**t.decimals),
-                                         await cm.liquidationThresholds(t.address).call(), quota)
+    for t in toks:
+        bal, price, lt = next(res), next(res), next(res)
+        quota = None if t is dep.underlying else next(res)[0]
+        holdings[t.address] = gm.Holding(t.address, bal, gm.Price(price, 10**t.decimals), lt, quota)
     return gm.Account(gm.Debt(*cdd[:6]), holdings, dep.underlying.address, fees, min_debt)
 
 
 async def liquidate_fully(d: Deployer, dep: GearboxDeployment, ca: str, liquidator: str) -> dict:
     """liquidateCreditAccount(ca, liquidator, calls) the plain way (no adapter): add totalValue of
-    underlying, withdraw every collateral to the liquidator. The account stays open with debt 0."""
-    cdd = await d.at(dep.credit_manager, dep.abis["CreditManagerV3"]).functions.calcDebtAndCollateral(ca, 3).call()
+    underlying, withdraw every collateral to the liquidator. The account stays open with debt 0.
+    With Pyth feeds, calls[0] is onDemandPriceUpdates(price_updates(d, dep)) (the facade applies it
+    before its checks) and totalValue is read at those prices."""
+    updates = await price_updates(d, dep) if dep.pyth_feed_ids else []
+    (cdd,) = await fresh_reads(d, dep, [_call(dep.credit_manager, _CM, "calcDebtAndCollateral", ca, 3)], updates)
     u = dep.underlying
     await mint(d, u, liquidator, cdd[7])
     await approve(d, u, liquidator, dep.credit_manager, cdd[7])
-    calls = [_inner(d, dep, "addCollateral", u.address, cdd[7])]
+    calls = [_inner(d, dep, "onDemandPriceUpdates", updates)] if updates else []
+    calls.append(_inner(d, dep, "addCollateral", u.address, cdd[7]))
     for t in dep.collaterals.values():
         if await balance_of(d, t, ca) > 1:
             calls.append(_inner(d, dep, "withdrawCollateral", t.address, 2**256 - 1, liquidator))
@@ -303,8 +469,10 @@ GEARBOX_DEMO_POSITIONS: list[tuple[dict[str, float], int, dict[str, float]]] = [
     # The WBTC quota (10,000) binds below its 24,000 of LT value: twv 8,925 + 10,000 = 18,925 < 21,000
     # (HF 0.901); WBTC can be seized at no cost in twv until its LT value falls to the quota.
     ({"WETH": 5, "WBTC": 0.5}, 21_000, {"WETH": 12_750, "WBTC": 10_000}),
-    # Small: twv 1,785 < 1,850 (HF 0.965); the repayment is capped by minDebt.
-    ({"WETH": 1}, 1_850, {"WETH": 2_550}),
+    # Small: twv 3,570 < 3,700 (HF 0.965); the repayment is capped by minDebt. (At 1 WETH its
+    # ~$35 gain would be within gas noise: a block's later Gearbox plans are simulated before the
+    # first one's Pyth update is mined, so their predicted gas can include that update, ~85-90k.)
+    ({"WETH": 2}, 3_700, {"WETH": 5_100}),
     # Healthy, untouched by a WETH drop: twv 24,000 vs 15,000 (HF 1.6).
     ({"WBTC": 0.5}, 15_000, {"WBTC": 24_000}),
     # Bad debt: value 10,500 < debt 12,500 (HF 0.714): no partial size leaves HF >= 1.
@@ -313,13 +481,24 @@ GEARBOX_DEMO_POSITIONS: list[tuple[dict[str, float], int, dict[str, float]]] = [
 
 
 async def add_gearbox_to_world(d: Deployer, world: "World", *, positions=GEARBOX_DEMO_POSITIONS,
-                               lender_liquidity: int = 1_000_000, keeper_usdc: int = 0,
+                               lender_liquidity: int = 1_000_000, keeper_usdc: int = 0, pyth_weth: bool = True,
                                **deploy_kw) -> GearboxDeployment:
-    """Deploy Gearbox V3 on the world's tokens (USDC pool; WETH, WBTC collateral), deposit
+    """Deploy Gearbox V3 on the world's tokens (USDC pool; WETH, WBTC collateral), WETH priced by
+    Gearbox's PythPriceFeed (unless ``pyth_weth`` is False: the Chainlink mock then): on the world's
+    MockPyth and WETH feed id when Perennial already set up [pull_oracle], else on a new MockPyth
+    with a [pull_oracle] table of its own (mock_feeds: the WETH feed id -> WETH's Chainlink mock). Deposit
     ``lender_liquidity`` whole USDC from a lender, open ``positions`` (collateral, debt, quotas) from
     fresh accounts, mint ``keeper_usdc`` whole USDC to the keeper wallet, and register the market:
     extra["gearbox"], extra["gearbox_accounts"] (credit account addresses, in ``positions`` order),
-    extra["gearbox_borrowers"], contracts and entries["gearbox_v3"]."""
+    extra["gearbox_borrowers"], contracts and entries["gearbox_v3"] (and sections["pull_oracle"])."""
+    if pyth_weth:
+        per = world.extra.get("perennial")
+        if per is not None and "pull_oracle" in world.sections:
+            pyth, feed_id = per.pyth, per.feed_id  # type: ignore[attr-defined]
+        else:
+            pyth, feed_id = await deploy_mock_pyth(d, valid_time_period=60, fee_wei=1), WETH_USD_FEED_ID
+            world.sections["pull_oracle"] = pull_oracle_section(pyth, {feed_id: world.tokens["WETH"].feed})
+        deploy_kw = {"pyth_feeds": {"WETH": feed_id}, "pyth": pyth, **deploy_kw}
     dep = await deploy_gearbox(d, world.tokens, **deploy_kw)
     lender, *users = world.take_accounts(1 + len(positions))
     await deposit(d, dep, lender, dep.underlying.units(lender_liquidity))
@@ -331,9 +510,21 @@ async def add_gearbox_to_world(d: Deployer, world: "World", *, positions=GEARBOX
     world.extra["gearbox"] = dep
     world.extra["gearbox_accounts"] = accounts
     world.extra["gearbox_borrowers"] = users
-    world.contracts["gearbox_v3"] = dep.code
+    world.contracts["gearbox_v3"] = dep.code  # (the WETH feed: PYTH_FEED_CODE's PythPriceFeed)
     world.entries["gearbox_v3"] = gearbox_config_entry(dep)
     return dep
+
+
+def pull_oracle_section(mock_pyth: str, mock_feeds: dict[str, str]) -> str:
+    """A [pull_oracle] table for the devnet pull oracle (the format of keeper/devnet/perennial.py's)."""
+    feeds = "".join(f'"{k}" = "{v}"\n' for k, v in mock_feeds.items())
+    return f"""
+[pull_oracle]
+source = "mock_pyth"
+mock_pyth = "{mock_pyth}"
+
+[pull_oracle.mock_feeds]
+{feeds}"""
 
 
 def gearbox_config_entry(dep: GearboxDeployment, *, name: str = "gearbox_v3", target_hf_margin_bps: int = 10,

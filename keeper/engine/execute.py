@@ -58,6 +58,7 @@ class Executor:
         self.recorder = recorder
         self.limits = limits
         self._approving: set[tuple[str, str]] = set()  # (token, spender) approvals sent this block
+        self._sent: list[tuple[str, TxRequest]] = []
 
     async def budget(self, tokens: set[str]) -> dict[str, int]:
         toks = sorted(tokens)
@@ -72,6 +73,7 @@ class Executor:
         results: list[Outcome | InFlight] = []
         start_budget = dict(budget)
         self._approving: set[tuple[str, str]] = set()
+        self._sent: list[tuple[str, TxRequest]] = []  # (hash, tx) sent this block, receipts not seen
         for i, r in enumerate(ranked):
             opp = r.opp
             if any(budget.get(s.token, 0) < start_budget.get(s.token, 0) for s in opp.spends):
@@ -114,7 +116,7 @@ class Executor:
             if budget.get(s.token, 0) < s.amount:
                 return self._skip(opp, f"wallet holds {budget.get(s.token, 0)} of {s.token}, needs {s.amount}")
         approvals = await self._approvals(opp)
-        sim = await simulate(self.chain, self.wallet, approvals + list(opp.txs))
+        sim = await simulate(self.chain, self.wallet, approvals + list(opp.txs), after=await self._unmined())
         if not sim.ok:
             return self._skip(opp, f"simulation: {sim.reason}")
         gas = sum(sim.gas_used[len(approvals):])
@@ -159,7 +161,17 @@ class Executor:
                 flight.approvals.append(tx_hash)
             else:
                 flight.hashes.append(tx_hash)
+            self._sent.append((tx_hash, tx))
         return flight
+
+    async def _unmined(self) -> list[TxRequest]:
+        """This block's transactions that are sent and not mined yet, in nonce order."""
+        if not self._sent:
+            return []
+        receipts = await self.chain.rpc.batch([("eth_getTransactionReceipt", [h]) for h, _ in self._sent],
+                                              raise_errors=False)
+        self._sent = [(h, tx) for (h, tx), r in zip(self._sent, receipts) if not isinstance(r, dict)]
+        return [tx for _, tx in self._sent]
 
     async def _approvals(self, opp: Opportunity) -> list[TxRequest]:
         fn = ERC20.fn("allowance")

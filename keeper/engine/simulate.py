@@ -1,7 +1,9 @@
 """Simulate: run the exact transactions (approvals + liquidation) from the keeper's address on the
 node before anything is sent. eth_simulateV1 runs them in sequence in one block against current
-state, so a missing approval does not hide the liquidation's own result; nodes without it fall
-back to eth_estimateGas (only possible when no approval is pending)."""
+state, so a missing approval does not hide the liquidation's own result, after the keeper's own
+transactions that are sent but not mined yet (an earlier plan of the same block: its price update
+or approval then costs the later plan nothing, as on chain). Nodes without eth_simulateV1 fall back
+to eth_estimateGas (only possible when no approval is pending)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -23,15 +25,19 @@ def _calls(sender: str, txs: list[TxRequest]) -> list[dict]:
     return [{"from": sender, "to": t.to, "data": "0x" + t.data.hex(), "value": hex(t.value)} for t in txs]
 
 
-async def simulate(chain: Chain, sender: str, txs: list[TxRequest]) -> Simulation:
+async def simulate(chain: Chain, sender: str, txs: list[TxRequest],
+                   after: list[TxRequest] = ()) -> Simulation:
+    """Run ``txs`` in sequence; ``after``: transactions already sent and not mined yet, run first so
+    that ``txs`` meet the state they will meet (their results are not reported)."""
+    after = list(after)
     try:
         res = await chain.rpc.request("eth_simulateV1", [
-            {"blockStateCalls": [{"calls": _calls(sender, txs)}], "validation": False}, "latest"])
+            {"blockStateCalls": [{"calls": _calls(sender, after + txs)}], "validation": False}, "latest"])
     except RpcError as e:
         if e.code in (-32601, -32600) or "not supported" in str(e).lower() or "method" in str(e).lower():
             return await _fallback(chain, sender, txs)
         return Simulation(False, reason=f"simulation failed: {e}")
-    calls = res[0]["calls"]
+    calls = res[0]["calls"][len(after):]
     gas = []
     for t, c in zip(txs, calls):
         if hexint(c["status"]) != 1:

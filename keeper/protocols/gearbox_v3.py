@@ -4,7 +4,14 @@ OpenCreditAccount / CloseCreditAccount / LiquidateCreditAccount / PartiallyLiqui
 each block, through Multicall3, the manager's own views (calcDebtAndCollateral DEBT_COLLATERAL,
 isLiquidatable(ca, 10000)), every collateral balance and quota, and PriceOracleV3 prices.
 
-Plans are partiallyLiquidateCreditAccount(ca, token, repaidAmount, minSeizedAmount, keeper, []) in
+Pull feeds: at start the oracle's main feed of every token is asked `updatable()`; an updatable
+(Pyth) feed's `priceFeedId()` is kept, and the keeper needs a [pull_oracle] to price it. Each refresh
+fetches fresh signed updates for those feed ids, and every Multicall3 batch starts with
+`feed.updatePrice(abi.encode(publishTime, [blob]))` for each of them (no access control; the feed
+pays Pyth's fee from its own balance), so the views read the prices the facade will use after the
+same on-demand updates, which the liquidation then carries as `priceUpdates`.
+
+Plans are partiallyLiquidateCreditAccount(ca, token, repaidAmount, minSeizedAmount, keeper, priceUpdates) in
 inventory mode: the wallet pays underlying (pulled by the credit manager) and receives the seized
 collateral at the liquidation discount. gearbox_v3_math picks the token and amount that pay most
 under the facade's checks. An account that only a full liquidation could resolve (no partial size
@@ -13,7 +20,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import asyncio
+
 import structlog
+from eth_abi import encode as abi_encode
 from eth_utils import to_checksum_address
 
 from keeper.abi import load
@@ -21,7 +31,7 @@ from keeper.chain.client import Chain
 from keeper.chain.multicall import Call, CallFailed
 from keeper.chain.sender import TxRequest
 from keeper.config import GearboxV3Config
-from keeper.errors import StartupError
+from keeper.errors import StartupError, decode_revert
 from keeper.protocols import gearbox_v3_math as gm
 from keeper.protocols.base import Adapter, Opportunity, Spend, TokenPrice
 
@@ -30,12 +40,14 @@ CM = load("gearbox_credit_manager_v3")
 FACADE = load("gearbox_credit_facade_v3")
 ORACLE = load("gearbox_price_oracle_v3")
 PQK = load("gearbox_pool_quota_keeper_v3")
+FEED = load("gearbox_pyth_price_feed")  # IUpdatablePriceFeed + PythPriceFeed.priceFeedId
 ERC20 = load("ERC20")
 
 DEBT_COLLATERAL = 3  # CollateralCalcTask.DEBT_COLLATERAL
 FULL_ONLY = "needs full liquidation (not supported yet)"
 # Before simulation (measured on Anvil: ~350-380k for a partial liquidation).
 PARTIAL_GAS = 400_000
+PRICE_UPDATE_GAS = 120_000  # per on-demand update (Pyth verification + store write), before simulation
 UNLIMITED = 2**255
 DISCOVERY_EVENTS = ("OpenCreditAccount", "CloseCreditAccount", "LiquidateCreditAccount",
                     "PartiallyLiquidateCreditAccount")
@@ -61,6 +73,10 @@ class ManagerState:
     max_debt: int = 0
     paused: bool = False
     block: int = -1  # last block whose market reads all succeeded
+    feeds: dict[str, str] = field(default_factory=dict)  # token -> the oracle's main price feed
+    pull_feeds: dict[str, str] = field(default_factory=dict)  # updatable feed -> Pyth feed id
+    updates: list[tuple[str, bytes]] = field(default_factory=list)  # this block's (priceFeed, data)
+    price_error: str | None = None  # why this block's on-demand updates could not be had
 
     def price(self, token: str) -> gm.Price:
         return gm.Price(self.prices[token], 10 ** self.decimals[token])
@@ -96,6 +112,7 @@ class GearboxV3Adapter(Adapter):
         for i, m in enumerate(self.managers.values()):
             out |= {f"CreditManagerV3[{i}]": m.cm, f"CreditFacadeV3[{i}]": m.facade, f"PoolV3[{i}]": m.pool,
                     f"PriceOracleV3[{i}]": m.oracle, f"PoolQuotaKeeperV3[{i}]": m.pqk}
+            out |= {f"PythPriceFeed[{i}:{m.symbols.get(t, t[:8])}]": f for t, f in m.feeds.items() if f in m.pull_feeds}
         return out
 
     def tokens(self) -> set[str]:
@@ -131,8 +148,34 @@ class GearboxV3Adapter(Adapter):
         for t, p, s in zip(m.tokens, res[:n], res[n:]):
             if isinstance(p, CallFailed):
                 raise StartupError(f"{self.name}: PriceOracleV3 {m.oracle} has no price feed for {t}")
+            m.feeds[t] = p[0]
             m.decimals[t] = p[3]
             m.symbols[t] = s if isinstance(s, str) else t[:8]
+        await self._load_pull_feeds(m, block)
+
+    async def _load_pull_feeds(self, m: ManagerState, block: int | str) -> None:
+        """Which feeds are updatable (an optional `updatable()`: plain push feeds lack it) and, for
+        those, their Pyth feed id. Reserve feeds are not read (the facade's liquidation path prices
+        with the main feeds)."""
+        assert self.chain
+        feeds = list(dict.fromkeys(m.feeds.values()))
+        upd, fid = FEED.fn("updatable"), FEED.fn("priceFeedId")
+        res = await self.chain.multicall([Call(f, upd.encode(), upd.decode) for f in feeds]
+                                         + [Call(f, fid.encode(), fid.decode) for f in feeds], block)
+        by_feed = {f: t for t, f in m.feeds.items()}
+        m.pull_feeds = {}
+        for f, u, i in zip(feeds, res[:len(feeds)], res[len(feeds):]):
+            if isinstance(u, CallFailed) or u is not True:
+                continue
+            sym = m.symbols.get(by_feed[f], by_feed[f])
+            if isinstance(i, CallFailed):
+                raise StartupError(f"{self.name}: price feed {f} of {sym} is updatable but has no priceFeedId(): "
+                                   "only Pyth pull feeds are supported")
+            if self.pull_oracle is None:
+                raise StartupError(f"{self.name}: price feed {f} of {sym} (credit manager {m.cm}) is a pull feed "
+                                   f"(Pyth {'0x' + i.hex()}): a [pull_oracle] table is needed to fetch its "
+                                   "on-demand price updates")
+            m.pull_feeds[f] = "0x" + i.hex()
 
     # ---- discovery ---------------------------------------------------------------------------
     async def discover(self, from_block: int, to_block: int) -> int:
@@ -189,7 +232,8 @@ class GearboxV3Adapter(Adapter):
             start = len(calls)
             calls += self._account_calls(self.managers[st.cm], ca)
             acc_spans.append((start, len(calls)))
-        res = await self.chain.multicall(calls, block)
+        await self._fetch_updates(managers)
+        res = await self._multicall(managers, calls, block)
         for m, (a, b) in zip(managers, spans):
             row = res[a:b]
             if any(isinstance(x, CallFailed) for x in row):
@@ -227,6 +271,51 @@ class GearboxV3Adapter(Adapter):
             st.quotas = {t: q[0] for t, q in zip(m.tokens[1:], row[2 + n:])}
             st.block = block
 
+    async def _fetch_updates(self, managers: list[ManagerState]) -> None:
+        """This block's on-demand updates: one pull-oracle fetch for every Pyth feed id; each feed's
+        data is abi.encode(uint256 expectedPublishTimestamp, bytes[] updateData) (PythPriceFeed.updatePrice)."""
+        for m in managers:
+            m.updates, m.price_error = [], None
+        wanted = [m for m in managers if m.pull_feeds]
+        if not wanted:
+            return
+        assert self.pull_oracle is not None
+        ids = list(dict.fromkeys(i for m in wanted for i in m.pull_feeds.values()))
+        try:
+            upd = await self.pull_oracle.fetch(ids)
+            for m in wanted:
+                m.updates = [(feed, abi_encode(["uint256", "bytes[]"], [upd.feeds[i].publish_time, [upd.blob(i)]]))
+                             for feed, i in m.pull_feeds.items()]
+        except Exception as e:  # any failure: nothing is planned on these markets this block
+            log.warning("gearbox.pull_oracle_failed", protocol=self.name, feed_ids=ids, error=str(e))
+            for m in wanted:
+                m.price_error = f"pull oracle failed: {type(e).__name__}: {e}"
+
+    async def _multicall(self, managers: list[ManagerState], calls: list[Call], block: int) -> list:
+        """``calls`` in Multicall3 batches that each start with every on-demand update of the block
+        (an eth_call's state changes last only for that call), so all views see the updated prices.
+        An update that fails marks its managers with the reason."""
+        assert self.chain
+        updates = list(dict.fromkeys(u for m in managers for u in m.updates))
+        if not updates:
+            return await self.chain.multicall(calls, block)
+        fn = FEED.fn("updatePrice")
+        head = [Call(feed, fn.encode(data)) for feed, data in updates]
+        size = max(1, self.chain.multicall_chunk - len(head))
+        chunks = [calls[i:i + size] for i in range(0, len(calls), size)] or [[]]
+        results = await asyncio.gather(*(self.chain.multicall(head + c, block) for c in chunks))
+        out: list = []
+        for r in results:
+            for (feed, _), x in zip(updates, r[:len(head)]):
+                if isinstance(x, CallFailed):
+                    why = f"on-demand price update of {feed} fails: {decode_revert(x.args[0] if x.args else None)}"
+                    for m in managers:
+                        if feed in m.pull_feeds and m.price_error is None:
+                            log.warning("gearbox.price_update_failed", protocol=self.name, feed=feed, reason=why)
+                            m.price_error = why
+            out.extend(r[len(head):])
+        return out
+
     # ---- valuation ---------------------------------------------------------------------------
     def _account(self, m: ManagerState, st: AccountState) -> gm.Account:
         assert st.debt is not None and m.fees is not None
@@ -248,9 +337,14 @@ class GearboxV3Adapter(Adapter):
     def opportunities(self, budget: dict[str, int]) -> list[Opportunity]:
         out = []
         for ca, st in self.accounts.items():
+            m = self.managers[st.cm]
+            if st.block < 0 and m.price_error and st.debt is not None and st.debt.debt:
+                # Unreadable without the updates (e.g. the on-chain Pyth price is too old): say why.
+                out.append(Opportunity(protocol=self.name, account=ca, label="?", health=None, debt_usd=0,
+                                       liquidatable=False, reason=m.price_error, details={"credit_manager": m.cm}))
+                continue
             if st.block < 0 or st.debt is None or st.debt.debt == 0:
                 continue  # unread, or already liquidated / repaid (the account stays listed with debt 0)
-            m = self.managers[st.cm]
             row = self._row(ca, m, st)
             out.append(self._plan(ca, m, st, row, budget) if row.liquidatable else row.skip("healthy"))
         return out
@@ -266,6 +360,8 @@ class GearboxV3Adapter(Adapter):
               budget: dict[str, int]) -> Opportunity:
         if m.paused:
             return row.skip("credit facade is paused")
+        if m.price_error:
+            return row.skip(m.price_error)
         acc = self._account(m, st)
         twv = acc.twv_usd()
         if twv != st.twv_usd:
@@ -285,15 +381,15 @@ class GearboxV3Adapter(Adapter):
         min_seized = gm.min_seized(plan.seized, self.cfg.seize_slippage_bps)
         tsym = m.symbols[plan.token]
         tx = TxRequest(m.facade, FACADE.fn("partiallyLiquidateCreditAccount").encode(
-            ca, plan.token, plan.amount, min_seized, self.liquidator, []),
+            ca, plan.token, plan.amount, min_seized, self.liquidator, list(m.updates)),
             what=f"partiallyLiquidateCreditAccount {ca} repay {plan.amount} {usym} for {plan.seized} {tsym}")
         return Opportunity(
             protocol=self.name, account=ca, label=f"{tsym}/{usym}", health=row.health, debt_usd=row.debt_usd,
             liquidatable=True, txs=(tx,), spends=(Spend(m.underlying, m.cm, plan.amount),),
             expected={m.underlying: -plan.amount, plan.token: plan.seized},
             prices={m.underlying: m.token_price(m.underlying), plan.token: m.token_price(plan.token)},
-            gas_estimate=PARTIAL_GAS,
+            gas_estimate=PARTIAL_GAS + PRICE_UPDATE_GAS * len(m.updates),
             details={**row.details, "token": plan.token, "symbol": tsym, "repaid_amount": str(plan.amount),
                      "repaid_debt": str(plan.repaid), "fee": str(plan.fee), "seized": str(plan.seized),
                      "min_seized": str(min_seized), "debt_after": str(plan.debt_after.debt),
-                     "hf_after": round(plan.hf_after, 6)})
+                     "hf_after": round(plan.hf_after, 6), "price_updates": len(m.updates)})

@@ -25,7 +25,7 @@ async def gb_world(deployer) -> World:
     accounts = [a for a in await deployer.w3.eth.accounts if a != deployer.sender]
     world = World(deployer.w3.provider.endpoint_uri, await deployer.w3.eth.chain_id, tokens, None,
                   deployer.sender, accounts[2:])
-    await add_gearbox_to_world(deployer, world)
+    await add_gearbox_to_world(deployer, world, pyth_weth=False)  # push feeds; Pyth: test_gearbox_pyth.py
     return world
 
 

@@ -37,7 +37,7 @@ async def gb_world(deployer) -> World:
     accounts = [a for a in await deployer.w3.eth.accounts if a not in (deployer.sender, KEEPER_ADDRESS)]
     world = World(deployer.w3.provider.endpoint_uri, await deployer.w3.eth.chain_id, tokens, None,
                   deployer.sender, accounts)
-    await add_gearbox_to_world(deployer, world, keeper_usdc=KEEPER_USDC)
+    await add_gearbox_to_world(deployer, world, keeper_usdc=KEEPER_USDC, pyth_weth=False)  # push feeds
     return world
 
 
