@@ -145,11 +145,20 @@ class PullOracleConfig(_Strict):
 class PerennialV2Config(_Strict):
     kind: Literal["perennial_v2"]
     name: str = "perennial_v2"
-    markets: list[Address] = Field(min_length=1)  # Market contracts to watch
+    markets: list[Address] = []  # Market contracts to watch
+    # The MarketFactory: every market it created (its creation logs from start_block) is watched
+    # too, and each of `markets` must be one of its instances. Give markets, this, or both.
+    market_factory: Address | None = None
     start_block: int = Field(default=0, ge=0)
     dsu_usd_feed: Address | None = None  # Chainlink feed for DSU; None = valued at 1 USD
     # Claim accrued liquidation rewards once they exceed this many times the claim's gas cost.
     claim_min_gas_multiple: Decimal = Field(default=Decimal("2"), ge=0)
+
+    @model_validator(mode="after")
+    def _market_source(self):
+        if not self.markets and self.market_factory is None:
+            raise ValueError("give markets (a non-empty list of Market addresses) or market_factory")
+        return self
 
 
 class GearboxV3Config(_Strict):

@@ -69,14 +69,18 @@ GEARBOX = {
         "OpenCreditAccount", "CloseCreditAccount", "LiquidateCreditAccount", "PartiallyLiquidateCreditAccount"]),
     "gearbox_price_oracle_v3": ("PriceOracleV3", ["getPrice", "priceFeedParams"]),
     "gearbox_pool_quota_keeper_v3": ("PoolQuotaKeeperV3", ["getQuota"]),
+    # Updatable feeds (@gearbox-protocol/oracles-v3 PythPriceFeed, compiled with the same settings):
+    # `updatable` tells a pull feed, `updatePrice` is the on-demand update the keeper batches.
+    "gearbox_pyth_price_feed": ("PythPriceFeed", ["updatable", "updatePrice", "priceFeedId", "pyth", "token"]),
 }
 
 
 async def gearbox_abis() -> dict[str, list]:
     """GEARBOX subsets, plus gearbox_errors: every custom error of the compile job (a facade call
     reverts with errors of the credit manager, oracle, pool and 1inch SafeERC20 too)."""
-    from keeper.devnet.gearbox import all_errors, gearbox_abis as compiled
+    from keeper.devnet.gearbox import all_errors, gearbox_abis as compiled, pyth_artifacts
     abis = await compiled()
+    abis |= {name: a.abi for name, a in (await pyth_artifacts()).items()}
     out = {}
     for name, (contract, names) in GEARBOX.items():
         subset = [e for e in abis[contract] if e.get("name") in names and e["type"] != "error"]
@@ -97,6 +101,9 @@ PERENNIAL = {
     "perennial_oracle": ("contracts/perennial/KeeperOracleStandIn.sol", "KeeperOracleStandIn", [
         "commit", "current", "status", "at", "next", "timeout", "parameter", "factory", "ids", "toUnderlyingId",
         "pyth", "localCallbacks", "global", "requests"]),
+    # Markets found from the factory: root Factory's registry and IMarketFactory's creation event.
+    "perennial_market_factory": ("contracts/perennial/MarketFactoryStandIn.sol", "MarketFactoryStandIn", [
+        "instances", "markets", "InstanceRegistered", "MarketCreated"]),
 }
 
 
@@ -104,7 +111,8 @@ async def perennial_abis() -> dict[str, list]:
     """PERENNIAL subsets, compiled as keeper.devnet.perennial compiles them (cancun, via-IR)."""
     from keeper.devnet.perennial import perennial_artifacts
     arts = await perennial_artifacts()
-    by_source = {"MarketStandIn": arts["market"].abi, "KeeperOracleStandIn": arts["oracle"].abi}
+    by_source = {"MarketStandIn": arts["market"].abi, "KeeperOracleStandIn": arts["oracle"].abi,
+                 "MarketFactoryStandIn": arts["factory"].abi}
     out = {}
     for name, (_src, contract, names) in PERENNIAL.items():
         subset = [e for e in by_source[contract] if e.get("name") in names]

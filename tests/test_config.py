@@ -51,6 +51,20 @@ def test_perennial_without_pull_oracle_is_named(tmp_path):
         load_config(write(tmp_path, text))
 
 
+def test_perennial_needs_markets_or_market_factory(tmp_path):
+    text = uncomment_examples(EXAMPLE.read_text())
+    markets = 'markets = ["0x0000000000000000000000000000000000000000"]\n'
+    assert text.count(markets) == 1
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, text.replace(markets, "markets = []\n")))
+    assert re.search(r"protocols\[\d+\]: give markets \(a non-empty list of Market addresses\) or market_factory",
+                     str(e.value)), str(e.value)
+    factory = "0x1F98431c8aD98523631AE4a59f267346ea31F984"
+    cfg = load_config(write(tmp_path, text.replace(markets, f'market_factory = "{factory.lower()}"\n')))
+    (p,) = [p for p in cfg.protocols if p.kind == "perennial_v2"]
+    assert p.markets == [] and p.market_factory == factory
+
+
 @pytest.mark.parametrize("edit, message", [
     (lambda t: t.replace('rpc_url = "http://127.0.0.1:8545"\n', ""), r"chain\.rpc_url: missing key"),
     (lambda t: t.replace('addresses_provider = "0x2f39', 'addresses_provider = "0x2f3Z'),

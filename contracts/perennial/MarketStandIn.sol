@@ -4,6 +4,10 @@ pragma solidity ^0.8.20;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import "./PerennialTypes.sol";
 
+interface IOwnableStandIn {
+    function owner() external view returns (address);
+}
+
 /// Perennial V2's Market (equilibria-xyz/perennial-v2 packages/core/contracts/Market.sol,
 /// libs/InvariantLib.sol, types/{Position,Local,Order,RiskParameter}.sol) reduced to what a
 /// liquidation keeper meets, with the real signatures, events, errors, units and rules:
@@ -47,7 +51,7 @@ contract MarketStandIn {
 
     IERC20 public immutable token;
     IOracleProviderStandIn public immutable oracle;
-    address public immutable owner;
+    address public immutable factory; // root Instance.factory(): the creator (MarketFactoryStandIn)
     uint256 public oracleFee; // settlement fees charged (Global.oracleFee)
 
     RiskParameter private _riskParameter;
@@ -64,7 +68,7 @@ contract MarketStandIn {
     constructor(IERC20 token_, IOracleProviderStandIn oracle_, RiskParameter memory risk, uint256 makerPool) {
         token = token_;
         oracle = oracle_;
-        owner = msg.sender;
+        factory = msg.sender;
         _riskParameter = risk;
         _position.maker = makerPool;
     }
@@ -89,8 +93,14 @@ contract MarketStandIn {
 
     // ---- governance ----------------------------------------------------------------------------
 
+    /// root Instance's onlyOwner authority: the owner of the factory that created the market (the
+    /// deployer itself when deployed directly, which only stand-in tests do).
+    function owner() public view returns (address) {
+        return factory.code.length == 0 ? factory : IOwnableStandIn(factory).owner();
+    }
+
     function updateRiskParameter(RiskParameter memory newRiskParameter) external {
-        if (msg.sender != owner) revert StandInOnlyOwner();
+        if (msg.sender != owner()) revert StandInOnlyOwner();
         _riskParameter = newRiskParameter;
         emit RiskParameterUpdated(newRiskParameter);
     }

@@ -1,13 +1,13 @@
 """Perennial V2 in the local world: the Solidity stand-ins (contracts/perennial: Perennial publishes
 no deployable package) for one WETH-USD market settled in DSU (a TestERC20 with 18 decimals),
-priced by a Pyth keeper oracle that verifies MockPyth updates; helpers to open taker positions and
-commit prices as Perennial's users and oracle keepers do."""
+created through a MarketFactory and priced by a Pyth keeper oracle that verifies MockPyth updates;
+helpers to open taker positions and commit prices as Perennial's users and oracle keepers do."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 
 from keeper.devnet.deploy import Deployer
 from keeper.devnet.pyth import mock_pyth_artifact, price_update_data
@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 PERENNIAL_CODE = "stand-in"
 MARKET_SOURCE = "contracts/perennial/MarketStandIn.sol"
 ORACLE_SOURCE = "contracts/perennial/KeeperOracleStandIn.sol"
+FACTORY_SOURCE = "contracts/perennial/MarketFactoryStandIn.sol"
+# The MarketFactory's creation events (root IFactory, IMarketFactory with MarketDefinition(token, oracle)).
+INSTANCE_REGISTERED = "0x" + keccak(b"InstanceRegistered(address)").hex()
+MARKET_CREATED = "0x" + keccak(b"MarketCreated(address,(address,address))").hex()
 UNIT = 10**6  # UFixed6 / Fixed6
 DSU_TO_18 = 10**12
 # Pyth's ETH/USD price feed id, and the id of the Perennial oracle built on it.
@@ -63,6 +67,7 @@ class PerennialDeployment:
     oracle_id: str
     risk: PerennialRisk
     oracle_params: PerennialOracleParams
+    factory: str = ""  # the MarketFactory that created the market
     code: str = PERENNIAL_CODE
 
 
@@ -72,9 +77,11 @@ _artifacts: dict[str, Artifact] = {}
 async def perennial_artifacts() -> dict[str, Artifact]:
     if not _artifacts:
         # via-IR for the Market's update path; cancun for OpenZeppelin's EnumerableSet (mcopy).
-        out = await compile_standard_json([MARKET_SOURCE, ORACLE_SOURCE], evm_version="cancun", via_ir=True)
+        out = await compile_standard_json([MARKET_SOURCE, ORACLE_SOURCE, FACTORY_SOURCE], evm_version="cancun",
+                                          via_ir=True)
         _artifacts["market"] = artifact(out, MARKET_SOURCE, "MarketStandIn")
         _artifacts["oracle"] = artifact(out, ORACLE_SOURCE, "KeeperOracleStandIn")
+        _artifacts["factory"] = artifact(out, FACTORY_SOURCE, "MarketFactoryStandIn")
     return _artifacts
 
 
@@ -84,6 +91,10 @@ async def market_abi() -> list:
 
 async def oracle_abi() -> list:
     return (await perennial_artifacts())["oracle"].abi
+
+
+async def factory_abi() -> list:
+    return (await perennial_artifacts())["factory"].abi
 
 
 async def deploy_dsu(d: Deployer) -> Token:
@@ -96,19 +107,36 @@ async def deploy_perennial(d: Deployer, tokens: dict[str, Token], pyth: str, *,
                            risk: PerennialRisk = PerennialRisk(),
                            oracle_params: PerennialOracleParams = PerennialOracleParams(),
                            maker_pool: int = 10_000 * UNIT, dsu: Token | None = None,
-                           feed_id: str = ETH_USD_FEED) -> PerennialDeployment:
+                           feed_id: str = ETH_USD_FEED, factory: str | None = None) -> PerennialDeployment:
     """A WETH-USD market priced from the Pyth feed ``feed_id`` on MockPyth ``pyth`` (updates are
-    built from ``tokens['WETH']``'s Chainlink feed), settled in DSU; a first price committed."""
+    built from ``tokens['WETH']``'s Chainlink feed), settled in DSU, created by the MarketFactory
+    ``factory`` (a new one unless given; the deployer must own it) as Perennial's owner does:
+    create(definition), then updateRiskParameter; a first price committed."""
     arts = await perennial_artifacts()
     dsu = dsu or await deploy_dsu(d)
     p = oracle_params
     oracle = await d.deploy(arts["oracle"], pyth, bytes.fromhex(ORACLE_ID[2:]), bytes.fromhex(feed_id[2:]),
                             p.granularity, p.valid_from, p.valid_to, p.timeout, p.sync_fee, p.async_fee)
-    market = await d.deploy(arts["market"], dsu.address, oracle, risk.as_tuple(), maker_pool)
+    if factory is None:
+        factory = await d.deploy(arts["factory"], maker_pool)
+    else:
+        await d.transact(factory, arts["factory"].abi, "updateMakerPool", maker_pool)
+    market = await create_market(d, factory, dsu.address, oracle)
+    await d.transact(market, arts["market"].abi, "updateRiskParameter", risk.as_tuple())
     await d.transact(oracle, arts["oracle"].abi, "register", market)
-    dep = PerennialDeployment(market, oracle, pyth, dsu, tokens["WETH"], feed_id, ORACLE_ID, risk, p)
+    dep = PerennialDeployment(market, oracle, pyth, dsu, tokens["WETH"], feed_id, ORACLE_ID, risk, p, factory)
     await commit_price(d, dep)
     return dep
+
+
+async def create_market(d: Deployer, factory: str, token: str, oracle: str) -> str:
+    """MarketFactory.create((token, oracle)); the new market's address, read from MarketCreated."""
+    rc = await d.transact(factory, await factory_abi(), "create", (token, oracle))
+    for lg in rc["logs"]:
+        topics = ["0x" + t.hex().removeprefix("0x") for t in lg["topics"]]
+        if lg["address"] == factory and topics and topics[0] == MARKET_CREATED:
+            return to_checksum_address("0x" + topics[1][-40:])
+    raise RuntimeError(f"create on {factory} emitted no MarketCreated")
 
 
 async def market_call(d: Deployer, dep: PerennialDeployment, fn: str, *args) -> Any:
@@ -218,12 +246,14 @@ async def add_perennial_to_world(d: Deployer, world: "World", *, positions=PEREN
 
 
 def perennial_config_entry(dep: PerennialDeployment, *, name: str = "perennial_v2",
-                           claim_min_gas_multiple: str = "2") -> str:
+                           claim_min_gas_multiple: str = "2", from_factory: bool = False) -> str:
+    """The [[protocols]] block naming the market, or (from_factory) only its MarketFactory."""
+    source = f'market_factory = "{dep.factory}"' if from_factory else f'markets = ["{dep.market}"]'
     return f"""
 [[protocols]]
 kind = "perennial_v2"
 name = "{name}"
-markets = ["{dep.market}"]
+{source}
 start_block = 0
 claim_min_gas_multiple = {claim_min_gas_multiple}
 """

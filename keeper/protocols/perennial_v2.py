@@ -1,7 +1,8 @@
-"""Perennial V2: accounts from each Market's OrderCreated logs; positions, collateral and the
-oracle's state through Multicall3; the maintenance check made exactly as Perennial makes it at the
-latest committed version, but at the version the keeper would commit with a fresh pull-oracle
-(Pyth) price, so that a move visible only off chain is acted on.
+"""Perennial V2: the markets configured and, given market_factory, every market the MarketFactory
+created (InstanceRegistered / MarketCreated logs); accounts from each Market's OrderCreated logs;
+positions, collateral and the oracle's state through Multicall3; the maintenance check made
+exactly as Perennial makes it at the latest committed version, but at the version the keeper would
+commit with a fresh pull-oracle (Pyth) price, so that a move visible only off chain is acted on.
 
 A liquidation plan is one commit(ids, version, update) paying the Pyth fee, then
 update(account, 0, 0, 0, 0, true) per account (a protected full close; the stand-in has no batch
@@ -32,7 +33,12 @@ log = structlog.get_logger()
 MARKET = load("perennial_market")
 ORACLE = load("perennial_oracle")
 ERC20 = load("ERC20")
+FACTORY = load("perennial_market_factory")
 ORDER_CREATED = MARKET.event("OrderCreated")
+# A market's creation: root Factory's InstanceRegistered (every Perennial V2 release) and
+# IMarketFactory's MarketCreated (whose definition tuple changed between releases): either names
+# the market in topic 1.
+CREATION_TOPICS = [FACTORY.event("InstanceRegistered").topic, FACTORY.event("MarketCreated").topic]
 PROTECTION = 9  # Order.protection, index in the tuple
 TOKEN18 = 10**12  # UFixed6 DSU -> the 18-decimal token
 # Estimates before simulation (the stand-in on Anvil: commit ~141k, protected close ~515-575k,
@@ -105,12 +111,14 @@ class PerennialV2Adapter(Adapter):
         self.liquidator = liquidator
         self.pull_oracle = pull_oracle
         self.markets = {m: MarketState(m) for m in cfg.markets}
+        self.factory = cfg.market_factory
+        self.skipped_markets: set[str] = set()  # created by the factory but not Pyth keeper-oracle markets
         self.dsu_feed = ChainlinkFeed(cfg.dsu_usd_feed) if cfg.dsu_usd_feed else None
         self.dsu_price = USD  # DSU valued at 1 USD unless dsu_usd_feed
         self.chain: Chain | None = None
 
     def contracts(self) -> dict[str, str]:
-        out = {}
+        out = {"MarketFactory": self.factory} if self.factory else {}
         for i, m in enumerate(self.markets.values()):
             out[f"Market[{i}]"] = m.market
             if m.oracle:
@@ -130,33 +138,67 @@ class PerennialV2Adapter(Adapter):
         self.chain = chain
         if self.pull_oracle is None:
             raise StartupError(f"{self.name}: Perennial needs signed prices: add a [pull_oracle] table")
+        if self.factory:
+            await self._check_factory(chain)
         for m in self.markets.values():
-            if not await chain.get_code(m.market):
-                raise StartupError(f"{self.name}: no contract at market {m.market}")
-            f = MARKET.fn
             try:
-                m.oracle, m.dsu = await chain.multicall_strict(
-                    [Call(m.market, f(n).encode(), f(n).decode) for n in ("oracle", "token")])
-                o = ORACLE.fn
-                m.factory, m.timeout = await chain.multicall_strict(
-                    [Call(m.oracle, o(n).encode(), o(n).decode) for n in ("factory", "timeout")])
-                m.oracle_id, m.pyth, param = await chain.multicall_strict([
-                    Call(m.factory, o("ids").encode(m.oracle), o("ids").decode),
-                    Call(m.factory, o("pyth").encode(), o("pyth").decode),
-                    Call(m.factory, o("parameter").encode(), o("parameter").decode)])
-                underlying = await chain.multicall_strict(
-                    [Call(m.factory, o("toUnderlyingId").encode(m.oracle_id), o("toUnderlyingId").decode)])
-            except Exception as e:
-                raise StartupError(f"{self.name}: {m.market} does not answer as a Perennial market with a "
-                                   f"Pyth keeper oracle: {e}") from None
-            m.feed_id = "0x" + underlying[0].hex()
-            _latest_g, m.granularity, _after, _fee, m.valid_from, m.valid_to = param
-            if m.granularity == 0:
-                raise StartupError(f"{self.name}: oracle {m.oracle} has granularity 0")
+                await self._resolve(m)
+            except ValueError as e:
+                raise StartupError(f"{self.name}: {e}") from None
+
+    async def _check_factory(self, chain: Chain) -> None:
+        """The factory has code and made every configured market (root Factory.instances)."""
+        assert self.factory
+        if not await chain.get_code(self.factory):
+            raise StartupError(f"{self.name}: no contract at market_factory {self.factory}")
+        if not self.markets:
+            return
+        fn = FACTORY.fn("instances")
+        try:
+            made = await chain.multicall_strict([Call(self.factory, fn.encode(m), fn.decode) for m in self.markets])
+        except Exception as e:
+            raise StartupError(f"{self.name}: market_factory {self.factory} does not answer instances(address): "
+                               f"{e}") from None
+        foreign = [m for m, ok in zip(self.markets, made) if not ok]
+        if foreign:
+            raise StartupError(f"{self.name}: markets {foreign} were not created by market_factory {self.factory} "
+                               "(instances() is false)")
+
+    async def _resolve(self, m: MarketState) -> None:
+        """Read a market's oracle, DSU token, Pyth keeper oracle (its factory, id, Pyth, feed,
+        timeout, granularity and publish window): the same for configured and discovered markets.
+        ValueError when it is not a Perennial market priced by a Pyth keeper oracle."""
+        chain = self.chain
+        assert chain
+        if not await chain.get_code(m.market):
+            raise ValueError(f"no contract at market {m.market}")
+        f, o = MARKET.fn, ORACLE.fn
+        try:
+            m.oracle, m.dsu = await chain.multicall_strict(
+                [Call(m.market, f(n).encode(), f(n).decode) for n in ("oracle", "token")])
+            m.factory, m.timeout = await chain.multicall_strict(
+                [Call(m.oracle, o(n).encode(), o(n).decode) for n in ("factory", "timeout")])
+            m.oracle_id, m.pyth, param = await chain.multicall_strict([
+                Call(m.factory, o("ids").encode(m.oracle), o("ids").decode),
+                Call(m.factory, o("pyth").encode(), o("pyth").decode),
+                Call(m.factory, o("parameter").encode(), o("parameter").decode)])
+            underlying = await chain.multicall_strict(
+                [Call(m.factory, o("toUnderlyingId").encode(m.oracle_id), o("toUnderlyingId").decode)])
+        except Exception as e:
+            raise ValueError(f"{m.market} does not answer as a Perennial market with a Pyth keeper oracle: "
+                             f"{e}") from None
+        m.feed_id = "0x" + underlying[0].hex()
+        _latest_g, m.granularity, _after, _fee, m.valid_from, m.valid_to = param
+        if m.granularity == 0:
+            raise ValueError(f"oracle {m.oracle} has granularity 0")
 
     # ---- discovery ---------------------------------------------------------------------------
     async def discover(self, from_block: int, to_block: int) -> int:
         assert self.chain
+        if self.factory:
+            await self._discover_markets(from_block, to_block)
+        if not self.markets:
+            return 0  # an empty address list would match every contract's logs
         logs = await self.chain.get_logs(list(self.markets), [[ORDER_CREATED.topic]], from_block, to_block)
         new = 0
         for lg in logs:
@@ -172,6 +214,30 @@ class PerennialV2Adapter(Adapter):
                 key = (account, ev["order"][0])
                 m.owed.setdefault(key, Owed(account, ev["order"][0]))
         return new
+
+    async def _discover_markets(self, from_block: int, to_block: int) -> None:
+        """Markets the factory created in the range join the watched ones (resolved as configured
+        markets are). Their OrderCreated logs are read in the same call, over the same range, which
+        starts no later than their creation."""
+        assert self.chain and self.factory
+        logs = await self.chain.get_logs(self.factory, [CREATION_TOPICS], from_block, to_block)
+        for lg in logs:
+            if lg.address != self.factory or len(lg.topics) < 2:
+                continue
+            market = to_checksum_address("0x" + lg.topics[1][-40:])
+            if market in self.markets or market in self.skipped_markets:
+                continue
+            m = MarketState(market)
+            try:
+                await self._resolve(m)
+            except ValueError as e:
+                # e.g. a market on another oracle type (Chainlink/Stork keeper oracles): not watched.
+                self.skipped_markets.add(market)
+                log.warning("perennial.market_skipped", protocol=self.name, market=market, why=str(e))
+                continue
+            self.markets[market] = m
+            log.info("perennial.market_found", protocol=self.name, market=market, oracle=m.oracle,
+                     feed=m.feed_id, block=lg.block_number)
 
     # ---- mirror ------------------------------------------------------------------------------
     async def refresh(self, block: int, *, all_details: bool = False) -> None:
@@ -247,6 +313,8 @@ class PerennialV2Adapter(Adapter):
     async def _fetch_prices(self) -> None:
         assert self.pull_oracle
         feeds = sorted({m.feed_id for m in self.markets.values()})
+        if not feeds:
+            return  # the factory has created no market yet
         try:
             update = await self.pull_oracle.fetch(feeds)
         except Exception as e:

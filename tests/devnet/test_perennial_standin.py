@@ -6,13 +6,14 @@ from __future__ import annotations
 import copy
 
 import pytest
-from eth_utils import keccak
+from eth_utils import abi_to_signature, keccak
 
 from keeper.devnet.deploy import DeployError
 from keeper.devnet.multicall3 import install_multicall3
 from keeper.devnet.perennial import (
     DEMO_UNHEALTHY, DSU_TO_18, PERENNIAL_DEMO_POSITIONS, UNIT, PerennialDeployment, commit_price,
-    deploy_perennial, market_abi, market_call, market_transact, open_positions, oracle_call,
+    create_market, deploy_perennial, factory_abi, market_abi, market_call, market_transact, open_positions,
+    oracle_call,
 )
 from keeper.devnet.pyth import deploy_mock_pyth
 from keeper.devnet.tokens import balance_of, deploy_default_tokens, set_price
@@ -20,6 +21,12 @@ from keeper.protocols import perennial_v2_math as pm
 
 ORDER_CREATED = "0x5e4268eb130bdc972ec0e271b55ee1ff04e99ca5a1375c4f151ba9afad962b4a"
 FEE_CLAIMED = "0x4a34429a0ef883c4301d5b40aa8ae85d4eb024946062f2c7ebd8320acedc831a"
+# root IFactory.InstanceRegistered(IInstance indexed) and IMarketFactory.MarketCreated(IMarket indexed,
+# IMarket.MarketDefinition(Token18 token, IOracleProvider oracle)), keccak of the canonical signatures.
+INSTANCE_REGISTERED = "0x4fe45192317a7d3ad19c3eaa395c0c3a1b7a0f53c3536fb96764c3561a8e9dad"
+MARKET_CREATED = "0xf5090e340ccc5b9c692d172ce09471d5c14bbf23d179b6a67c36a0846a17b42d"
+FACTORY_SELECTORS = {"instances(address)": "032bb443", "markets(address)": "8e8f294b",
+                     "create((address,address))": "ba2f5f2d"}
 SELECTORS = {"update(address,uint256,uint256,uint256,int256,bool)": "91eece28", "claimFee(address)": "6ebc51e1",
              "settle(address)": "6a256b29", "positions(address)": "55f57510", "locals(address)": "5b4b9695",
              "riskParameter()": "4549a629", "oracle()": "7dc0d1d0"}
@@ -166,3 +173,52 @@ async def test_reward_credited_at_settlement_then_claimed(deployer, world):
     assert (ev["account"], ev["receiver"], ev["amount"]) == (liquidator, liquidator, reward)
     assert await balance_of(d, dep.dsu, liquidator) - before == reward * DSU_TO_18
     assert (await market_call(d, dep, "locals", liquidator))[3] == 0
+
+
+def _topic(t) -> str:
+    return "0x" + t.hex().removeprefix("0x")
+
+
+async def test_factory_emits_the_real_creation_events(deployer, world):
+    d = deployer
+    dep, _, _ = world
+    abi = await factory_abi()
+    fns = {abi_to_signature(e) for e in abi if e["type"] == "function"}
+    for sig, sel in FACTORY_SELECTORS.items():
+        assert sig in fns and keccak(text=sig)[:4].hex() == sel
+    f = d.at(dep.factory, abi)
+    assert "0x" + f.events.InstanceRegistered().topic.removeprefix("0x") == INSTANCE_REGISTERED
+    assert "0x" + f.events.MarketCreated().topic.removeprefix("0x") == MARKET_CREATED
+    # deploy_perennial created the market through the factory: registered, then MarketCreated
+    logs = await d.w3.eth.get_logs({"address": dep.factory, "fromBlock": 0})
+    assert [_topic(lg["topics"][0]) for lg in logs] == [INSTANCE_REGISTERED, MARKET_CREATED]
+    assert {_topic(lg["topics"][1])[-40:] for lg in logs} == {dep.market[2:].lower()}
+    ev = f.events.MarketCreated().process_log(logs[1])["args"]
+    assert (ev["market"], tuple(ev["definition"].values())) == (dep.market, (dep.dsu.address, dep.oracle))
+    assert await d.call(dep.factory, abi, "instances", dep.market) is True
+    assert await d.call(dep.factory, abi, "instances", dep.oracle) is False
+    assert await d.call(dep.factory, abi, "markets", dep.oracle) == dep.market
+    # the market answers to the factory's owner (root Instance.onlyOwner)
+    assert await market_call(d, dep, "factory") == dep.factory
+    assert await market_call(d, dep, "owner") == d.sender
+
+
+async def test_factory_create_is_owner_only_one_market_per_oracle(deployer, world):
+    d = deployer
+    dep, users, _ = world
+    abi = await factory_abi()
+    with pytest.raises(DeployError, match="0x213e2260|FactoryAlreadyRegisteredError"):
+        await d.transact(dep.factory, abi, "create", (dep.dsu.address, dep.oracle))
+    other_oracle = users[0]  # the stand-in does not check the oracle against an oracle factory
+    with pytest.raises(DeployError, match="0x99bf6359|OwnableNotOwnerError"):
+        await d.transact(dep.factory, abi, "create", (dep.dsu.address, other_oracle), sender=users[1])
+    block = await d.w3.eth.block_number
+    market = await create_market(d, dep.factory, dep.dsu.address, other_oracle)
+    logs = await d.w3.eth.get_logs({"address": dep.factory, "fromBlock": block + 1})
+    assert [(_topic(lg["topics"][0]), _topic(lg["topics"][1])[-40:]) for lg in logs] == [
+        (INSTANCE_REGISTERED, market[2:].lower()), (MARKET_CREATED, market[2:].lower())]
+    assert market != dep.market and await d.call(dep.factory, abi, "instances", market) is True
+    assert await d.call(dep.factory, abi, "markets", other_oracle) == market
+    with pytest.raises(DeployError):  # governance answers to the factory's owner only
+        await d.transact(market, await market_abi(), "updateRiskParameter", dep.risk.as_tuple(), sender=users[1])
+    await d.transact(market, await market_abi(), "updateRiskParameter", dep.risk.as_tuple())

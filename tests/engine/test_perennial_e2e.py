@@ -2,20 +2,27 @@
 @pythnetwork/pyth-sdk-solidity as the pull oracle): a WETH drop seen only by the pull oracle is
 committed and the accounts below maintenance are closed with protected updates, exactly once; the
 liquidation fee is credited at the next version's settlement and claimed; a stale oracle and
-dry-run send nothing."""
+dry-run send nothing. Configured with only the MarketFactory, the keeper finds the market (and one
+created while it runs) from the factory's creation logs and liquidates the same way."""
 from __future__ import annotations
 
 import copy
 
 import pytest
+from eth_account import Account
 
+from keeper.chain.signer import Signer
+from keeper.config import load_config
 from keeper.devnet.multicall3 import install_multicall3
 from keeper.devnet.perennial import (
-    DEMO_UNHEALTHY, DSU_TO_18, UNIT, PerennialDeployment, add_perennial_to_world, commit_price, market_abi,
-    market_call, market_transact, oracle_call, perennial_config_entry, settle,
+    DEMO_UNHEALTHY, DSU_TO_18, UNIT, PerennialDeployment, add_perennial_to_world, commit_price, deploy_perennial,
+    market_abi, market_call, market_transact, open_positions, oracle_call, perennial_artifacts,
+    perennial_config_entry, settle,
 )
 from keeper.devnet.tokens import balance_of, deploy_default_tokens, set_price
-from keeper.devnet.world import KEEPER_ADDRESS, World
+from keeper.devnet.world import KEEPER_ADDRESS, KEEPER_KEY, World, config_text
+from keeper.engine.daemon import Keeper
+from keeper.errors import StartupError
 from keeper.protocols.perennial_v2 import STALE
 from tests.engine.conftest import make_keeper, run_and_close, run_until_quiet
 
@@ -46,8 +53,10 @@ def traders(world: World) -> list[str]:
     return world.extra["perennial_accounts"]
 
 
-async def keeper_for(world, tmp_path, *, mode="live", claim_min_gas_multiple="2", **kw):
-    world.entries = {"perennial_v2": perennial_config_entry(dep_of(world), claim_min_gas_multiple=claim_min_gas_multiple)}
+async def keeper_for(world, tmp_path, *, mode="live", claim_min_gas_multiple="2", from_factory=False, **kw):
+    entry = perennial_config_entry(dep_of(world), claim_min_gas_multiple=claim_min_gas_multiple,
+                                   from_factory=from_factory)
+    world.entries = {"perennial_v2": entry}
     return await make_keeper(world, tmp_path, mode=mode, **kw)
 
 
@@ -224,3 +233,91 @@ async def test_dry_run_sends_nothing(deployer, world, tmp_path):
     assert (await oracle_call(d, dep, "status"))[0] == latest  # nothing committed
     for i in DEMO_UNHEALTHY:
         assert (await market_call(d, dep, "pendings", users[i]))[1] == 0  # nobody closed
+
+
+async def closes_in(d, market: str, liq: dict) -> list[str]:
+    """The accounts a liquidation plan closed on ``market`` (protected OrderCreated by the keeper)."""
+    rcs = [await d.w3.eth.get_transaction_receipt(h) for h in liq["details"]["tx_hashes"]]
+    assert all(rc["status"] == 1 for rc in rcs)
+    out = []
+    for rc in rcs:
+        for ev in await events(d, market, await market_abi(), rc, "OrderCreated"):
+            assert ev["liquidator"] == KEEPER_ADDRESS and ev["order"]["protection"] == 1
+            out.append(ev["account"])
+    return out
+
+
+async def test_market_factory_alone_finds_the_market_and_liquidates(deployer, world, tmp_path):
+    d, dep, users = deployer, dep_of(world), traders(world)
+    unhealthy = {users[i] for i in DEMO_UNHEALTHY}
+    keeper = await keeper_for(world, tmp_path, from_factory=True)
+    assert 'market_factory = "' in world.entries["perennial_v2"] and "markets" not in world.entries["perennial_v2"]
+    try:
+        n0 = await nonce(d)
+        await keeper.step(await keeper.chain.block_number())
+        adapter = keeper.by_name["perennial_v2"]
+        assert list(adapter.markets) == [dep.market] and adapter.contracts()["MarketFactory"] == dep.factory
+        assert set(adapter.markets[dep.market].accounts) == set(users)  # its OrderCreated logs read too
+        assert keeper.recorder.outcomes == [] and await nonce(d) == n0
+        await drop_weth(d, world)
+        await run_until_quiet(keeper)
+    finally:
+        await keeper.close()
+    report = keeper.recorder.report()
+    assert report["reverted"] == [] and report["failed"] == [] and report["skipped"] == []
+    (liq,) = report["liquidations"]  # as with the configured list: one commit + a close per account
+    assert set(liq["details"]["accounts"]) == unhealthy and len(liq["details"]["tx_hashes"]) == 4
+    assert sorted(await closes_in(d, dep.market, liq)) == sorted(unhealthy)
+    assert (await oracle_call(d, dep, "status"))[0][1] == 2_100 * UNIT
+    for u in users:
+        assert ((await market_call(d, dep, "pendings", u))[9] == 1) == (u in unhealthy)
+
+
+async def test_market_created_while_running_is_found_and_liquidated(deployer, world, tmp_path):
+    """A second market the factory creates after the keeper started is picked up by discovery (its
+    creation and its first OrderCreated logs in the same block range) and liquidated too."""
+    d, dep, users = deployer, dep_of(world), traders(world)
+    keeper = await keeper_for(world, tmp_path, from_factory=True)
+    try:
+        await keeper.step(await keeper.chain.block_number())
+        adapter = keeper.by_name["perennial_v2"]
+        assert list(adapter.markets) == [dep.market]
+        dep2 = await deploy_perennial(d, world.tokens, dep.pyth, dsu=dep.dsu, factory=dep.factory)
+        assert dep2.factory == dep.factory and dep2.market != dep.market
+        users2 = world.take_accounts(2)
+        await open_positions(d, dep2, users2, [("long", 1, 900), ("long", 1, 1_200)])  # unhealthy, healthy
+        await drop_weth(d, world)
+        await run_until_quiet(keeper)
+    finally:
+        await keeper.close()
+    assert list(adapter.markets) == [dep.market, dep2.market]
+    assert set(adapter.markets[dep2.market].accounts) == set(users2)
+    report = keeper.recorder.report()
+    assert report["reverted"] == [] and report["failed"] == []
+    by_market = {o["details"]["market"]: o for o in report["liquidations"]}
+    assert set(by_market) == {dep.market, dep2.market}
+    assert sorted(await closes_in(d, dep.market, by_market[dep.market])) == sorted(users[i] for i in DEMO_UNHEALTHY)
+    assert await closes_in(d, dep2.market, by_market[dep2.market]) == [users2[0]]
+    assert (await market_call(d, dep2, "pendings", users2[0]))[9] == 1
+    assert (await market_call(d, dep2, "pendings", users2[1]))[1] == 0  # healthy: untouched
+
+
+async def test_configured_market_not_made_by_the_factory_is_refused(deployer, world, tmp_path):
+    d, dep = deployer, dep_of(world)
+    other = await d.deploy((await perennial_artifacts())["factory"], 0)  # a factory that made no market
+    entry = perennial_config_entry(dep)
+    world.entries = {"perennial_v2": entry.replace("markets = [", f'market_factory = "{other}"\nmarkets = [')}
+    path = tmp_path / "keeper.toml"
+    path.write_text(config_text(world))
+    keeper = Keeper(load_config(path), Signer(Account.from_key(KEEPER_KEY)))
+    try:
+        with pytest.raises(StartupError, match=r"were not created by market_factory .*instances\(\) is false") as e:
+            await keeper.start()
+    finally:
+        await keeper.close()
+    assert dep.market in str(e.value) and other in str(e.value)
+    # the factory that did create it is accepted, with the market named in the config as well
+    world.entries = {"perennial_v2": entry.replace("markets = [", f'market_factory = "{dep.factory}"\nmarkets = [')}
+    keeper = await make_keeper(world, tmp_path)
+    await keeper.close()
+    assert list(keeper.by_name["perennial_v2"].markets) == [dep.market]
