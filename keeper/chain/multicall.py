@@ -40,8 +40,10 @@ class CallFailed(Exception):
     pass
 
 
-def encode_aggregate3(calls: Sequence[Call]) -> bytes:
-    return _AGGREGATE3 + encode(["(address,bool,bytes)[]"], [[(c.target, True, c.data) for c in calls]])
+def encode_aggregate3(calls: Sequence[Call], *, allow_failure: bool = True) -> bytes:
+    """aggregate3 calldata; allow_failure=False makes any failing call revert the whole batch
+    (for transactions: all or nothing)."""
+    return _AGGREGATE3 + encode(["(address,bool,bytes)[]"], [[(c.target, allow_failure, c.data) for c in calls]])
 
 
 def decode_aggregate3(calls: Sequence[Call], raw: bytes) -> list[Any]:

@@ -5,11 +5,14 @@ exactly as Perennial makes it at the latest committed version, but at the versio
 commit with a fresh pull-oracle (Pyth) price, so that a move visible only off chain is acted on.
 
 A liquidation plan is one commit(ids, version, update) paying the Pyth fee, then
-update(account, 0, 0, 0, 0, true) per account (a protected full close; the stand-in has no batch
-entry). The reward (liquidationFee = the version's settlementFee x riskParameter.liquidationFee, in
+update(account, 0, 0, 0, 0, true) per account (a protected full close). Both must come from the
+keeper's own address: the Market records msg.sender as the liquidator and the oracle pays the
+committer, so a batching contract would be paid instead; the engine sends them back to back so they
+land in one block. The reward (liquidationFee = the version's settlementFee x riskParameter.liquidationFee, in
 DSU) is credited only when the liquidation's version is committed and the account settled: it is
 booked as a deferred credit, tracked per (market, account, version), and collected by a claim plan
-(commit of the requested version if needed, settle(account), claimFee(keeper)) once worth
+(commit of the requested version if needed, the settle(account) calls batched in one Multicall3
+transaction, claimFee(keeper)) once worth
 claim_min_gas_multiple x its gas."""
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from eth_utils import to_checksum_address
 
 from keeper.abi import load
 from keeper.chain.client import Chain
-from keeper.chain.multicall import Call, CallFailed
+from keeper.chain.multicall import Call, CallFailed, encode_aggregate3
 from keeper.chain.sender import TxRequest
 from keeper.config import PerennialV2Config
 from keeper.errors import StartupError
@@ -445,19 +448,28 @@ class PerennialV2Adapter(Adapter):
             if isinstance(c, pm.CommitChoice) and c.requested and any(ow.version == c.version for ow in waiting):
                 choice = c
                 txs.append(self._commit_tx(m, c))
+        to_settle = []
         for ow in sorted(pending, key=lambda x: x.version):
             if ow.committed and ow.valid or (choice and ow.version == choice.version):
-                txs.append(TxRequest(m.market, settle.encode(ow.account), what=f"settle {ow.account}"))
+                to_settle.append(ow.account)
                 total += ow.amount
         if total <= 0:
             return None
+        # settle(account) pays nobody, so several go in one Multicall3 transaction (all or nothing),
+        # as Perennial's settlement keepers batch them; the commit (its sync fee goes to msg.sender)
+        # and claimFee (pays msg.sender) stay the keeper's own calls.
+        if len(to_settle) > 1:
+            calls = [Call(m.market, settle.encode(a)) for a in to_settle]
+            txs.append(TxRequest(self.chain.multicall_address, encode_aggregate3(calls, allow_failure=False),
+                                 what=f"settle {len(to_settle)} accounts (Multicall3)"))
+        elif to_settle:
+            txs.append(TxRequest(m.market, settle.encode(to_settle[0]), what=f"settle {to_settle[0]}"))
         txs.append(TxRequest(m.market, MARKET.fn("claimFee").encode(self.liquidator), what="claimFee"))
-        n_settle = sum(1 for t in txs if t.what.startswith("settle"))
+        n_settle = len(to_settle)
         return Opportunity(
             protocol=self.name, account=self.liquidator, label="claim liquidation fees", health=None, debt_usd=0,
             liquidatable=True, txs=tuple(txs), collects={m.dsu: total * TOKEN18}, prices={m.dsu: self._dsu()},
             gas_estimate=(COMMIT_GAS if choice else 0) + SETTLE_GAS * n_settle + CLAIM_GAS, force=True,
             min_gas_multiple=self.cfg.claim_min_gas_multiple,
-            details={"kind": "claim", "market": m.market, "claimable": str(m.claimable),
-                     "settled_now": [t.what.split(" ", 1)[1] for t in txs if t.what.startswith("settle")],
+            details={"kind": "claim", "market": m.market, "claimable": str(m.claimable), "settled_now": to_settle,
                      "commit_version": choice.version if choice else None, "total": str(total)})

@@ -142,6 +142,9 @@ async def test_drop_liquidates_once_then_reward_is_credited_and_claimed(deployer
     report = keeper.recorder.report()
     claims = report["claims"]
     assert all(o["details"]["kind"] == "claim" for o in claims)
+    # The three settle(account) calls went in one Multicall3 transaction: commit, settles, claimFee.
+    assert sorted(a for o in claims for a in o["details"]["settled_now"]) == sorted(unhealthy)
+    assert sum(len(o["details"]["tx_hashes"]) for o in claims) == 3
     assert [o for o in report["liquidations"] if o["details"].get("kind") == "claim"] == []
     assert claims and report["failed"] == [] and report["reverted"] == []
     claimed = await balance_of(d, dep.dsu, KEEPER_ADDRESS) - dsu0
