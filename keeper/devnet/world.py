@@ -60,6 +60,17 @@ WORLD_HOOKS: dict[str, str] = {
 ALL_PROTOCOLS = ("aave_v3", *WORLD_HOOKS)
 
 
+async def bare_world(d: Deployer) -> World:
+    """Multicall3 and the default tokens with their feeds, no protocol: the base a test module adds
+    one protocol to (each add_<protocol>_to_world takes a World). Dev accounts other than the
+    deployer and the keeper are free for lenders and borrowers."""
+    from keeper.devnet.multicall3 import install_multicall3
+    await install_multicall3(d)
+    tokens = await deploy_default_tokens(d)
+    accounts = [a for a in await d.w3.eth.accounts if a not in (d.sender, KEEPER_ADDRESS)]
+    return World(d.w3.provider.endpoint_uri, await d.w3.eth.chain_id, tokens, None, d.sender, accounts)
+
+
 async def build_world(d: Deployer, *, aave: str = "real", lender_liquidity_usd: int = 5_000_000,
                       protocols: tuple[str, ...] = ("aave_v3",), uniswap: bool = True) -> World:
     """Multicall3, the tokens, Aave V3 (always: it is the world's lending base), Uniswap V3 pools for

@@ -12,8 +12,8 @@ from keeper.devnet.gearbox import (
     GEARBOX_CODE, GEARBOX_DEMO_POSITIONS, PERCENTAGE_FACTOR, GearboxDeployment, account_state,
     add_gearbox_to_world, facade_events, liquidate_fully, math_account,
 )
-from keeper.devnet.tokens import approve, balance_of, deploy_default_tokens, mint, set_price
-from keeper.devnet.world import World
+from keeper.devnet.tokens import approve, balance_of, mint, set_price
+from keeper.devnet.world import World, bare_world
 from keeper.protocols import gearbox_v3_math as gm
 
 PARTIAL, HEALTHY, BAD_DEBT = (0, 1, 2, 3), 4, 5
@@ -21,10 +21,7 @@ PARTIAL, HEALTHY, BAD_DEBT = (0, 1, 2, 3), 4, 5
 
 @pytest.fixture(scope="module")
 async def gb_world(deployer) -> World:
-    tokens = await deploy_default_tokens(deployer)
-    accounts = [a for a in await deployer.w3.eth.accounts if a != deployer.sender]
-    world = World(deployer.w3.provider.endpoint_uri, await deployer.w3.eth.chain_id, tokens, None,
-                  deployer.sender, accounts[2:])
+    world = await bare_world(deployer)
     await add_gearbox_to_world(deployer, world, pyth_weth=False)  # push feeds; Pyth: test_gearbox_pyth.py
     return world
 

@@ -11,9 +11,8 @@ from keeper.devnet.comet import (
     CometDeployment, add_comet_to_world, comet_abi, comet_call, comet_config_entry, comet_transact,
     fund_reserves, open_comet_position,
 )
-from keeper.devnet.multicall3 import install_multicall3
-from keeper.devnet.tokens import balance_of, deploy_default_tokens, erc20_artifact, set_price
-from keeper.devnet.world import KEEPER_ADDRESS, World
+from keeper.devnet.tokens import balance_of, erc20_artifact, set_price
+from keeper.devnet.world import KEEPER_ADDRESS, World, bare_world
 from keeper.protocols import compound_v3_math as cm
 from keeper.protocols.compound_v3 import ACCRUAL_NOTE, NOT_FOR_SALE
 from tests.engine.conftest import Wallet, make_keeper, run_and_close, run_until_quiet
@@ -29,11 +28,7 @@ SMALL = 6
 async def comet_world(deployer) -> World:
     """Multicall3, fresh tokens, the Comet stand-in with the demo borrowers and a funded keeper,
     deployed once for the module (each test then runs inside a snapshot)."""
-    await install_multicall3(deployer)
-    tokens = await deploy_default_tokens(deployer)
-    accounts = [a for a in await deployer.w3.eth.accounts if a not in (deployer.sender, KEEPER_ADDRESS)]
-    world = World(deployer.w3.provider.endpoint_uri, await deployer.w3.eth.chain_id, tokens, None,
-                  deployer.sender, accounts)
+    world = await bare_world(deployer)
     await add_comet_to_world(deployer, world, keeper_base=KEEPER_USDC)
     return world
 

@@ -12,9 +12,8 @@ from keeper.devnet.gearbox import (
     GearboxDeployment, account_state, add_gearbox_to_world, facade_events, gearbox_config_entry, liquidate_fully,
     math_account,
 )
-from keeper.devnet.multicall3 import install_multicall3
-from keeper.devnet.tokens import balance_of, deploy_default_tokens, set_price
-from keeper.devnet.world import KEEPER_ADDRESS, World
+from keeper.devnet.tokens import balance_of, set_price
+from keeper.devnet.world import KEEPER_ADDRESS, World, bare_world
 from keeper.protocols import gearbox_v3_math as gm
 from keeper.protocols.gearbox_v3 import FULL_ONLY
 from tests.engine.conftest import Wallet, make_keeper, run_and_close, run_until_quiet
@@ -32,11 +31,7 @@ HEALTHY, BAD_DEBT = 4, 5
 async def gb_world(deployer) -> World:
     """Multicall3, fresh tokens, Gearbox V3 with the demo accounts and a keeper holding USDC,
     deployed once for the module (each test then runs inside a snapshot)."""
-    await install_multicall3(deployer)
-    tokens = await deploy_default_tokens(deployer)
-    accounts = [a for a in await deployer.w3.eth.accounts if a not in (deployer.sender, KEEPER_ADDRESS)]
-    world = World(deployer.w3.provider.endpoint_uri, await deployer.w3.eth.chain_id, tokens, None,
-                  deployer.sender, accounts)
+    world = await bare_world(deployer)
     await add_gearbox_to_world(deployer, world, keeper_usdc=KEEPER_USDC, pyth_weth=False)  # push feeds
     return world
 

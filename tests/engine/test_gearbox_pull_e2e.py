@@ -18,9 +18,8 @@ from keeper.devnet.gearbox import (
     GearboxDeployment, account_state, add_gearbox_to_world, facade_events, gearbox_config_entry, math_account,
     push_pyth_price,
 )
-from keeper.devnet.multicall3 import install_multicall3
-from keeper.devnet.tokens import balance_of, deploy_default_tokens, set_price
-from keeper.devnet.world import KEEPER_ADDRESS, KEEPER_KEY, World, config_text
+from keeper.devnet.tokens import balance_of, set_price
+from keeper.devnet.world import KEEPER_ADDRESS, KEEPER_KEY, World, config_text, bare_world
 from keeper.engine.daemon import Keeper
 from keeper.errors import StartupError
 from keeper.protocols import gearbox_v3_math as gm
@@ -37,11 +36,7 @@ FACADE = load("gearbox_credit_facade_v3")
 async def gb_world(deployer) -> World:
     """Multicall3, fresh tokens, Gearbox V3 (WETH on PythPriceFeed over a new MockPyth, with the
     world's [pull_oracle] table) with the demo accounts and a keeper holding USDC."""
-    await install_multicall3(deployer)
-    tokens = await deploy_default_tokens(deployer)
-    accounts = [a for a in await deployer.w3.eth.accounts if a not in (deployer.sender, KEEPER_ADDRESS)]
-    world = World(deployer.w3.provider.endpoint_uri, await deployer.w3.eth.chain_id, tokens, None,
-                  deployer.sender, accounts)
+    world = await bare_world(deployer)
     await add_gearbox_to_world(deployer, world, keeper_usdc=KEEPER_USDC)
     assert "pull_oracle" in world.sections and world.extra["gearbox"].pyth_feed_ids
     return world

@@ -10,9 +10,8 @@ import pytest
 from keeper.devnet.morpho import (
     MORPHO_DEMO_POSITIONS, MorphoDeployment, add_morpho_to_world, events, open_morpho_position, position,
 )
-from keeper.devnet.multicall3 import install_multicall3
-from keeper.devnet.tokens import deploy_default_tokens, mint, set_price
-from keeper.devnet.world import KEEPER_ADDRESS, KEEPER_INVENTORY, World
+from keeper.devnet.tokens import mint, set_price
+from keeper.devnet.world import KEEPER_ADDRESS, KEEPER_INVENTORY, World, bare_world
 from tests.engine.conftest import Wallet, make_keeper, run_keeper, run_until_quiet, scan_rows
 
 # MORPHO_DEMO_POSITIONS after a 30% WETH drop: 0 (lltv 0.86), 2 (bad debt) and 3 (lltv 0.77).
@@ -22,14 +21,10 @@ BAD_DEBT = 2
 
 @pytest.fixture(scope="module")
 async def morpho_world(deployer) -> World:
-    await install_multicall3(deployer)
-    tokens = await deploy_default_tokens(deployer)
-    accounts = [a for a in await deployer.w3.eth.accounts if a not in (deployer.sender, KEEPER_ADDRESS)]
-    world = World(deployer.w3.provider.endpoint_uri, await deployer.w3.eth.chain_id, tokens, None,
-                  deployer.sender, accounts)
+    world = await bare_world(deployer)
     await add_morpho_to_world(deployer, world)
     for sym, amount in KEEPER_INVENTORY.items():
-        await mint(deployer, tokens[sym], KEEPER_ADDRESS, tokens[sym].units(amount))
+        await mint(deployer, world.tokens[sym], KEEPER_ADDRESS, world.tokens[sym].units(amount))
     return world
 
 

@@ -13,14 +13,13 @@ from eth_account import Account
 
 from keeper.chain.signer import Signer
 from keeper.config import load_config
-from keeper.devnet.multicall3 import install_multicall3
 from keeper.devnet.perennial import (
     DEMO_UNHEALTHY, DSU_TO_18, UNIT, PerennialDeployment, add_perennial_to_world, commit_price, deploy_perennial,
     market_abi, market_call, market_transact, open_positions, oracle_call, perennial_artifacts,
     perennial_config_entry, settle,
 )
-from keeper.devnet.tokens import balance_of, deploy_default_tokens, set_price
-from keeper.devnet.world import KEEPER_ADDRESS, KEEPER_KEY, World, config_text
+from keeper.devnet.tokens import balance_of, set_price
+from keeper.devnet.world import KEEPER_ADDRESS, KEEPER_KEY, World, config_text, bare_world
 from keeper.engine.daemon import Keeper
 from keeper.errors import StartupError
 from keeper.protocols.perennial_v2 import STALE
@@ -31,11 +30,7 @@ REWARD = 10 * UNIT  # settlement fee 1 DSU x liquidationFee 10 (keeper/devnet/pe
 
 @pytest.fixture(scope="module")
 async def perennial_world(deployer) -> World:
-    await install_multicall3(deployer)
-    tokens = await deploy_default_tokens(deployer)
-    accounts = [a for a in await deployer.w3.eth.accounts if a not in (deployer.sender, KEEPER_ADDRESS)]
-    world = World(deployer.w3.provider.endpoint_uri, await deployer.w3.eth.chain_id, tokens, None,
-                  deployer.sender, accounts)
+    world = await bare_world(deployer)
     await add_perennial_to_world(deployer, world)
     return world
 
