@@ -167,6 +167,9 @@ async def test_a_blocks_liquidations_land_together(deployer, world, tmp_path):
     assert report["reverted"] == [] and report["failed"] == []
     assert len(report["liquidations"]) == 4
     assert {o["block"] for o in report["liquidations"]} == {drop_block + 1}
+    # Later plans were simulated after the earlier, not yet mined, sends (approval included once).
+    for o in report["liquidations"]:
+        assert o["realised_profit_usd"] == pytest.approx(o["predicted_profit_usd"], rel=0.005)
     for u in users:  # healthy again, or every unit of collateral taken (the 0.95 position)
         coll, _, _, _, _, hf = await account_data(deployer, world.aave, u)
         assert hf >= E18 or coll == 0
