@@ -58,7 +58,7 @@ class Executor:
         self.recorder = recorder
         self.limits = limits
         self._approving: set[tuple[str, str]] = set()  # (token, spender) approvals sent this block
-        self._sent: list[tuple[str, TxRequest]] = []
+        self._sent: list[tuple[str, TxRequest]] = []  # (hash, tx) sent this block, receipts not seen
 
     async def budget(self, tokens: set[str]) -> dict[str, int]:
         toks = sorted(tokens)
@@ -72,8 +72,8 @@ class Executor:
         wait for all the receipts and record each plan in rank order."""
         results: list[Outcome | InFlight] = []
         start_budget = dict(budget)
-        self._approving: set[tuple[str, str]] = set()
-        self._sent: list[tuple[str, TxRequest]] = []  # (hash, tx) sent this block, receipts not seen
+        self._approving = set()
+        self._sent = []
         for i, r in enumerate(ranked):
             opp = r.opp
             if any(budget.get(s.token, 0) < start_budget.get(s.token, 0) for s in opp.spends):
@@ -191,8 +191,11 @@ class Executor:
 
     def _settle(self, flight: "InFlight", got: list[Receipt] | str, native_price: int) -> Outcome:
         opp, predicted, details = flight.opp, flight.predicted, flight.details
-        fail = lambda why, **kw: Outcome("failed", opp.protocol, opp.account, opp.label, why,  # noqa: E731
-                                         predicted_profit=predicted, details=details, **kw)
+
+        def fail(why: str, **kw) -> Outcome:
+            kw.setdefault("details", details)
+            return Outcome("failed", opp.protocol, opp.account, opp.label, why, predicted_profit=predicted, **kw)
+
         if isinstance(got, str):
             return fail(got)
         approvals, receipts = got[:len(flight.approvals)], got[len(flight.approvals):]
