@@ -10,13 +10,14 @@ from eth_utils import keccak
 
 from keeper.devnet.deploy import DeployError
 from keeper.devnet.gearbox import (
-    PYTH_FEED_FUNDING, PYTH_STALENESS_PERIOD, WETH_USD_FEED_ID, GearboxDeployment, account_state,
+    PYTH_FEED_FUNDING, PYTH_STALENESS_PERIOD, WETH_USD_FEED_ID, account_state,
     add_gearbox_to_world, facade_events, math_account, price_updates,
 )
 from keeper.devnet.pyth import mock_pyth_artifact
 from keeper.devnet.tokens import approve, balance_of, mint, set_price
 from keeper.devnet.world import World, bare_world
 from keeper.protocols import gearbox_v3_math as gm
+from tests.devnet.test_gearbox_real import call, dep_of
 
 PARTIAL, HEALTHY, BAD_DEBT = (0, 1, 2, 3), 4, 5
 NOT_LIQUIDATABLE = "0x234b893b"  # CreditAccountNotLiquidatableException()
@@ -38,12 +39,6 @@ async def world(gb_world, snapshot):
     yield copy.deepcopy(gb_world)
 
 
-def dep_of(world) -> GearboxDeployment:
-    return world.extra["gearbox"]
-
-
-async def call(d, dep: GearboxDeployment, contract: str, address: str, fn: str, *args):
-    return await d.at(address, dep.abis[contract]).get_function_by_name(fn)(*args).call()
 
 
 async def test_pyth_feed_is_wired_as_gearbox_wires_it(deployer, world):

@@ -10,6 +10,7 @@ from keeper.config import load_config
 from keeper.devnet.tokens import balance_of
 from keeper.devnet.world import KEEPER_ADDRESS, KEEPER_KEY, World, build_world, config_text, open_position
 from keeper.engine.daemon import Keeper
+from keeper.errors import StartupError
 
 
 @pytest.fixture(scope="session")
@@ -18,11 +19,23 @@ async def real_world(deployer):
 
 
 async def make_keeper(world, tmp_path, **cfg) -> Keeper:
+    """A started keeper for ``world`` (config_text kwargs in ``cfg``); closed again if start fails."""
     path = tmp_path / "keeper.toml"
     path.write_text(config_text(world, **cfg))
     keeper = Keeper(load_config(path), Signer(Account.from_key(KEEPER_KEY)))
-    await keeper.start()
+    try:
+        await keeper.start()
+    except BaseException:
+        await keeper.close()
+        raise
     return keeper
+
+
+async def startup_error(world, tmp_path, match: str, **cfg) -> StartupError:
+    """The StartupError (its message matching ``match``) a keeper for ``world`` refuses to start with."""
+    with pytest.raises(StartupError, match=match) as e:
+        await make_keeper(world, tmp_path, **cfg)
+    return e.value
 
 
 async def run_until_quiet(keeper: Keeper, rounds: int = 5) -> None:

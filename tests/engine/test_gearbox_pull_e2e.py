@@ -9,22 +9,18 @@ import copy
 
 import pytest
 from eth_abi import decode
-from eth_account import Account
 
 from keeper.abi import load
-from keeper.chain.signer import Signer
-from keeper.config import load_config
 from keeper.devnet.gearbox import (
-    GearboxDeployment, account_state, add_gearbox_to_world, facade_events, gearbox_config_entry, math_account,
+    account_state, add_gearbox_to_world, facade_events, gearbox_config_entry, math_account,
     push_pyth_price,
 )
 from keeper.devnet.tokens import balance_of, set_price
-from keeper.devnet.world import KEEPER_ADDRESS, KEEPER_KEY, World, config_text, bare_world
-from keeper.engine.daemon import Keeper
-from keeper.errors import StartupError
+from keeper.devnet.world import KEEPER_ADDRESS, World, bare_world
 from keeper.protocols import gearbox_v3_math as gm
 from keeper.protocols.gearbox_v3 import FULL_ONLY
-from tests.engine.conftest import Wallet, make_keeper, run_until_quiet
+from tests.engine.conftest import Wallet, run_until_quiet, startup_error
+from tests.engine.test_gearbox_e2e import gearbox, keeper_for
 
 KEEPER_USDC = 100_000
 PARTIAL = {0: "WETH", 1: "WBTC", 2: "WBTC", 3: "WETH"}  # as in test_gearbox_e2e (GEARBOX_DEMO_POSITIONS)
@@ -45,15 +41,6 @@ async def gb_world(deployer) -> World:
 @pytest.fixture
 async def world(gb_world, snapshot):
     yield copy.deepcopy(gb_world)
-
-
-def gearbox(world) -> GearboxDeployment:
-    return world.extra["gearbox"]
-
-
-async def keeper_for(world, tmp_path, *, mode="live", **entry):
-    world.entries = {"gearbox_v3": gearbox_config_entry(gearbox(world), **entry)}
-    return await make_keeper(world, tmp_path, mode=mode, min_profit_usd="1")
 
 
 async def drop_weth_off_chain(d, world, bps=3_000):
@@ -142,15 +129,8 @@ async def test_start_up_refuses_a_pull_feed_without_a_pull_oracle(world, tmp_pat
     dep = gearbox(world)
     world.sections = {}  # no [pull_oracle] table
     world.entries = {"gearbox_v3": gearbox_config_entry(dep)}
-    path = tmp_path / "keeper.toml"
-    path.write_text(config_text(world))
-    keeper = Keeper(load_config(path), Signer(Account.from_key(KEEPER_KEY)))
-    try:
-        with pytest.raises(StartupError, match=r"a \[pull_oracle\] table is needed") as e:
-            await keeper.start()
-    finally:
-        await keeper.close()
-    assert dep.price_feeds["WETH"] in str(e.value) and "WETH" in str(e.value)
+    e = await startup_error(world, tmp_path, r"a \[pull_oracle\] table is needed")
+    assert dep.price_feeds["WETH"] in str(e) and "WETH" in str(e)
 
 
 async def test_pull_oracle_failure_skips_with_the_reason(deployer, world, tmp_path):

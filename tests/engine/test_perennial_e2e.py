@@ -9,21 +9,16 @@ from __future__ import annotations
 import copy
 
 import pytest
-from eth_account import Account
 
-from keeper.chain.signer import Signer
-from keeper.config import load_config
 from keeper.devnet.perennial import (
     DEMO_UNHEALTHY, DSU_TO_18, UNIT, PerennialDeployment, add_perennial_to_world, commit_price, deploy_perennial,
     market_abi, market_call, market_transact, open_positions, oracle_call, perennial_artifacts,
     perennial_config_entry, settle,
 )
 from keeper.devnet.tokens import balance_of, set_price
-from keeper.devnet.world import KEEPER_ADDRESS, KEEPER_KEY, World, config_text, bare_world
-from keeper.engine.daemon import Keeper
-from keeper.errors import StartupError
+from keeper.devnet.world import KEEPER_ADDRESS, World, bare_world
 from keeper.protocols.perennial_v2 import STALE
-from tests.engine.conftest import make_keeper, run_and_close, run_until_quiet
+from tests.engine.conftest import make_keeper, run_and_close, run_until_quiet, startup_error
 
 REWARD = 10 * UNIT  # settlement fee 1 DSU x liquidationFee 10 (keeper/devnet/perennial.py defaults)
 
@@ -305,15 +300,8 @@ async def test_configured_market_not_made_by_the_factory_is_refused(deployer, wo
     other = await d.deploy((await perennial_artifacts())["factory"], 0)  # a factory that made no market
     entry = perennial_config_entry(dep)
     world.entries = {"perennial_v2": entry.replace("markets = [", f'market_factory = "{other}"\nmarkets = [')}
-    path = tmp_path / "keeper.toml"
-    path.write_text(config_text(world))
-    keeper = Keeper(load_config(path), Signer(Account.from_key(KEEPER_KEY)))
-    try:
-        with pytest.raises(StartupError, match=r"were not created by market_factory .*instances\(\) is false") as e:
-            await keeper.start()
-    finally:
-        await keeper.close()
-    assert dep.market in str(e.value) and other in str(e.value)
+    e = await startup_error(world, tmp_path, r"were not created by market_factory .*instances\(\) is false")
+    assert dep.market in str(e) and other in str(e)
     # the factory that did create it is accepted, with the market named in the config as well
     world.entries = {"perennial_v2": entry.replace("markets = [", f'market_factory = "{dep.factory}"\nmarkets = [')}
     keeper = await make_keeper(world, tmp_path)
