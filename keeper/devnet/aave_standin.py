@@ -22,14 +22,8 @@ PROVIDER_SOURCE = f"{_DIR}/PoolAddressesProviderStandIn.sol"
 TOKENS_SOURCE = f"{_DIR}/PoolTokensStandIn.sol"
 AAVE_ORACLE = "@aave/core-v3/artifacts/contracts/misc/AaveOracle.sol/AaveOracle.json"
 
-_output: dict | None = None
-
-
 async def _compiled() -> dict:
-    global _output
-    if _output is None:
-        _output = await compile_standard_json([POOL_SOURCE, PROVIDER_SOURCE, TOKENS_SOURCE])
-    return _output
+    return await compile_standard_json([POOL_SOURCE, PROVIDER_SOURCE, TOKENS_SOURCE])
 
 
 async def pool_artifact() -> Artifact:

@@ -66,14 +66,8 @@ class CometDeployment:
     code: str = COMET_CODE
 
 
-_artifact: Artifact | None = None
-
-
 async def comet_artifact() -> Artifact:
-    global _artifact
-    if _artifact is None:
-        _artifact = await compile_contract(COMET_SOURCE, "CometStandIn")
-    return _artifact
+    return await compile_contract(COMET_SOURCE, "CometStandIn")
 
 
 async def comet_abi() -> list:

@@ -89,16 +89,9 @@ QUOTA_LIMIT = 10**12  # per token, in USDC units
 CM_DEBT_LIMIT = 10**12
 EPOCH_LENGTH = 7 * 86400
 
-_output: dict | None = None
-_pyth_output: dict | None = None
-
-
 async def compile_gearbox() -> dict:
-    """The standard-JSON output of the one compile job (cached on disk by keeper.devnet.solc)."""
-    global _output
-    if _output is None:
-        _output = await compile_standard_json(list(CONTRACTS.values()), **COMPILE_SETTINGS)
-    return _output
+    """The standard-JSON output of the one compile job (cached by keeper.devnet.solc)."""
+    return await compile_standard_json(list(CONTRACTS.values()), **COMPILE_SETTINGS)
 
 
 async def gearbox_abis() -> dict[str, list]:
@@ -110,11 +103,8 @@ async def gearbox_abis() -> dict[str, list]:
 
 
 async def compile_pyth_feed() -> dict:
-    """PythPriceFeed and the MockPyth forwarder in one job with Gearbox's settings (cached on disk)."""
-    global _pyth_output
-    if _pyth_output is None:
-        _pyth_output = await compile_standard_json(list(PYTH_CONTRACTS.values()), **PYTH_COMPILE_SETTINGS)
-    return _pyth_output
+    """PythPriceFeed and the MockPyth forwarder in one job with Gearbox's settings (cached by keeper.devnet.solc)."""
+    return await compile_standard_json(list(PYTH_CONTRACTS.values()), **PYTH_COMPILE_SETTINGS)
 
 
 async def pyth_artifacts() -> dict[str, Artifact]:

@@ -71,18 +71,13 @@ class PerennialDeployment:
     code: str = PERENNIAL_CODE
 
 
-_artifacts: dict[str, Artifact] = {}
-
-
 async def perennial_artifacts() -> dict[str, Artifact]:
-    if not _artifacts:
-        # via-IR for the Market's update path; cancun for OpenZeppelin's EnumerableSet (mcopy).
-        out = await compile_standard_json([MARKET_SOURCE, ORACLE_SOURCE, FACTORY_SOURCE], evm_version="cancun",
-                                          via_ir=True)
-        _artifacts["market"] = artifact(out, MARKET_SOURCE, "MarketStandIn")
-        _artifacts["oracle"] = artifact(out, ORACLE_SOURCE, "KeeperOracleStandIn")
-        _artifacts["factory"] = artifact(out, FACTORY_SOURCE, "MarketFactoryStandIn")
-    return _artifacts
+    # via-IR for the Market's update path; cancun for OpenZeppelin's EnumerableSet (mcopy).
+    out = await compile_standard_json([MARKET_SOURCE, ORACLE_SOURCE, FACTORY_SOURCE], evm_version="cancun",
+                                      via_ir=True)
+    return {"market": artifact(out, MARKET_SOURCE, "MarketStandIn"),
+            "oracle": artifact(out, ORACLE_SOURCE, "KeeperOracleStandIn"),
+            "factory": artifact(out, FACTORY_SOURCE, "MarketFactoryStandIn")}
 
 
 async def market_abi() -> list:

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NODE_MODULES = ROOT / "node_modules"
 CACHE = ROOT / ".cache" / "solc"
 _SCRIPT = Path(__file__).with_name("solc_compile.js")
+_MEMO: dict[str, dict] = {}  # input hash -> output, for this process (callers need no caches of their own)
 
 
 class CompileError(RuntimeError):
@@ -83,12 +84,15 @@ async def compile_standard_json(
     key = hashlib.sha256(
         json.dumps(std_input, sort_keys=True).encode() + version.encode()
     ).hexdigest()
+    if key in _MEMO:  # compiled (or read from the disk cache) earlier in this process
+        return _MEMO[key]
     CACHE.mkdir(parents=True, exist_ok=True)
     cached = CACHE / f"{key}.json"
     if cached.exists():
         out = json.loads(cached.read_text())
         # Imports are resolved by the compiler, so check that none of them changed either.
         if out.get("_imports_hash") == _all_sources_hash(out["sources"], std_input["settings"]):
+            _MEMO[key] = out
             return out
     proc = await asyncio.create_subprocess_exec(
         "node", str(_SCRIPT), compiler,
@@ -105,6 +109,7 @@ async def compile_standard_json(
     tmp = cached.with_suffix(".tmp")
     tmp.write_text(json.dumps(out))
     tmp.replace(cached)
+    _MEMO[key] = out
     return out
 
 
