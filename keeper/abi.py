@@ -13,7 +13,21 @@ from eth_abi import decode, encode
 from eth_abi.grammar import TupleType, parse
 from eth_utils import keccak, to_checksum_address
 
-ABI_DIR = Path(__file__).resolve().parents[1] / "abis"
+
+def _abi_dir() -> Path:
+    """abis/ as shipped inside the wheel (package data ``keeper.abis``), or the checkout's top-level
+    abis/ when running from the repository."""
+    try:
+        from importlib.resources import files
+        shipped = Path(str(files("keeper.abis")))
+        if (shipped / "common").is_dir():
+            return shipped
+    except (ModuleNotFoundError, TypeError):
+        pass
+    return Path(__file__).resolve().parents[1] / "abis"
+
+
+ABI_DIR = _abi_dir()
 
 
 def checksummed(type_str: str, value: Any) -> Any:
@@ -113,4 +127,12 @@ class Abi:
 
 @lru_cache(maxsize=None)
 def load(name: str) -> Abi:
-    return Abi(json.loads((ABI_DIR / f"{name}.json").read_text()))
+    """``name`` is "<protocol>/<Contract>" (abis/<protocol>/<Contract>.json) or, for what every
+    protocol shares (ERC20, Chainlink, Pyth), a plain "<Contract>" from abis/common."""
+    return Abi(load_json(name))
+
+
+def load_json(name: str) -> list[dict[str, Any]]:
+    path = ABI_DIR / (f"{name}.json" if "/" in name else f"common/{name}.json")
+    data: list[dict[str, Any]] = json.loads(path.read_text())
+    return data

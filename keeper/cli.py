@@ -84,8 +84,18 @@ async def _scan(args) -> int:
     return 0
 
 
+def _devnet_package():
+    try:
+        import keeper_devnet
+    except ModuleNotFoundError:
+        raise ConfigError("this command needs the keeper-devnet package (the checkout's devnet/ folder: "
+                          "run ./scripts/setup, or pip install ./devnet)") from None
+    return keeper_devnet
+
+
 async def _devnet(args) -> int:
-    from keeper.devnet.world import serve_devnet
+    _devnet_package()
+    from keeper_devnet.world import serve_devnet
     stop = asyncio.Event()
     _install_stop(stop)
     await serve_devnet(args.port, args.config_out, stop)
@@ -93,7 +103,8 @@ async def _devnet(args) -> int:
 
 
 async def _demo(args) -> int:
-    from keeper.devnet.demo import print_report, run_demo
+    _devnet_package()
+    from keeper_devnet.demo import print_report, run_demo
     report = await run_demo()
     if args.json:
         print(json.dumps(report, indent=1))

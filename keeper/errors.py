@@ -1,6 +1,9 @@
 """Errors the keeper raises, and readable reasons for the reverts of real protocol contracts."""
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Any
+
 from eth_abi import decode
 from eth_utils import keccak
 
@@ -28,55 +31,38 @@ class TransientRpcError(RpcError):
     """Worth retrying: connection trouble, rate limit, overloaded node."""
 
 
-# Aave V3 numeric error codes (Errors.sol) the keeper may meet while liquidating.
-AAVE_ERRORS = {
-    "1": "CALLER_NOT_POOL_ADMIN", "26": "INVALID_AMOUNT", "27": "RESERVE_INACTIVE",
-    "28": "RESERVE_FROZEN", "29": "RESERVE_PAUSED", "35": "HEALTH_FACTOR_LOWER_THAN_LIQUIDATION_THRESHOLD",
-    "39": "NO_DEBT_OF_SELECTED_TYPE", "43": "COLLATERAL_CANNOT_BE_LIQUIDATED",
-    "45": "HEALTH_FACTOR_NOT_BELOW_THRESHOLD", "46": "COLLATERAL_CANNOT_BE_LIQUIDATED",
-    "47": "SPECIFIED_CURRENCY_NOT_BORROWED_BY_USER", "58": "INCONSISTENT_FLASHLOAN_PARAMS",
-    "91": "FLASHLOAN_DISABLED", "103": "MUST_NOT_LEAVE_DUST",
-}
-
-# Custom errors of the contracts the keeper talks to: selector -> name.
-_CUSTOM_ERRORS = [
-    "MustNotLeaveDust()", "HealthFactorNotBelowThreshold()", "CollateralCannotBeLiquidated()",
-    "SpecifiedCurrencyNotBorrowedByUser()", "InvalidAmount()", "ReservePaused()", "ReserveInactive()",
-    "SelfLiquidation()",
+# Errors of the contracts every protocol meets (tokens, Pyth); each protocol declares its own in
+# its registry entry (keeper/protocols/<kind>/__init__.py).
+COMMON_ERRORS = (
     "ERC20InsufficientBalance(address,uint256,uint256)", "ERC20InsufficientAllowance(address,uint256,uint256)",
-    "NotLiquidatable()", "NotForSale()", "TooMuchSlippage()", "InsufficientReserves()",
-    "StalePrice()", "PriceFeedNotFound()", "InsufficientFee()",
     # Pyth (PythErrors.sol)
     "PriceFeedNotFoundWithinRange()", "InvalidUpdateData()", "NoFreshUpdate()", "InvalidArgument()",
-    # Perennial V2 Market (IMarket.sol) and keeper oracle (IKeeperFactory.sol, IKeeperOracle.sol)
-    "MarketStalePriceError()", "MarketInvalidProtectionError()", "MarketInsufficientMarginError()",
-    "MarketInsufficientCollateralError()", "MarketOperatorNotAllowedError()", "MarketNotSingleSidedError()",
-    "MarketOverCloseError()", "MarketProtectedError()", "MarketNotOperatorError()", "MarketSettleOnlyError()",
-    "MarketClosedError()", "MarketExceedsPendingIdLimitError()",
-    "KeeperFactoryNotCreatedError()", "KeeperFactoryVersionOutsideRangeError()",
-    "KeeperOracleVersionOutsideRangeError()", "KeeperOracleInvalidPriceError()",
-]
+    "StalePrice()", "PriceFeedNotFound()", "InsufficientFee()",
+)
 
 
-def _abi_errors(name: str) -> list[str]:
-    """Error signatures of an abis/*.json file (e.g. gearbox_errors: every custom error of the
-    Gearbox V3 compile jobs, since a facade call also reverts with its credit manager's, oracle's,
-    pool's, 1inch SafeERC20's and its updatable price feeds' (PythPriceFeed) errors)."""
-    import json
-    from pathlib import Path
-    path = Path(__file__).resolve().parents[1] / "abis" / f"{name}.json"
-    if not path.exists():
-        return []
-
-    def typ(p: dict) -> str:
-        t = p["type"]
+def _signature(e: dict[str, Any]) -> str:
+    def typ(p: dict[str, Any]) -> str:
+        t: str = p["type"]
         return "(" + ",".join(typ(c) for c in p["components"]) + ")" + t[5:] if t.startswith("tuple") else t
-    return [f"{e['name']}({','.join(typ(i) for i in e['inputs'])})"
-            for e in json.loads(path.read_text()) if e.get("type") == "error"]
+    return f"{e['name']}({','.join(typ(i) for i in e['inputs'])})"
 
 
-_CUSTOM_ERRORS += _abi_errors("gearbox_errors")
-CUSTOM_ERRORS = {"0x" + keccak(text=sig)[:4].hex(): sig.split("(")[0] for sig in _CUSTOM_ERRORS}
+@lru_cache(maxsize=1)
+def _tables() -> tuple[dict[str, str], dict[str, str]]:
+    """(selector -> custom error name, Error(string) code -> name), from the protocol registry."""
+    from keeper.abi import load_json
+    from keeper.protocols.registry import protocols
+    sigs = list(COMMON_ERRORS)
+    codes: dict[str, str] = {}
+    for p in protocols().values():
+        sigs += p.errors
+        codes.update(p.error_codes)
+        for f in p.abi_error_files:  # e.g. every custom error of a protocol's compile job
+            sigs += [_signature(e) for e in load_json(f"{p.kind}/{f}") if e.get("type") == "error"]
+    return {"0x" + keccak(text=sig)[:4].hex(): sig.split("(")[0] for sig in sigs}, codes
+
+
 _ERROR_STRING = "0x08c379a0"  # Error(string)
 _PANIC = "0x4e487b71"  # Panic(uint256)
 
@@ -96,7 +82,7 @@ def decode_revert(data: str | bytes | None, message: str = "") -> str:
             (reason,) = decode(["string"], bytes.fromhex(data[10:]))
         except Exception:
             return f"revert {data[:74]}"
-        name = AAVE_ERRORS.get(reason)
+        name = _tables()[1].get(reason)
         return f"{reason} {name}" if name else reason
     if data.startswith(_PANIC):
         try:
@@ -104,5 +90,5 @@ def decode_revert(data: str | bytes | None, message: str = "") -> str:
             return f"panic 0x{code:02x}"
         except Exception:
             return "panic"
-    name = CUSTOM_ERRORS.get(data[:10])
+    name = _tables()[0].get(data[:10])
     return name if name else f"custom error {data[:10]}"

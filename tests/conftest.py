@@ -1,14 +1,24 @@
-"""One Anvil per test session; every test runs inside an evm_snapshot / evm_revert pair."""
+"""One Anvil per test session; every test runs inside an evm_snapshot / evm_revert pair.
+
+Tests that need the node (through the ``anvil`` fixture, directly or through another fixture) or
+the node tools (``@pytest.mark.anvil`` set by hand) carry the ``anvil`` marker, so that
+``pytest -m "not anvil"`` runs the node-free tests on a machine without node or npm."""
 from __future__ import annotations
 
 import pytest
 
-from keeper.devnet.anvil import Anvil
-from keeper.devnet.deploy import Deployer
+NODE_FIXTURES = {"anvil", "deployer", "snapshot", "real_world"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if NODE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.anvil)
 
 
 @pytest.fixture(scope="session")
 async def anvil():
+    from keeper_devnet.anvil import Anvil
     node = await Anvil.start(extra=["--accounts", "100"])
     try:
         yield node
@@ -18,6 +28,7 @@ async def anvil():
 
 @pytest.fixture(scope="session")
 async def deployer(anvil):
+    from keeper_devnet.deploy import Deployer
     d = await Deployer(anvil.url).init()
     try:
         yield d
@@ -33,3 +44,9 @@ async def snapshot(deployer):
         yield
     finally:
         await deployer.rpc("evm_revert", [snap])
+
+
+@pytest.fixture(scope="session")
+async def real_world(deployer):
+    from keeper_devnet.world import build_world
+    return await build_world(deployer, aave="real")

@@ -8,6 +8,7 @@ import pytest
 from keeper.cli import main
 from keeper.config import PROTOCOL_KINDS, load_config
 from keeper.errors import ConfigError
+from tests.helpers.config import uncomment_examples
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.toml"
 
@@ -25,16 +26,6 @@ def test_example_config_is_valid():
     assert str(cfg.keeper.min_profit_usd) == "5"
 
 
-def uncomment_examples(text: str) -> str:
-    """The example with every commented-out table ("# [[protocols]]" ... up to a blank line) enabled."""
-    out, inside = [], False
-    for line in text.splitlines():
-        if line in ("# [[protocols]]", "# [pull_oracle]"):
-            inside = True
-        elif not line.strip():
-            inside = False
-        out.append(line[2:] if inside and line.startswith("# ") else line)
-    return "\n".join(out) + "\n"
 
 
 def test_every_commented_example_table_is_valid(tmp_path):

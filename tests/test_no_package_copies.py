@@ -4,12 +4,16 @@ node_modules at run time, never copied in. Files under 64 bytes are skipped (ide
 coincidence there). Sizes are compared first, so only same-size candidates are hashed."""
 from __future__ import annotations
 
+import pytest
+
 import hashlib
 import json
 import os
 import subprocess
 from collections import defaultdict
 from pathlib import Path
+
+pytestmark = pytest.mark.anvil  # needs the node tools (npm ci)
 
 ROOT = Path(__file__).resolve().parents[1]
 MIN_SIZE = 64

@@ -7,8 +7,15 @@ from typing import Any, Sequence
 
 from eth_utils import to_checksum_address
 
-from keeper.chain.multicall import (MULTICALL3, Call, CallFailed, calldata, decode_aggregate3,
-                                    encode_aggregate3, returns)
+from keeper.chain.multicall import (
+    MULTICALL3,
+    Call,
+    CallFailed,
+    calldata,
+    decode_aggregate3,
+    encode_aggregate3,
+    returns,
+)
 from keeper.chain.rpc import Rpc
 from keeper.errors import RpcError
 

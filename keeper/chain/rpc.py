@@ -11,7 +11,12 @@ import asyncio
 from typing import Any, Iterable
 
 import aiohttp
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
 from web3 import AsyncWeb3
 from web3.providers.rpc import AsyncHTTPProvider
 

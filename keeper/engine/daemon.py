@@ -21,7 +21,7 @@ from keeper.engine.record import Outcome, Recorder, usd
 from keeper.errors import StartupError
 from keeper.oracles.chainlink import ChainlinkFeed
 from keeper.protocols import build_adapter
-from keeper.protocols.base import USD, Adapter
+from keeper.protocols.base import USD, Adapter, Services
 
 log = structlog.get_logger()
 
@@ -55,7 +55,8 @@ class Keeper:
         if cfg.pull_oracle is not None:
             from keeper.oracles.pull import build_pull_oracle
             self.pull_oracle = build_pull_oracle(cfg.pull_oracle, self.chain)
-        self.adapters: list[Adapter] = [build_adapter(p, signer.address, pull_oracle=self.pull_oracle)
+        services = Services(liquidator=signer.address, pull_oracle=self.pull_oracle)
+        self.adapters: list[Adapter] = [build_adapter(p, services)
                                         for p in cfg.protocols]
         self.by_name = {a.name: a for a in self.adapters}
         self.discovery = Discovery(self.adapters)

@@ -16,7 +16,12 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import aiohttp
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from keeper.abi import load
 from keeper.chain.client import Chain, hexint

@@ -9,9 +9,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from keeper.chain.client import Chain
 from keeper.chain.sender import TxRequest
+
+if TYPE_CHECKING:
+    from keeper.oracles.pull import PullOracle
 
 USD = 10**8  # USD amounts are integers with 8 decimals (Aave's base currency, Chainlink USD feeds)
 
@@ -91,6 +95,13 @@ class Opportunity:
 
     def skip(self, reason: str) -> "Opportunity":
         return replace(self, reason=reason, txs=(), spends=(), expected={}, deferred={}, collects={})
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the keeper gives every adapter (one constructor shape: ``Adapter(cfg, services)``)."""
+    liquidator: str  # the keeper's address: receives what liquidations pay
+    pull_oracle: "PullOracle | None" = None  # signed prices (Pyth) when the config has [pull_oracle]
 
 
 class Adapter(ABC):

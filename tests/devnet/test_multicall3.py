@@ -1,10 +1,10 @@
 from eth_utils import keccak
+from keeper_devnet.multicall3 import CANONICAL_CODEHASH, install_multicall3
+from keeper_devnet.tokens import deploy_token, mint
 
 from keeper.chain.client import Chain
 from keeper.chain.multicall import MULTICALL3, Call, CallFailed, calldata, returns
 from keeper.chain.rpc import Rpc
-from keeper.devnet.multicall3 import CANONICAL_CODEHASH, install_multicall3
-from keeper.devnet.tokens import deploy_token, mint
 
 
 async def test_canonical_multicall3_answers_batched_reads(anvil, deployer, snapshot):

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import pytest
 from eth_utils import keccak
-
-from keeper.devnet.deploy import DeployError
-from keeper.devnet.pyth import (
-    INSUFFICIENT_FEE, STALE_PRICE, deploy_mock_pyth, get_price_no_older_than, mock_pyth_artifact,
-    price_update_data, update_price_feeds,
+from keeper_devnet.deploy import DeployError
+from keeper_devnet.pyth import (
+    INSUFFICIENT_FEE,
+    STALE_PRICE,
+    deploy_mock_pyth,
+    get_price_no_older_than,
+    mock_pyth_artifact,
+    price_update_data,
+    update_price_feeds,
 )
 
 FEED = keccak(b"Crypto.ETH/USD")

@@ -1,4 +1,10 @@
-from keeper.devnet.tokens import balance_of, deploy_default_tokens, feed_artifact, mint, set_price
+from keeper_devnet.tokens import (
+    balance_of,
+    deploy_default_tokens,
+    feed_artifact,
+    mint,
+    set_price,
+)
 
 
 async def test_tokens_and_feeds(deployer, snapshot):

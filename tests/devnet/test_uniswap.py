@@ -5,12 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-
-from keeper.devnet.deploy import DeployError, Deployer
-from keeper.devnet.tokens import Token, balance_of, deploy_default_tokens, mint
-from keeper.devnet.uniswap import (
-    UniswapDeployment, UniswapPool, create_pool_at_price, deploy_uniswap_v3, pool_price,
-    quote_exact_input_single, slot0_sqrt_price, swap_exact_input_single,
+from keeper_devnet.deploy import Deployer, DeployError
+from keeper_devnet.tokens import Token, balance_of, deploy_default_tokens, mint
+from keeper_devnet.uniswap import (
+    UniswapDeployment,
+    UniswapPool,
+    create_pool_at_price,
+    deploy_uniswap_v3,
+    pool_price,
+    quote_exact_input_single,
+    slot0_sqrt_price,
+    swap_exact_input_single,
 )
 
 

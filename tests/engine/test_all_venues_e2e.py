@@ -6,16 +6,18 @@ from __future__ import annotations
 import copy
 
 import pytest
+from keeper_devnet.protocols.aave_v3.common import account_data
+from keeper_devnet.protocols.compound_v3.world import comet_call
+from keeper_devnet.protocols.gearbox_v3.world import account_state
+from keeper_devnet.protocols.morpho_blue.world import MORPHO_DEMO_POSITIONS
+from keeper_devnet.protocols.perennial_v2.world import (
+    DEMO_UNHEALTHY as PERENNIAL_UNHEALTHY,
+)
+from keeper_devnet.tokens import set_price
+from keeper_devnet.world import ALL_PROTOCOLS
 
-from keeper.devnet.aave_common import account_data
-from keeper.devnet.comet import comet_call
-from keeper.devnet.gearbox import account_state
-from keeper.devnet.morpho import MORPHO_DEMO_POSITIONS
-from keeper.devnet.perennial import DEMO_UNHEALTHY as PERENNIAL_UNHEALTHY
-from keeper.devnet.tokens import set_price
-from keeper.devnet.world import ALL_PROTOCOLS
-from keeper.protocols.gearbox_v3 import FULL_ONLY
-from tests.engine.conftest import run_keeper, scan_rows, world_with_aave_positions
+from keeper.protocols.gearbox_v3.adapter import FULL_ONLY
+from tests.helpers.keeper import run_keeper, scan_rows, world_with_aave_positions
 
 E18 = 10**18
 AAVE_POSITIONS = [({"WETH": 10}, {"USDC": 24_000 * f}) for f in (0.5, 0.74, 0.8)]  # 0.74, 0.8 liquidatable

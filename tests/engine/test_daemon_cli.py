@@ -11,12 +11,18 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from keeper.devnet.aave_common import account_data
-from keeper.devnet.anvil import free_port
-from keeper.devnet.tokens import set_price
-from keeper.devnet.world import (ALL_PROTOCOLS, DEVNET_PASSWORD, DEVNET_PASSWORD_ENV, KEEPER_KEY, KEEPER_KEY_ENV,
-                                 config_text, open_position)
+from keeper_devnet.anvil import free_port
+from keeper_devnet.protocols.aave_v3.common import account_data
+from keeper_devnet.tokens import set_price
+from keeper_devnet.world import (
+    ALL_PROTOCOLS,
+    DEVNET_PASSWORD,
+    DEVNET_PASSWORD_ENV,
+    KEEPER_KEY,
+    KEEPER_KEY_ENV,
+    config_text,
+    open_position,
+)
 
 KEEPER = [sys.executable, "-m", "keeper.cli"]
 KEY_HEX = KEEPER_KEY.removeprefix("0x").lower()
@@ -59,6 +65,7 @@ async def test_run_daemon_liquidates_and_stops_on_sigterm(deployer, world, tmp_p
     assert KEY_HEX not in (out + err).decode().lower()
 
 
+@pytest.mark.anvil
 async def test_devnet_command_writes_a_config_scan_can_use(tmp_path):
     port = free_port()
     cfg = tmp_path / "devnet.toml"

@@ -2,11 +2,15 @@
 30% WETH drop; the report names the protocol of every liquidation and the code each protocol ran on."""
 from __future__ import annotations
 
+import pytest
+
 import asyncio
 import json
 import sys
 
-from keeper.devnet.world import ALL_PROTOCOLS
+from keeper_devnet.world import ALL_PROTOCOLS
+
+pytestmark = pytest.mark.anvil  # needs the node tools (npm ci)
 
 PACKAGES = {"aave_v3": "@aave/core-v3@1.19.3", "morpho_blue": "@morpho-org/morpho-blue@1.0.0",
             "compound_v3": "stand-in", "gearbox_v3": "@gearbox-protocol/core-v3@1.52.1",

@@ -8,8 +8,8 @@ import copy
 import pytest
 
 from keeper.errors import RpcError
-from tests.engine.conftest import make_keeper, run_and_close
-from tests.engine.test_aave_real_e2e import drop_weth, open_scenario
+from tests.helpers.keeper import make_keeper, run_and_close
+from tests.protocols.aave_v3.helpers import drop_weth, open_scenario
 
 
 @pytest.fixture

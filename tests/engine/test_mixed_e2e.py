@@ -6,13 +6,18 @@ from __future__ import annotations
 import copy
 
 import pytest
+from keeper_devnet.protocols.aave_v3.common import account_data
+from keeper_devnet.protocols.compound_v3.world import comet_call
+from keeper_devnet.tokens import balance_of, erc20_artifact, set_price
+from keeper_devnet.world import KEEPER_ADDRESS
 
-from keeper.devnet.aave_common import account_data
-from keeper.devnet.comet import comet_call
-from keeper.devnet.morpho import MORPHO_DEMO_POSITIONS
-from keeper.devnet.tokens import balance_of, erc20_artifact, set_price
-from keeper.devnet.world import KEEPER_ADDRESS
-from tests.engine.conftest import make_keeper, run_and_close, run_keeper, scan_rows, world_with_aave_positions
+from tests.helpers.keeper import (
+    make_keeper,
+    run_and_close,
+    run_keeper,
+    scan_rows,
+    world_with_aave_positions,
+)
 
 E18 = 10**18
 LENDING = ("aave_v3", "compound_v3", "morpho_blue")

@@ -4,9 +4,14 @@ from __future__ import annotations
 import copy
 
 import pytest
+from keeper_devnet.world import (
+    DEVNET_PASSWORD,
+    DEVNET_PASSWORD_ENV,
+    config_text,
+    write_devnet_keystore,
+)
 
 from keeper.cli import main
-from keeper.devnet.world import DEVNET_PASSWORD, DEVNET_PASSWORD_ENV, config_text, write_devnet_keystore
 
 
 @pytest.fixture

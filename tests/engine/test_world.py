@@ -3,12 +3,11 @@ all stand on."""
 from __future__ import annotations
 
 import pytest
-
 from eth_utils import keccak
+from keeper_devnet.multicall3 import CANONICAL_CODEHASH
+from keeper_devnet.uniswap import WORLD_PAIRS, pool_price, slot0_sqrt_price
 
 from keeper.chain.multicall import MULTICALL3
-from keeper.devnet.multicall3 import CANONICAL_CODEHASH
-from keeper.devnet.uniswap import WORLD_PAIRS, pool_price, slot0_sqrt_price
 
 
 async def test_world_has_multicall3_aave_and_uniswap_pools_at_the_oracle_price(deployer, real_world):

@@ -10,15 +10,23 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from eth_utils import keccak
+from keeper_devnet.multicall3 import install_multicall3
+from keeper_devnet.pyth import (
+    deploy_mock_pyth,
+    get_price_no_older_than,
+    update_price_feeds,
+)
+from keeper_devnet.tokens import deploy_token, set_price
 
 from keeper.chain.client import Chain
 from keeper.chain.rpc import Rpc
 from keeper.config import PullOracleConfig
-from keeper.devnet.multicall3 import install_multicall3
-from keeper.devnet.pyth import deploy_mock_pyth, get_price_no_older_than, update_price_feeds
-from keeper.devnet.tokens import deploy_token, set_price
 from keeper.oracles.pull import (
-    HermesPullOracle, MockPythPullOracle, PullOracleError, build_pull_oracle, feed_key,
+    HermesPullOracle,
+    MockPythPullOracle,
+    PullOracleError,
+    build_pull_oracle,
+    feed_key,
 )
 
 ETH = "0x" + keccak(b"Crypto.ETH/USD").hex()
@@ -157,5 +165,5 @@ async def test_mock_pyth_update_is_accepted_on_chain(deployer, snapshot):
 
 
 async def _abi():
-    from keeper.devnet.pyth import mock_pyth_artifact
+    from keeper_devnet.pyth import mock_pyth_artifact
     return mock_pyth_artifact().abi

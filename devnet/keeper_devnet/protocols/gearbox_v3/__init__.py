@@ -1,0 +1,33 @@
+"""Gearbox V3 in the local world: the real @gearbox-protocol/core-v3 contracts compiled with
+Gearbox's settings, the governance-trio stand-in and a Pyth forwarder (Solidity beside world.py)."""
+from __future__ import annotations
+
+from typing import Any
+
+from keeper_devnet.protocols.gearbox_v3.world import add_gearbox_to_world as add_to_world  # noqa: F401
+
+
+async def keeper_abis() -> dict[str, list[dict[str, Any]]]:
+    """The contracts' own ABIs from the one compile job world.py makes, plus gearbox_errors: every
+    custom error of the compile jobs (a facade call reverts with errors of the credit manager,
+    oracle, pool and 1inch SafeERC20 too)."""
+    from keeper_devnet.abi_extract import subset
+    from keeper_devnet.protocols.gearbox_v3.world import all_errors, gearbox_abis, pyth_artifacts
+    abis = await gearbox_abis()
+    abis |= {name: a.abi for name, a in (await pyth_artifacts()).items()}
+    wanted = {
+        "gearbox_credit_manager_v3": ("CreditManagerV3", [
+            "pool", "underlying", "creditFacade", "priceOracle", "poolQuotaKeeper", "fees", "collateralTokensCount",
+            "getTokenByMask", "liquidationThresholds", "calcDebtAndCollateral", "isLiquidatable", "version"]),
+        "gearbox_credit_facade_v3": ("CreditFacadeV3", [
+            "creditManager", "underlying", "debtLimits", "paused", "expirable", "partiallyLiquidateCreditAccount",
+            "OpenCreditAccount", "CloseCreditAccount", "LiquidateCreditAccount", "PartiallyLiquidateCreditAccount"]),
+        "gearbox_price_oracle_v3": ("PriceOracleV3", ["getPrice", "priceFeedParams"]),
+        "gearbox_pool_quota_keeper_v3": ("PoolQuotaKeeperV3", ["getQuota"]),
+        # Updatable feeds (@gearbox-protocol/oracles-v3 PythPriceFeed, compiled with the same settings):
+        # `updatable` tells a pull feed, `updatePrice` is the on-demand update the keeper batches.
+        "gearbox_pyth_price_feed": ("PythPriceFeed", ["updatable", "updatePrice", "priceFeedId", "pyth", "token"]),
+    }
+    out = {name: subset(abis[contract], names, contract, errors=False) for name, (contract, names) in wanted.items()}
+    out["gearbox_errors"] = await all_errors()
+    return out

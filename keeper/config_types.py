@@ -1,0 +1,53 @@
+"""Building blocks of the config models: strict models, addresses, 32-byte ids, and the fields every
+[[protocols]] entry has. Each protocol's own model (keeper/protocols/<kind>/config.py) extends
+ProtocolConfig."""
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.functional_validators import AfterValidator
+
+
+def _address(v: str) -> str:
+    if not isinstance(v, str) or not is_hex_address(v):
+        raise ValueError(f"not a valid address: {v!r}")
+    if v != v.lower() and v != "0x" + v[2:].upper() and not is_checksum_address(v):
+        raise ValueError(f"bad EIP-55 checksum in address {v!r}")
+    return to_checksum_address(v)
+
+
+Address = Annotated[str, AfterValidator(_address)]
+
+
+def _bytes32(v: str) -> str:
+    if not isinstance(v, str) or not v.startswith("0x") or len(v) != 66:
+        raise ValueError(f"not a 0x-prefixed 32-byte hex id: {v!r}")
+    try:
+        bytes.fromhex(v[2:])
+    except ValueError:
+        raise ValueError(f"not a 0x-prefixed 32-byte hex id: {v!r}") from None
+    return v.lower()
+
+
+Bytes32 = Annotated[str, AfterValidator(_bytes32)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProtocolConfig(Strict):
+    """Fields of every [[protocols]] entry; ``kind`` selects the protocol (its Literal in the
+    subclass), ``name`` defaults to the kind and must be unique in the config."""
+    kind: str
+    name: str = ""
+    start_block: int = Field(default=0, ge=0, description="first block whose logs discovery reads")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("name") and "kind" in data:
+            return {**data, "name": data["kind"]}
+        return data

@@ -1,0 +1,402 @@
+"""Compound III (Comet): accounts from Comet's logs, their state and the market's through Multicall3,
+plans that absorb() liquidatable accounts in batches and buy the freed collateral at the store-front
+discount (buyCollateral), the only way an absorber earns anything on Comet.
+
+Values are at Comet's own prices (getPrice: 8 decimals, USD on USD-quoted markets such as cUSDCv3;
+markets whose feeds are quoted in another unit, e.g. ETH on cWETHv3, value in that unit)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import structlog
+from eth_utils import to_checksum_address
+
+from keeper.abi import load
+from keeper.chain.client import Chain
+from keeper.chain.multicall import Call, CallFailed
+from keeper.chain.sender import TxRequest
+from keeper.errors import StartupError
+from keeper.protocols.base import Adapter, Opportunity, Services, Spend, TokenPrice
+from keeper.protocols.compound_v3 import maths as cm
+from keeper.protocols.compound_v3.config import CompoundV3Config
+
+log = structlog.get_logger()
+COMET = load("compound_v3/CometMain")
+ERC20 = load("ERC20")
+
+# Estimates before simulation; the engine simulates every transaction and counts the real gas
+# (the stand-in on Anvil: absorb of 3 accounts ~206k, of 1 ~97k; buyCollateral ~106-126k).
+ABSORB_GAS = 60_000
+ABSORB_GAS_PER_ACCOUNT = 70_000
+BUY_GAS = 125_000
+# Each block quoteCollateral(asset, this many whole base tokens) is read and compared with the local
+# maths: a Comet version with other store-front maths is not bought from.
+QUOTE_CHECK_UNITS = 1_000_000
+# Read every block with the base price (getPrice(baseTokenPriceFeed)), in this order.
+MARKET_VIEWS = ("getReserves", "targetReserves", "isAbsorbPaused", "isBuyPaused", "numAssets",
+                "storeFrontPriceFactor")
+NOT_FOR_SALE = "reserves at or above targetReserves: collateral not for sale"
+ACCRUAL_NOTE = ("liquidatable once interest accrues (isLiquidatable reads the stored borrow index; "
+                "absorb accrues first)")
+# Where the account is among each discovery event's topics (1-based; topic 0 is the signature).
+ACCOUNT_TOPICS = {"Withdraw": (1,), "SupplyCollateral": (2,), "WithdrawCollateral": (1,),
+                  "TransferCollateral": (1, 2), "AbsorbDebt": (2,)}
+
+
+def _decimals(scale: int) -> int:
+    d = len(str(scale)) - 1
+    if 10**d != scale:
+        raise StartupError(f"scale {scale} is not a power of ten")
+    return d
+
+
+@dataclass
+class AssetState:
+    """One collateral: getAssetInfo(i) plus what each block reads."""
+    offset: int
+    asset: str
+    feed: str
+    scale: int
+    liquidate_cf: int
+    liquidation_factor: int
+    symbol: str = "?"
+    price: int = 0
+    reserves: int = 0  # getCollateralReserves: absorbed and not yet bought
+    quote_ok: bool = True  # quoteCollateral on chain agrees with compound_v3.maths
+
+
+@dataclass
+class AccountState:
+    debt: int = 0  # borrowBalanceOf (accrued to the block)
+    collateral: dict[str, int] = field(default_factory=dict)
+    comet_liquidatable: bool = False  # isLiquidatable (stored index)
+    block: int = -1  # last successful read
+
+
+@dataclass(frozen=True)
+class Buy:
+    asset: AssetState
+    base_amount: int
+    collateral: int  # the quote
+    min_amount: int
+
+
+class CompoundV3Adapter(Adapter):
+    def __init__(self, cfg: CompoundV3Config, services: Services):
+        liquidator = services.liquidator
+        self.cfg = cfg
+        self.name = cfg.name
+        self.liquidator = liquidator
+        self.comet = cfg.comet
+        self.base = ""
+        self.base_feed = ""
+        self.base_scale = 1
+        self.base_symbol = "?"
+        self.base_price = 0
+        self.store_front_price_factor = 0
+        self.assets: dict[str, AssetState] = {}
+        self.accounts: dict[str, AccountState] = {}
+        self.reserves = 0
+        self.target_reserves = 0
+        self.absorb_paused = False
+        self.buy_paused = False
+        self.chain: Chain | None = None
+
+    def contracts(self) -> dict[str, str]:
+        return {"Comet": self.comet}
+
+    def tokens(self) -> set[str]:
+        return {self.base} if self.base else set()
+
+    # ---- start-up ---------------------------------------------------------------------------
+    async def start(self, chain: Chain) -> None:
+        self.chain = chain
+        if not await chain.get_code(self.comet):
+            raise StartupError(f"{self.name}: no contract at comet {self.comet}")
+        names = ("baseToken", "baseTokenPriceFeed", "baseScale")
+        try:
+            res = await chain.multicall_strict([Call(self.comet, COMET.fn(n).encode(), COMET.fn(n).decode)
+                                                for n in names])
+        except Exception as e:
+            raise StartupError(f"{self.name}: {self.comet} does not answer as a Comet: {e}") from None
+        self.base, self.base_feed, self.base_scale = res
+        _decimals(self.base_scale)
+        await self._load_assets("latest")
+
+    async def _load_assets(self, block: int | str) -> None:
+        """storeFrontPriceFactor and every collateral's AssetInfo (again when governance adds one)."""
+        assert self.chain
+        f = COMET.fn
+        n, self.store_front_price_factor = await self.chain.multicall_strict(
+            [Call(self.comet, f(k).encode(), f(k).decode) for k in ("numAssets", "storeFrontPriceFactor")], block)
+        infos = await self.chain.multicall_strict(
+            [Call(self.comet, f("getAssetInfo").encode(i), f("getAssetInfo").decode) for i in range(n)], block)
+        known = {a.asset: a for a in self.assets.values()}
+        self.assets = {}
+        for offset, asset, feed, scale, _bcf, lcf, lf, _cap in infos:
+            _decimals(scale)
+            old = known.get(asset)
+            self.assets[asset] = AssetState(offset, asset, feed, scale, lcf, lf, symbol=old.symbol if old else "?")
+        todo = [t for t in (self.base, *self.assets)
+                if (self.base_symbol if t == self.base else self.assets[t].symbol) == "?"]
+        sym = ERC20.fn("symbol")
+        syms = await self.chain.multicall([Call(t, sym.encode(), sym.decode) for t in todo], block)
+        for t, s in zip(todo, syms):
+            s = s if isinstance(s, str) else t[:8]
+            if t == self.base:
+                self.base_symbol = s
+            else:
+                self.assets[t].symbol = s
+
+    # ---- discovery ---------------------------------------------------------------------------
+    async def discover(self, from_block: int, to_block: int) -> int:
+        assert self.chain
+        where = {COMET.event(n).topic: idx for n, idx in ACCOUNT_TOPICS.items()}
+        logs = await self.chain.get_logs(self.comet, [list(where)], from_block, to_block)
+        new = 0
+        for lg in logs:
+            for i in where.get(lg.topics[0], ()):
+                if len(lg.topics) <= i:
+                    continue
+                account = to_checksum_address("0x" + lg.topics[i][-40:])
+                if account not in self.accounts:
+                    self.accounts[account] = AccountState()
+                    new += 1
+        return new
+
+    # ---- mirror ------------------------------------------------------------------------------
+    async def refresh(self, block: int, *, all_details: bool = False, _reloaded: bool = False) -> None:
+        assert self.chain
+        assets = list(self.assets.values())
+        accounts = list(self.accounts)
+        f = COMET.fn
+        c = self.comet
+        probe = QUOTE_CHECK_UNITS * self.base_scale
+        calls = [Call(c, f(k).encode(), f(k).decode) for k in MARKET_VIEWS]
+        calls.insert(0, Call(c, f("getPrice").encode(self.base_feed), f("getPrice").decode))
+        for a in assets:
+            calls += [Call(c, f("getAssetInfo").encode(a.offset), f("getAssetInfo").decode),
+                      Call(c, f("getPrice").encode(a.feed), f("getPrice").decode),
+                      Call(c, f("getCollateralReserves").encode(a.asset), f("getCollateralReserves").decode),
+                      Call(c, f("quoteCollateral").encode(a.asset, probe), f("quoteCollateral").decode)]
+        market_calls = len(calls)
+        for u in accounts:
+            calls += [Call(c, f("isLiquidatable").encode(u), f("isLiquidatable").decode),
+                      Call(c, f("borrowBalanceOf").encode(u), f("borrowBalanceOf").decode)]
+            calls += [Call(c, f("collateralBalanceOf").encode(u, a.asset), f("collateralBalanceOf").decode)
+                      for a in assets]
+        res = await self.chain.multicall(calls, block)
+        failed = [i for i, r in enumerate(res[:market_calls]) if isinstance(r, CallFailed)]
+        if failed:
+            raise RuntimeError(f"{self.name}: Comet market reads failed at block {block}: "
+                               f"{[calls[i].data[:4].hex() for i in failed]}")
+        m = 1 + len(MARKET_VIEWS)
+        (self.base_price, self.reserves, self.target_reserves, self.absorb_paused, self.buy_paused,
+         num_assets, self.store_front_price_factor) = res[:m]
+        infos = res[m:market_calls:4]
+        if num_assets != len(assets) or any(info[1] != a.asset for info, a in zip(infos, assets)):
+            if _reloaded:
+                raise RuntimeError(f"{self.name}: Comet's asset list changed twice at block {block}")
+            log.info("comet.assets_changed", protocol=self.name, num_assets=num_assets)
+            await self._load_assets(block)
+            return await self.refresh(block, all_details=all_details, _reloaded=True)
+        for i, a in enumerate(assets):
+            info, a.price, a.reserves, onchain_quote = res[m + 4 * i: m + 4 * (i + 1)]
+            # Governance may change factors (and feeds: the price above is then one block old, and
+            # the quote check below fails for that block).
+            a.feed, a.liquidate_cf, a.liquidation_factor = info[2], info[5], info[6]
+            ok = self._store_front(a).quote(probe) == onchain_quote
+            if ok != a.quote_ok:
+                (log.info if ok else log.warning)("comet.quote_check", protocol=self.name, asset=a.symbol,
+                                                  agrees=ok, onchain=onchain_quote)
+            a.quote_ok = ok
+        width = 2 + len(assets)
+        for j, u in enumerate(accounts):
+            row = res[market_calls + j * width: market_calls + (j + 1) * width]
+            if any(isinstance(x, CallFailed) for x in row):
+                log.warning("comet.account_read_failed", protocol=self.name, account=u)
+                continue
+            st = self.accounts[u]
+            st.comet_liquidatable, st.debt = row[0], row[1]
+            st.collateral = {a.asset: bal for a, bal in zip(assets, row[2:]) if bal}
+            st.block = block
+
+    # ---- valuation -----------------------------------------------------------------------------
+    def _store_front(self, a: AssetState) -> cm.StoreFront:
+        return cm.StoreFront(a.price, self.base_price, a.scale, self.base_scale, a.liquidation_factor,
+                             self.store_front_price_factor)
+
+    def _holdings(self, st: AccountState) -> list[cm.Holding]:
+        return [cm.Holding(bal, self.assets[a].price, self.assets[a].scale, self.assets[a].liquidate_cf)
+                for a, bal in st.collateral.items()]
+
+    def _price(self, token: str) -> TokenPrice:
+        if token == self.base:
+            return TokenPrice(self.base_price, _decimals(self.base_scale), self.base_symbol)
+        a = self.assets[token]
+        return TokenPrice(a.price, _decimals(a.scale), a.symbol)
+
+    def _locally_liquidatable(self, st: AccountState) -> bool:
+        """Comet's check with the accrued debt (what absorb() sees after accruing)."""
+        return cm.liquidity(st.debt, self.base_price, self.base_scale, self._holdings(st)) < 0
+
+    def _row(self, account: str, st: AccountState) -> Opportunity:
+        """The account as the scan table shows it (no plan)."""
+        _, weighted = cm.collateral_value(self._holdings(st))
+        debt_usd = cm.mul_price(st.debt, self.base_price, self.base_scale)
+        held = "+".join(self.assets[a].symbol for a in st.collateral) or "-"
+        return Opportunity(protocol=self.name, account=account, label=f"{held}/{self.base_symbol}",
+                           health=weighted / debt_usd if debt_usd else None, debt_usd=debt_usd,
+                           liquidatable=st.comet_liquidatable or self._locally_liquidatable(st),
+                           details={"comet_liquidatable": st.comet_liquidatable})
+
+    # ---- planning ------------------------------------------------------------------------------
+    def opportunities(self, budget: dict[str, int]) -> list[Opportunity]:
+        out: list[Opportunity] = []
+        liquidatable: list[str] = []
+        for u, st in self.accounts.items():
+            if st.block < 0 or st.debt == 0:
+                continue
+            row = self._row(u, st)
+            if row.liquidatable:
+                liquidatable.append(u)
+            else:
+                out.append(row.skip("healthy"))
+        out += self._batches(liquidatable, budget)
+        buy = self._buy_only(budget)
+        if buy is not None:
+            out.append(buy)
+        return out
+
+    def replan(self, opp: Opportunity, budget: dict[str, int]) -> Opportunity:
+        if opp.details.get("kind") == "buy":
+            return self._buy_only(budget) or opp.skip("nothing left to buy")
+        return self._plan_batch(list(opp.details.get("accounts") or [opp.account]), budget)[0]
+
+    def _freed_value(self, u: str) -> int:
+        return cm.collateral_value(self._holdings(self.accounts[u]))[0]
+
+    def _batches(self, liquidatable: list[str], budget: dict[str, int]) -> list[Opportunity]:
+        """Accounts Comet already reports liquidatable, then those that are only once interest is
+        accrued (kept apart: if the local check were wrong, only their batch would revert), each
+        group by collateral value, in absorb() calls of at most max_absorb_batch accounts."""
+        if self.absorb_paused:
+            return [self._row(u, self.accounts[u]).skip("absorb is paused on this Comet") for u in liquidatable]
+        out: list[Opportunity] = []
+        groups: list[list[str]] = [[], []]
+        for u in sorted(liquidatable, key=self._freed_value, reverse=True):
+            st = self.accounts[u]
+            if not st.collateral and not self.cfg.absorb_without_profit:
+                out.append(self._row(u, st).skip("no collateral left to buy (bad debt): absorbing it earns nothing"))
+                continue
+            groups[0 if st.comet_liquidatable else 1].append(u)
+        n = self.cfg.max_absorb_batch
+        for g in groups:
+            for i in range(0, len(g), n):
+                out += self._plan_batch(g[i:i + n], budget)
+        return out
+
+    def _buys(self, freed: dict[str, int], budget: dict[str, int]) -> tuple[list[Buy], str | None]:
+        """buyCollateral calls for ``freed`` collateral (asset -> amount for sale after the absorb),
+        best discount first, within the wallet's base balance; or why there are none."""
+        if self.buy_paused:
+            return [], "buyCollateral is paused: collateral not for sale"
+        if self.reserves >= self.target_reserves:
+            return [], NOT_FOR_SALE
+        wallet = budget.get(self.base, 0)
+        if wallet <= 0:
+            return [], f"wallet holds no {self.base_symbol} to buy the collateral: absorbing would earn nothing"
+        order = sorted((self.assets[a] for a, amt in freed.items() if amt > 0),
+                       key=lambda a: self._store_front(a).discount_factor, reverse=True)
+        if not order:
+            return [], "no collateral to buy: absorbing would earn nothing"
+        buys: list[Buy] = []
+        reasons: list[str] = []
+        # Each buyCollateral checks reserves < targetReserves before taking the base in; every buy
+        # raises reserves by its base amount (the absorb only lowers them), so stop planning buys
+        # once the earlier ones could have lifted reserves to the target.
+        reserves = self.reserves
+        for a in order:
+            if wallet == 0 or reserves >= self.target_reserves:
+                break
+            if not a.quote_ok:
+                reasons.append(f"quoteCollateral of {a.symbol} disagrees with Comet's maths: not bought")
+                continue
+            sf = self._store_front(a)
+            base_amount = min(sf.max_base_for(freed[a.asset]), wallet)
+            quote = sf.quote(base_amount)
+            if base_amount == 0 or quote == 0:
+                continue
+            buys.append(Buy(a, base_amount, quote, cm.min_amount(quote, self.cfg.buy_slippage_bps)))
+            wallet -= base_amount
+            reserves += base_amount
+        if not buys:
+            return [], "; ".join(reasons) or "collateral too small to buy: absorbing would earn nothing"
+        return buys, None
+
+    def _buy_txs(self, buys: list[Buy]) -> list[TxRequest]:
+        fn = COMET.fn("buyCollateral")
+        return [TxRequest(self.comet, fn.encode(b.asset.asset, b.min_amount, b.base_amount, self.liquidator),
+                          what=f"buyCollateral {b.asset.symbol} for {b.base_amount} {self.base_symbol}")
+                for b in buys]
+
+    def _priced(self, buys: list[Buy]) -> tuple[dict[str, int], dict[str, TokenPrice], tuple[Spend, ...]]:
+        spent = sum(b.base_amount for b in buys)
+        if not buys:
+            return {}, {}, ()
+        expected = {self.base: -spent} | {b.asset.asset: b.collateral for b in buys}
+        prices = {t: self._price(t) for t in expected}
+        return expected, prices, (Spend(self.base, self.comet, spent),)
+
+    @staticmethod
+    def _buy_details(buys: list[Buy]) -> list[dict]:
+        return [{"asset": b.asset.asset, "symbol": b.asset.symbol, "base_amount": str(b.base_amount),
+                 "collateral": str(b.collateral), "min_amount": str(b.min_amount)} for b in buys]
+
+    def _plan_batch(self, accounts: list[str], budget: dict[str, int]) -> list[Opportunity]:
+        """One absorb(keeper, accounts) and the buys of what it frees; the first account carries the
+        plan, the others are listed as covered by it. Skipped rows, one per account, when buying
+        cannot pay and absorb_without_profit is off."""
+        rows = {u: self._row(u, self.accounts[u]) for u in accounts}
+        freed: dict[str, int] = {}
+        for u in accounts:
+            for a, bal in self.accounts[u].collateral.items():
+                freed[a] = freed.get(a, 0) + bal
+        buys, why_not = self._buys(freed, budget)
+        if not buys and not self.cfg.absorb_without_profit:
+            return [rows[u].skip(why_not or "nothing to buy") for u in accounts]
+        first = accounts[0]
+        accrual_only = [u for u in accounts if not self.accounts[u].comet_liquidatable]
+        label = f"absorb {len(accounts)}" + (f" + buy {'+'.join(b.asset.symbol for b in buys)}" if buys else "")
+        absorb = TxRequest(self.comet, COMET.fn("absorb").encode(self.liquidator, accounts),
+                           what=f"absorb {len(accounts)} account(s) from {first}")
+        expected, prices, spends = self._priced(buys)
+        details = {"kind": "absorb", "accounts": accounts, "buys": self._buy_details(buys),
+                   "freed": {self.assets[a].symbol: str(v) for a, v in freed.items()},
+                   "accrual_only": accrual_only, "reserves": str(self.reserves),
+                   "target_reserves": str(self.target_reserves)}
+        if not buys:
+            details["absorb_only"] = why_not
+        plan = replace(rows[first], label=label, reason=ACCRUAL_NOTE if accrual_only else None,
+                       txs=(absorb, *self._buy_txs(buys)), spends=spends, expected=expected, prices=prices,
+                       gas_estimate=ABSORB_GAS + ABSORB_GAS_PER_ACCOUNT * len(accounts) + BUY_GAS * len(buys),
+                       force=self.cfg.absorb_without_profit, details=details)
+        covered = [replace(rows[u], label=label, reason=f"absorbed in one batch with {first}",
+                           details={"batched_with": first}) for u in accounts[1:]]
+        return [plan, *covered]
+
+    def _buy_only(self, budget: dict[str, int]) -> Opportunity | None:
+        """Collateral already absorbed (by anyone) and still for sale: buy it without absorbing."""
+        for_sale = {a.asset: a.reserves for a in self.assets.values() if a.reserves > 0}
+        if not for_sale:
+            return None
+        buys, _ = self._buys(for_sale, budget)
+        if not buys:
+            return None
+        expected, prices, spends = self._priced(buys)
+        return Opportunity(protocol=self.name, account=self.comet,
+                           label=f"buy {'+'.join(b.asset.symbol for b in buys)}", health=None, debt_usd=0,
+                           liquidatable=True, txs=tuple(self._buy_txs(buys)), spends=spends, expected=expected,
+                           prices=prices, gas_estimate=BUY_GAS * len(buys),
+                           details={"kind": "buy", "accounts": [], "buys": self._buy_details(buys),
+                                    "reserves": str(self.reserves), "target_reserves": str(self.target_reserves)})

@@ -1,0 +1,395 @@
+"""Gearbox V3 (credit accounts): credit managers from the config, their facade, pool, underlying,
+quota keeper and price oracle read from each credit manager; accounts from the facade's
+OpenCreditAccount / CloseCreditAccount / LiquidateCreditAccount / PartiallyLiquidateCreditAccount logs;
+each block, through Multicall3, the manager's own views (calcDebtAndCollateral DEBT_COLLATERAL,
+isLiquidatable(ca, 10000)), every collateral balance and quota, and PriceOracleV3 prices.
+
+Pull feeds: at start the oracle's main feed of every token is asked `updatable()`; an updatable
+(Pyth) feed's `priceFeedId()` is kept, and the keeper needs a [pull_oracle] to price it. Each refresh
+fetches fresh signed updates for those feed ids, and every Multicall3 batch starts with
+`feed.updatePrice(abi.encode(publishTime, [blob]))` for each of them (no access control; the feed
+pays Pyth's fee from its own balance), so the views read the prices the facade will use after the
+same on-demand updates, which the liquidation then carries as `priceUpdates`.
+
+Plans are partiallyLiquidateCreditAccount(ca, token, repaidAmount, minSeizedAmount, keeper, priceUpdates) in
+inventory mode: the wallet pays underlying (pulled by the credit manager) and receives the seized
+collateral at the liquidation discount. gearbox_v3.maths picks the token and amount that pay most
+under the facade's checks. An account that only a full liquidation could resolve (no partial size
+leaves HF >= 1, e.g. bad debt) is reported, never sent: full liquidation is not supported yet."""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import structlog
+from eth_abi import encode as abi_encode
+from eth_utils import to_checksum_address
+
+from keeper.abi import load
+from keeper.chain.client import Chain
+from keeper.chain.multicall import Call, CallFailed
+from keeper.chain.sender import TxRequest
+from keeper.errors import StartupError, decode_revert
+from keeper.protocols.base import Adapter, Opportunity, Services, Spend, TokenPrice
+from keeper.protocols.gearbox_v3 import maths as gm
+from keeper.protocols.gearbox_v3.config import GearboxV3Config
+
+log = structlog.get_logger()
+CM = load("gearbox_v3/gearbox_credit_manager_v3")
+FACADE = load("gearbox_v3/gearbox_credit_facade_v3")
+ORACLE = load("gearbox_v3/gearbox_price_oracle_v3")
+PQK = load("gearbox_v3/gearbox_pool_quota_keeper_v3")
+FEED = load("gearbox_v3/gearbox_pyth_price_feed")  # IUpdatablePriceFeed + PythPriceFeed.priceFeedId
+ERC20 = load("ERC20")
+
+DEBT_COLLATERAL = 3  # CollateralCalcTask.DEBT_COLLATERAL
+FULL_ONLY = "needs full liquidation (not supported yet)"
+# Before simulation (measured on Anvil: ~350-380k for a partial liquidation).
+PARTIAL_GAS = 400_000
+PRICE_UPDATE_GAS = 120_000  # per on-demand update (Pyth verification + store write), before simulation
+UNLIMITED = 2**255
+DISCOVERY_EVENTS = ("OpenCreditAccount", "CloseCreditAccount", "LiquidateCreditAccount",
+                    "PartiallyLiquidateCreditAccount")
+MARKET_VIEWS = 4  # fees, debtLimits, paused, collateralTokensCount (then per token: price, LT)
+
+
+@dataclass
+class ManagerState:
+    """One CreditManagerV3 and what is read from it."""
+    cm: str
+    facade: str = ""
+    pool: str = ""
+    underlying: str = ""
+    oracle: str = ""
+    pqk: str = ""
+    tokens: list[str] = field(default_factory=list)  # collateral tokens by mask order; [0] = underlying
+    symbols: dict[str, str] = field(default_factory=dict)
+    decimals: dict[str, int] = field(default_factory=dict)  # oracle's tokenDecimals
+    prices: dict[str, int] = field(default_factory=dict)  # oracle's getPrice (USD, 8 decimals)
+    lts: dict[str, int] = field(default_factory=dict)  # current LTs (bps)
+    fees: gm.Fees | None = None
+    min_debt: int = 0
+    max_debt: int = 0
+    paused: bool = False
+    block: int = -1  # last block whose market reads all succeeded
+    feeds: dict[str, str] = field(default_factory=dict)  # token -> the oracle's main price feed
+    pull_feeds: dict[str, str] = field(default_factory=dict)  # updatable feed -> Pyth feed id
+    updates: list[tuple[str, bytes]] = field(default_factory=list)  # this block's (priceFeed, data)
+    price_error: str | None = None  # why this block's on-demand updates could not be had
+
+    def price(self, token: str) -> gm.Price:
+        return gm.Price(self.prices[token], 10 ** self.decimals[token])
+
+    def token_price(self, token: str) -> TokenPrice:
+        return TokenPrice(self.prices[token], self.decimals[token], self.symbols.get(token, "?"))
+
+
+@dataclass
+class AccountState:
+    cm: str
+    debt: gm.Debt | None = None
+    total_debt_usd: int = 0
+    twv_usd: int = 0
+    liquidatable: bool = False  # isLiquidatable(ca, 10000)
+    balances: dict[str, int] = field(default_factory=dict)
+    quotas: dict[str, int] = field(default_factory=dict)
+    block: int = -1
+
+
+class GearboxV3Adapter(Adapter):
+    def __init__(self, cfg: GearboxV3Config, services: Services):
+        liquidator, pull_oracle = services.liquidator, services.pull_oracle
+        self.cfg = cfg
+        self.name = cfg.name
+        self.liquidator = liquidator
+        self.pull_oracle = pull_oracle  # signed prices for pull feeds (on-demand price updates)
+        self.managers: dict[str, ManagerState] = {cm: ManagerState(cm) for cm in cfg.credit_managers}
+        self.accounts: dict[str, AccountState] = {}
+        self.chain: Chain | None = None
+
+    def contracts(self) -> dict[str, str]:
+        out = {}
+        for i, m in enumerate(self.managers.values()):
+            out |= {f"CreditManagerV3[{i}]": m.cm, f"CreditFacadeV3[{i}]": m.facade, f"PoolV3[{i}]": m.pool,
+                    f"PriceOracleV3[{i}]": m.oracle, f"PoolQuotaKeeperV3[{i}]": m.pqk}
+            out |= {f"PythPriceFeed[{i}:{m.symbols.get(t, t[:8])}]": f for t, f in m.feeds.items() if f in m.pull_feeds}
+        return out
+
+    def tokens(self) -> set[str]:
+        return {m.underlying for m in self.managers.values() if m.underlying}
+
+    # ---- start-up ---------------------------------------------------------------------------
+    async def start(self, chain: Chain) -> None:
+        self.chain = chain
+        for m in self.managers.values():
+            if not await chain.get_code(m.cm):
+                raise StartupError(f"{self.name}: no contract at credit manager {m.cm}")
+            names = ("creditFacade", "pool", "underlying", "priceOracle", "poolQuotaKeeper", "version")
+            try:
+                res = await chain.multicall_strict([Call(m.cm, CM.fn(n).encode(), CM.fn(n).decode) for n in names])
+            except Exception as e:
+                raise StartupError(f"{self.name}: {m.cm} does not answer as a CreditManagerV3: {e}") from None
+            m.facade, m.pool, m.underlying, m.oracle, m.pqk, version = res
+            if not 3_00 <= version < 4_00:
+                raise StartupError(f"{self.name}: credit manager {m.cm} reports version {version}, not 3.x")
+            await self._load_tokens(m, "latest")
+
+    async def _load_tokens(self, m: ManagerState, block: int | str) -> None:
+        """The manager's collateral tokens (mask 1 << i), their oracle decimals and symbols; again
+        whenever collateralTokensCount changes (the configurator added one)."""
+        assert self.chain
+        (n,) = await self.chain.multicall_strict([Call(m.cm, CM.fn("collateralTokensCount").encode(),
+                                                       CM.fn("collateralTokensCount").decode)], block)
+        f = CM.fn("getTokenByMask")
+        m.tokens = await self.chain.multicall_strict([Call(m.cm, f.encode(1 << i), f.decode) for i in range(n)], block)
+        params, sym = ORACLE.fn("priceFeedParams"), ERC20.fn("symbol")
+        res = await self.chain.multicall([Call(m.oracle, params.encode(t), params.decode) for t in m.tokens]
+                                         + [Call(t, sym.encode(), sym.decode) for t in m.tokens], block)
+        for t, p, s in zip(m.tokens, res[:n], res[n:]):
+            if isinstance(p, CallFailed):
+                raise StartupError(f"{self.name}: PriceOracleV3 {m.oracle} has no price feed for {t}")
+            m.feeds[t] = p[0]
+            m.decimals[t] = p[3]
+            m.symbols[t] = s if isinstance(s, str) else t[:8]
+        await self._load_pull_feeds(m, block)
+
+    async def _load_pull_feeds(self, m: ManagerState, block: int | str) -> None:
+        """Which feeds are updatable (an optional `updatable()`: plain push feeds lack it) and, for
+        those, their Pyth feed id. Reserve feeds are not read (the facade's liquidation path prices
+        with the main feeds)."""
+        assert self.chain
+        feeds = list(dict.fromkeys(m.feeds.values()))
+        upd, fid = FEED.fn("updatable"), FEED.fn("priceFeedId")
+        res = await self.chain.multicall([Call(f, upd.encode(), upd.decode) for f in feeds]
+                                         + [Call(f, fid.encode(), fid.decode) for f in feeds], block)
+        by_feed = {f: t for t, f in m.feeds.items()}
+        m.pull_feeds = {}
+        for f, u, i in zip(feeds, res[:len(feeds)], res[len(feeds):]):
+            if isinstance(u, CallFailed) or u is not True:
+                continue
+            sym = m.symbols.get(by_feed[f], by_feed[f])
+            if isinstance(i, CallFailed):
+                raise StartupError(f"{self.name}: price feed {f} of {sym} is updatable but has no priceFeedId(): "
+                                   "only Pyth pull feeds are supported")
+            if self.pull_oracle is None:
+                raise StartupError(f"{self.name}: price feed {f} of {sym} (credit manager {m.cm}) is a pull feed "
+                                   f"(Pyth {'0x' + i.hex()}): a [pull_oracle] table is needed to fetch its "
+                                   "on-demand price updates")
+            m.pull_feeds[f] = "0x" + i.hex()
+
+    # ---- discovery ---------------------------------------------------------------------------
+    async def discover(self, from_block: int, to_block: int) -> int:
+        """Accounts in the facades' logs, in log order: opened (or liquidated) -> watched, closed
+        (returned to the account factory, which may hand it to someone else later) -> dropped."""
+        assert self.chain
+        by_facade = {m.facade: m.cm for m in self.managers.values()}
+        topics = {FACADE.event(n).topic: n for n in DISCOVERY_EVENTS}
+        logs = await self.chain.get_logs(list(by_facade), [list(topics)], from_block, to_block)
+        new = 0
+        for lg in logs:
+            if len(lg.topics) < 2 or lg.address not in by_facade:
+                continue
+            ca = to_checksum_address("0x" + lg.topics[1][-40:])
+            if topics[lg.topics[0]] == "CloseCreditAccount":
+                self.accounts.pop(ca, None)
+            elif ca not in self.accounts:
+                self.accounts[ca] = AccountState(by_facade[lg.address])
+                new += 1
+        return new
+
+    # ---- mirror ------------------------------------------------------------------------------
+    def _market_calls(self, m: ManagerState) -> list[Call]:
+        calls = [Call(m.cm, CM.fn("fees").encode(), CM.fn("fees").decode),
+                 Call(m.facade, FACADE.fn("debtLimits").encode(), FACADE.fn("debtLimits").decode),
+                 Call(m.facade, FACADE.fn("paused").encode(), FACADE.fn("paused").decode),
+                 Call(m.cm, CM.fn("collateralTokensCount").encode(), CM.fn("collateralTokensCount").decode)]
+        price, lt = ORACLE.fn("getPrice"), CM.fn("liquidationThresholds")
+        for t in m.tokens:
+            calls += [Call(m.oracle, price.encode(t), price.decode), Call(m.cm, lt.encode(t), lt.decode)]
+        return calls
+
+    def _account_calls(self, m: ManagerState, ca: str) -> list[Call]:
+        cdd, liq = CM.fn("calcDebtAndCollateral"), CM.fn("isLiquidatable")
+        bal, quota = ERC20.fn("balanceOf"), PQK.fn("getQuota")
+        calls = [Call(m.cm, cdd.encode(ca, DEBT_COLLATERAL), cdd.decode),
+                 Call(m.cm, liq.encode(ca, gm.PERCENTAGE_FACTOR), liq.decode)]
+        calls += [Call(t, bal.encode(ca), bal.decode) for t in m.tokens]
+        calls += [Call(m.pqk, quota.encode(ca, t), quota.decode) for t in m.tokens[1:]]
+        return calls
+
+    async def refresh(self, block: int, *, all_details: bool = False, _reloaded: bool = False) -> None:
+        assert self.chain
+        managers = list(self.managers.values())
+        accounts = [(ca, st) for ca, st in self.accounts.items()]
+        calls: list[Call] = []
+        spans: list[tuple[int, int]] = []
+        for m in managers:
+            start = len(calls)
+            calls += self._market_calls(m)
+            spans.append((start, len(calls)))
+        acc_spans: list[tuple[int, int]] = []
+        for ca, st in accounts:
+            start = len(calls)
+            calls += self._account_calls(self.managers[st.cm], ca)
+            acc_spans.append((start, len(calls)))
+        await self._fetch_updates(managers)
+        res = await self._multicall(managers, calls, block)
+        for m, (a, b) in zip(managers, spans):
+            row = res[a:b]
+            if any(isinstance(x, CallFailed) for x in row):
+                # e.g. a stale feed: the oracle reverts, and so would the facade. Nothing is planned.
+                failed = [calls[a + i].data[:4].hex() for i, x in enumerate(row) if isinstance(x, CallFailed)]
+                log.warning("gearbox.market_read_failed", protocol=self.name, credit_manager=m.cm, block=block,
+                            failed=failed)
+                m.block = -1
+                continue
+            fees, (min_debt, max_debt), m.paused, count = row[:MARKET_VIEWS]
+            if count != len(m.tokens):
+                if _reloaded:
+                    raise RuntimeError(f"{self.name}: collateral tokens of {m.cm} changed twice at block {block}")
+                log.info("gearbox.tokens_changed", protocol=self.name, credit_manager=m.cm, count=count)
+                await self._load_tokens(m, block)
+                return await self.refresh(block, all_details=all_details, _reloaded=True)
+            m.fees = gm.Fees(*fees)
+            m.min_debt, m.max_debt = min_debt, max_debt
+            for i, t in enumerate(m.tokens):
+                m.prices[t], m.lts[t] = row[MARKET_VIEWS + 2 * i], row[MARKET_VIEWS + 2 * i + 1]
+            m.block = block
+        for (ca, st), (a, b) in zip(accounts, acc_spans):
+            m = self.managers[st.cm]
+            row = res[a:b]
+            if m.block != block or any(isinstance(x, CallFailed) for x in row):
+                if m.block == block:
+                    log.warning("gearbox.account_read_failed", protocol=self.name, account=ca)
+                st.block = -1
+                continue
+            cdd, st.liquidatable = row[0], row[1]
+            n = len(m.tokens)
+            st.debt = gm.Debt(cdd[0], cdd[1], cdd[2], cdd[3], cdd[4], cdd[5])
+            st.total_debt_usd, st.twv_usd = cdd[6], cdd[9]
+            st.balances = dict(zip(m.tokens, row[2:2 + n]))
+            st.quotas = {t: q[0] for t, q in zip(m.tokens[1:], row[2 + n:])}
+            st.block = block
+
+    async def _fetch_updates(self, managers: list[ManagerState]) -> None:
+        """This block's on-demand updates: one pull-oracle fetch for every Pyth feed id; each feed's
+        data is abi.encode(uint256 expectedPublishTimestamp, bytes[] updateData) (PythPriceFeed.updatePrice)."""
+        for m in managers:
+            m.updates, m.price_error = [], None
+        wanted = [m for m in managers if m.pull_feeds]
+        if not wanted:
+            return
+        assert self.pull_oracle is not None
+        ids = list(dict.fromkeys(i for m in wanted for i in m.pull_feeds.values()))
+        try:
+            upd = await self.pull_oracle.fetch(ids)
+            for m in wanted:
+                m.updates = [(feed, abi_encode(["uint256", "bytes[]"], [upd.feeds[i].publish_time, [upd.blob(i)]]))
+                             for feed, i in m.pull_feeds.items()]
+        except Exception as e:  # any failure: nothing is planned on these markets this block
+            log.warning("gearbox.pull_oracle_failed", protocol=self.name, feed_ids=ids, error=str(e))
+            for m in wanted:
+                m.price_error = f"pull oracle failed: {type(e).__name__}: {e}"
+
+    async def _multicall(self, managers: list[ManagerState], calls: list[Call], block: int) -> list:
+        """``calls`` in Multicall3 batches that each start with every on-demand update of the block
+        (an eth_call's state changes last only for that call), so all views see the updated prices.
+        An update that fails marks its managers with the reason."""
+        assert self.chain
+        updates = list(dict.fromkeys(u for m in managers for u in m.updates))
+        if not updates:
+            return await self.chain.multicall(calls, block)
+        fn = FEED.fn("updatePrice")
+        head = [Call(feed, fn.encode(data)) for feed, data in updates]
+        size = max(1, self.chain.multicall_chunk - len(head))
+        chunks = [calls[i:i + size] for i in range(0, len(calls), size)] or [[]]
+        results = await asyncio.gather(*(self.chain.multicall(head + c, block) for c in chunks))
+        out: list = []
+        for r in results:
+            for (feed, _), x in zip(updates, r[:len(head)]):
+                if isinstance(x, CallFailed):
+                    why = f"on-demand price update of {feed} fails: {decode_revert(x.args[0] if x.args else None)}"
+                    for m in managers:
+                        if feed in m.pull_feeds and m.price_error is None:
+                            log.warning("gearbox.price_update_failed", protocol=self.name, feed=feed, reason=why)
+                            m.price_error = why
+            out.extend(r[len(head):])
+        return out
+
+    # ---- valuation ---------------------------------------------------------------------------
+    def _account(self, m: ManagerState, st: AccountState) -> gm.Account:
+        assert st.debt is not None and m.fees is not None
+        holdings = {t: gm.Holding(t, st.balances.get(t, 0), m.price(t), m.lts[t],
+                                  None if t == m.underlying else st.quotas.get(t, 0))
+                    for t in m.tokens}
+        return gm.Account(st.debt, holdings, m.underlying, m.fees, m.min_debt)
+
+    def _row(self, ca: str, m: ManagerState, st: AccountState) -> Opportunity:
+        held = "+".join(m.symbols[t] for t in m.tokens[1:] if st.balances.get(t)) or "-"
+        return Opportunity(protocol=self.name, account=ca, label=f"{held}/{m.symbols[m.underlying]}",
+                           health=st.twv_usd / st.total_debt_usd if st.total_debt_usd else None,
+                           debt_usd=st.total_debt_usd,
+                           liquidatable=st.liquidatable or st.twv_usd < st.total_debt_usd,
+                           details={"credit_manager": m.cm, "twv_usd": str(st.twv_usd),
+                                    "total_debt_usd": str(st.total_debt_usd)})
+
+    # ---- planning ----------------------------------------------------------------------------
+    def opportunities(self, budget: dict[str, int]) -> list[Opportunity]:
+        out = []
+        for ca, st in self.accounts.items():
+            m = self.managers[st.cm]
+            if st.block < 0 and m.price_error and st.debt is not None and st.debt.debt:
+                # Unreadable without the updates (e.g. the on-chain Pyth price is too old): say why.
+                out.append(Opportunity(protocol=self.name, account=ca, label="?", health=None, debt_usd=0,
+                                       liquidatable=False, reason=m.price_error, details={"credit_manager": m.cm}))
+                continue
+            if st.block < 0 or st.debt is None or st.debt.debt == 0:
+                continue  # unread, or already liquidated / repaid (the account stays listed with debt 0)
+            row = self._row(ca, m, st)
+            out.append(self._plan(ca, m, st, row, budget) if row.liquidatable else row.skip("healthy"))
+        return out
+
+    def replan(self, opp: Opportunity, budget: dict[str, int]) -> Opportunity:
+        st = self.accounts.get(opp.account)
+        if st is None or st.block < 0 or st.debt is None or st.debt.debt == 0:
+            return opp.skip("account no longer open")
+        m = self.managers[st.cm]
+        return self._plan(opp.account, m, st, self._row(opp.account, m, st), budget)
+
+    def _plan(self, ca: str, m: ManagerState, st: AccountState, row: Opportunity,
+              budget: dict[str, int]) -> Opportunity:
+        if m.paused:
+            return row.skip("credit facade is paused")
+        if m.price_error:
+            return row.skip(m.price_error)
+        acc = self._account(m, st)
+        twv = acc.twv_usd()
+        if twv != st.twv_usd:
+            # A token this module does not value as the manager does (e.g. a phantom token).
+            return row.skip(f"local valuation disagrees with calcDebtAndCollateral (twvUSD {twv} vs {st.twv_usd})")
+        margin = self.cfg.target_hf_margin_bps
+        wallet = budget.get(m.underlying, 0)
+        plan = gm.best_partial(acc, wallet, margin)
+        usym = m.symbols[m.underlying]
+        if plan is None:
+            if gm.best_partial(acc, UNLIMITED, margin) is not None:
+                return row.skip(f"wallet holds {wallet / 10 ** m.decimals[m.underlying]:,.2f} {usym}: too little "
+                                "for a partial liquidation that restores HF >= 1")
+            if gm.best_partial(acc, UNLIMITED, 0) is not None:
+                return row.skip(f"no partial liquidation leaves HF >= 1 + {margin} bps")
+            return row.skip(FULL_ONLY)
+        min_seized = gm.min_seized(plan.seized, self.cfg.seize_slippage_bps)
+        tsym = m.symbols[plan.token]
+        tx = TxRequest(m.facade, FACADE.fn("partiallyLiquidateCreditAccount").encode(
+            ca, plan.token, plan.amount, min_seized, self.liquidator, list(m.updates)),
+            what=f"partiallyLiquidateCreditAccount {ca} repay {plan.amount} {usym} for {plan.seized} {tsym}")
+        return Opportunity(
+            protocol=self.name, account=ca, label=f"{tsym}/{usym}", health=row.health, debt_usd=row.debt_usd,
+            liquidatable=True, txs=(tx,), spends=(Spend(m.underlying, m.cm, plan.amount),),
+            expected={m.underlying: -plan.amount, plan.token: plan.seized},
+            prices={m.underlying: m.token_price(m.underlying), plan.token: m.token_price(plan.token)},
+            gas_estimate=PARTIAL_GAS + PRICE_UPDATE_GAS * len(m.updates),
+            details={**row.details, "token": plan.token, "symbol": tsym, "repaid_amount": str(plan.amount),
+                     "repaid_debt": str(plan.repaid), "fee": str(plan.fee), "seized": str(plan.seized),
+                     "min_seized": str(min_seized), "debt_after": str(plan.debt_after.debt),
+                     "hf_after": round(plan.hf_after, 6), "price_updates": len(m.updates)})

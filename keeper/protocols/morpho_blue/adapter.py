@@ -1,0 +1,216 @@
+"""Morpho Blue: markets from CreateMarket logs (or a configured list of ids), positions from
+Borrow / Repay / SupplyCollateral / WithdrawCollateral / Liquidate logs, health exactly as Morpho
+computes it with interest accrued to the next block, plans sized so that liquidate() cannot revert
+on rounding (see morpho_blue.maths). Morpho prices are in loan-token units; USD values come from
+the Chainlink USD feed configured for each loan token."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import structlog
+from eth_abi import encode
+from eth_utils import keccak
+
+from keeper.abi import load
+from keeper.chain.client import Chain
+from keeper.chain.multicall import Call, CallFailed
+from keeper.chain.sender import TxRequest
+from keeper.errors import StartupError
+from keeper.oracles.chainlink import ChainlinkFeed
+from keeper.protocols.base import Adapter, Opportunity, Services, Spend, TokenPrice
+from keeper.protocols.morpho_blue import maths as mm
+from keeper.protocols.morpho_blue.config import MorphoBlueConfig
+
+log = structlog.get_logger()
+MORPHO = load("morpho_blue/MorphoBlue")
+IRM = load("morpho_blue/MorphoIrm")
+ORACLE = load("morpho_blue/MorphoOracle")
+ERC20 = load("ERC20")
+ZERO = "0x0000000000000000000000000000000000000000"
+LIQUIDATE_GAS = 250_000  # before simulation (real: ~220k)
+# Where the market id is in each event, and which field is the account.
+ACCOUNT_FIELD = {"Borrow": "onBehalf", "Repay": "onBehalf", "SupplyCollateral": "onBehalf",
+                 "WithdrawCollateral": "onBehalf", "Liquidate": "borrower"}
+
+
+@dataclass
+class MarketState:
+    id: bytes
+    params: tuple  # (loanToken, collateralToken, oracle, irm, lltv)
+    loan_decimals: int = 0
+    coll_decimals: int = 0
+    loan_symbol: str = "?"
+    coll_symbol: str = "?"
+    market: mm.Market | None = None  # accrued to the next block
+    price: int = 0  # oracle price, 1e36-scaled, loan units per collateral unit
+    borrowers: set[str] = field(default_factory=set)
+    positions: dict[str, tuple[int, int]] = field(default_factory=dict)  # borrower -> (borrowShares, collateral)
+
+    @property
+    def loan(self) -> str:
+        return self.params[0]
+
+    @property
+    def collateral(self) -> str:
+        return self.params[1]
+
+    @property
+    def lltv(self) -> int:
+        return self.params[4]
+
+
+def market_id(params: tuple) -> bytes:
+    return keccak(encode(["address", "address", "address", "address", "uint256"], list(params)))
+
+
+class MorphoBlueAdapter(Adapter):
+    def __init__(self, cfg: MorphoBlueConfig, services: Services):
+        liquidator = services.liquidator
+        self.cfg = cfg
+        self.name = cfg.name
+        self.morpho = cfg.morpho
+        self.liquidator = liquidator
+        self.markets: dict[bytes, MarketState] = {}
+        self.feeds = {token: ChainlinkFeed(feed) for token, feed in cfg.usd_feeds.items()}
+        self.usd: dict[str, int] = {}  # loan token -> USD price (8 dec)
+        self.chain: Chain | None = None
+
+    def contracts(self) -> dict[str, str]:
+        return {"Morpho": self.morpho, **{f"USD feed of {t}": f.address for t, f in self.feeds.items()}}
+
+    def tokens(self) -> set[str]:
+        return {m.loan for m in self.markets.values()}
+
+    async def start(self, chain: Chain) -> None:
+        self.chain = chain
+        if not await chain.get_code(self.morpho):
+            raise StartupError(f"{self.name}: no contract at morpho {self.morpho}")
+        for hex_id in self.cfg.markets:
+            mid = bytes.fromhex(hex_id[2:])
+            fn = MORPHO.fn("idToMarketParams")
+            params = await chain.call(self.morpho, fn.signature, ["bytes32"], [mid], fn.outputs)
+            if params[0] == ZERO:
+                raise StartupError(f"{self.name}: market {hex_id} does not exist on {self.morpho}")
+            await self._add_market(mid, tuple(params))
+
+    async def _add_market(self, mid: bytes, params: tuple) -> None:
+        if mid in self.markets:
+            return
+        if market_id(params) != mid:
+            raise StartupError(f"{self.name}: market {mid.hex()} does not hash to its parameters")
+        m = MarketState(mid, params)
+        dec, sym = ERC20.fn("decimals"), ERC20.fn("symbol")
+        res = await self.chain.multicall([Call(t, f.encode(), f.decode) for t in params[:2] for f in (dec, sym)])
+        m.loan_decimals, m.loan_symbol, m.coll_decimals, m.coll_symbol = (
+            r if not isinstance(r, CallFailed) else d for r, d in zip(res, (18, "?", 18, "?")))
+        self.markets[mid] = m
+
+    async def discover(self, from_block: int, to_block: int) -> int:
+        assert self.chain
+        names = list(ACCOUNT_FIELD) + ([] if self.cfg.markets else ["CreateMarket"])
+        events = {MORPHO.event(n).topic: MORPHO.event(n) for n in names}
+        logs = await self.chain.get_logs(self.morpho, [list(events)], from_block, to_block)
+        new = 0
+        for lg in logs:
+            ev = events[lg.topics[0]]
+            fields = ev.decode(lg.topics, lg.data)
+            mid = fields["id"]
+            if ev.name == "CreateMarket":
+                await self._add_market(mid, tuple(fields["marketParams"]))
+                continue
+            m = self.markets.get(mid)
+            if m is None:
+                continue  # a market outside the configured list
+            acct = fields[ACCOUNT_FIELD[ev.name]]
+            if acct not in m.borrowers:
+                m.borrowers.add(acct)
+                new += 1
+        return new
+
+    async def refresh(self, block: int, *, all_details: bool = False) -> None:
+        assert self.chain
+        ts = int((await self.chain.get_block(block))["timestamp"], 16) + 1  # the next block, at the earliest
+        markets = list(self.markets.values())
+        mfn, pfn, price_fn, rate_fn = MORPHO.fn("market"), MORPHO.fn("position"), ORACLE.fn("price"), IRM.fn("borrowRateView")
+        calls: list[Call] = []
+        for m in markets:
+            calls += [Call(self.morpho, mfn.encode(m.id), mfn.decode), Call(m.params[2], price_fn.encode(), price_fn.decode)]
+        res = await self.chain.multicall(calls, block)
+        rate_calls, rate_markets = [], []
+        for i, m in enumerate(markets):
+            mk, price = res[2 * i], res[2 * i + 1]
+            if isinstance(mk, CallFailed) or isinstance(price, CallFailed):
+                log.warning("morpho.market_read_failed", protocol=self.name, market="0x" + m.id.hex())
+                m.market = None
+                continue
+            m.price = price
+            m.market = mm.Market(*mk)
+            if m.params[3] != ZERO:
+                rate_calls.append(Call(m.params[3], rate_fn.encode(m.params, mk), rate_fn.decode))
+                rate_markets.append(m)
+        rates = await self.chain.multicall(rate_calls, block)
+        for m, rate in zip(rate_markets, rates):
+            m.market = mm.accrue(m.market, 0 if isinstance(rate, CallFailed) else rate, ts)
+        pos_calls, slots = [], []
+        for m in markets:
+            for b in sorted(m.borrowers):
+                pos_calls.append(Call(self.morpho, pfn.encode(m.id, b), pfn.decode))
+                slots.append((m, b))
+        for (m, b), p in zip(slots, await self.chain.multicall(pos_calls, block)):
+            if not isinstance(p, CallFailed):
+                m.positions[b] = (p[1], p[2])
+        for token, feed in self.feeds.items():
+            self.usd[token] = (await feed.read(self.chain, block)).price_8
+
+    # ---- planning -------------------------------------------------------------------------
+    def _prices(self, m: MarketState) -> dict[str, TokenPrice] | None:
+        loan_usd = self.usd.get(m.loan)
+        if loan_usd is None:
+            return None
+        # One whole collateral token in USD: oracle price (loan units per collateral unit, 1e36)
+        # x 10^collDec / 10^loanDec, times the loan token's USD price.
+        coll_usd = m.price * 10**m.coll_decimals * loan_usd // (mm.ORACLE_PRICE_SCALE * 10**m.loan_decimals)
+        return {m.loan: TokenPrice(loan_usd, m.loan_decimals, m.loan_symbol),
+                m.collateral: TokenPrice(coll_usd, m.coll_decimals, m.coll_symbol)}
+
+    def opportunities(self, budget: dict[str, int]) -> list[Opportunity]:
+        out = []
+        for m in self.markets.values():
+            for b, (shares, _) in m.positions.items():
+                if shares > 0:
+                    out.append(self._plan(m, b, budget))
+        return out
+
+    def replan(self, opp: Opportunity, budget: dict[str, int]) -> Opportunity:
+        m = self.markets[bytes.fromhex(opp.details["market"][2:])]
+        return self._plan(m, opp.account, budget)
+
+    def _plan(self, m: MarketState, borrower: str, budget: dict[str, int]) -> Opportunity:
+        shares, collateral = m.positions[borrower]
+        label = f"{m.coll_symbol}/{m.loan_symbol} lltv {m.lltv / 1e18:.3f}"
+        details = {"market": "0x" + m.id.hex(), "lltv": m.lltv}
+        prices = self._prices(m)
+        if m.market is None or prices is None:
+            why = "market unreadable" if m.market is None else f"no usd_feeds entry for loan token {m.loan}"
+            return Opportunity(self.name, borrower, label, None, 0, False, reason=why, details=details)
+        debt = mm.borrowed(shares, m.market)
+        cap = mm.max_borrow(collateral, m.price, m.lltv)
+        health = cap / debt if debt else None
+        base = Opportunity(self.name, borrower, label, health, prices[m.loan].usd(debt),
+                           not mm.is_healthy(shares, collateral, m.market, m.price, m.lltv), details=details)
+        if not base.liquidatable:
+            return base.skip("healthy")
+        if collateral == 0:
+            return base.skip("no collateral left to seize")
+        liq = mm.plan(shares, collateral, m.market, m.price, m.lltv, budget.get(m.loan, 0))
+        if liq is None:
+            return base.skip(f"wallet holds {budget.get(m.loan, 0)} {m.loan_symbol}: not enough to repay any share")
+        spend = liq.repaid_assets + liq.repaid_assets * 5 // 10_000 + 1
+        tx = TxRequest(self.morpho, MORPHO.fn("liquidate").encode(m.params, borrower, liq.seized_assets,
+                                                                 liq.repaid_shares, b""),
+                       what=f"liquidate {label} {borrower}")
+        return replace(base, txs=(tx,), spends=(Spend(m.loan, self.morpho, spend),),
+                       expected={m.loan: -liq.repaid_assets, m.collateral: liq.seized}, prices=prices,
+                       gas_estimate=LIQUIDATE_GAS,
+                       details={**details, "seized": liq.seized, "repaid_assets": liq.repaid_assets,
+                                "repaid_shares": liq.repaid_shares, "bad_debt": liq.bad_debt})

@@ -1,0 +1,405 @@
+"""The Aave V3 v3.3 stand-in on Anvil: the v3.3 close factor (50% of the user's total debt in base
+currency, 100% at HF <= 0.95 or below 2000 USD), the MustNotLeaveDust rule, protocol fee, bad debt,
+the 1.19.3 view ABI, checked against on-chain effects and an integer model of v3.3's maths written
+here (aave-dao/aave-v3-origin v3.3 LiquidationLogic / GenericLogic)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from eth_abi import decode
+from eth_utils import keccak
+from keeper_devnet.deploy import Deployer, DeployError
+from keeper_devnet.protocols.aave_v3.common import (
+    DEFAULT_RESERVE_PARAMS,
+    AaveDeployment,
+    borrow,
+    supply,
+)
+from keeper_devnet.protocols.aave_v3.standin import (
+    atoken_artifact,
+    deploy_aave_v33_standin,
+    pool_artifact,
+    provider_artifact,
+    reserve_configuration,
+)
+from keeper_devnet.tokens import (
+    Token,
+    approve,
+    balance_of,
+    deploy_default_tokens,
+    mint,
+    set_price,
+)
+
+from tests.protocols.aave_v3.helpers import (
+    Leg,
+    liquidation,
+    pdiv,
+    pmul,
+)
+
+UINT_MAX = 2**256 - 1
+WAD = 10**18
+USD = 10**8  # base currency unit
+
+# ---------------------------------------------------------------------------------------------
+# Integer model of Aave's maths (PercentageMath rounds half up; base values round down).
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+def health_factor(collateral: list[tuple[int, int, int]], debt_base: int) -> tuple[int, int, int]:
+    """GenericLogic: (collateral base, value-weighted threshold, HF) for collateral given as
+    [(value in base, ltv, threshold)] and the debt in base."""
+    total = sum(v for v, _, _ in collateral)
+    threshold = sum(v * t for v, _, t in collateral) // total if total else 0
+    hf = UINT_MAX if debt_base == 0 else (pmul(total, threshold) * WAD + debt_base // 2) // debt_base
+    return total, threshold, hf
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures and helpers
+
+
+@dataclass
+class Env:
+    d: Deployer
+    dep: AaveDeployment
+    t: dict[str, Token]
+    lender: str
+    users: list[str]
+    liquidator: str
+
+
+@pytest.fixture(scope="module")
+async def env(deployer) -> Env:
+    tokens = await deploy_default_tokens(deployer)
+    dep = await deploy_aave_v33_standin(deployer, tokens)
+    accounts = await deployer.w3.eth.accounts
+    lender, liquidator, users = accounts[20], accounts[21], list(accounts[22:26])
+    for sym, amount in (("USDC", 5_000_000), ("WBTC", 100), ("WETH", 2_000)):
+        await supply(deployer, dep, lender, tokens[sym], tokens[sym].units(amount))
+    return Env(deployer, dep, tokens, lender, users, liquidator)
+
+
+@pytest.fixture
+async def e(env, snapshot):
+    """The module's market inside a snapshot; Token.price (Python side) restored with the chain."""
+    prices = {s: t.price for s, t in env.t.items()}
+    yield env
+    for s, t in env.t.items():
+        t.price = prices[s]
+
+
+async def pool_abi() -> list:
+    return (await pool_artifact()).abi
+
+
+async def call(e: Env, fn: str, *args):
+    return await e.d.call(e.dep.pool, await pool_abi(), fn, *args)
+
+
+async def account(e: Env, user: str) -> tuple:
+    return tuple(await call(e, "getUserAccountData", user))
+
+
+async def tx(e: Env, fn: str, *args, sender: str) -> dict:
+    return await e.d.transact(e.dep.pool, await pool_abi(), fn, *args, sender=sender)
+
+
+async def events(e: Env, receipt: dict, name: str) -> list[dict]:
+    event = e.d.at(e.dep.pool, await pool_abi()).events[name]()
+    topic = bytes.fromhex(event.topic.removeprefix("0x"))
+    return [dict(event.process_log(log)["args"]) for log in receipt["logs"]
+            if log["address"] == e.dep.pool and log["topics"] and bytes(log["topics"][0]) == topic]
+
+
+async def expect_revert(coro, reason: str) -> None:
+    """Reverts with Aave's string code ``reason`` ("45") or the custom error ``reason`` ("X()")."""
+    with pytest.raises(DeployError) as info:
+        await coro
+    data = getattr(info.value.__cause__, "data", None)
+    assert isinstance(data, str), repr(info.value)
+    if reason.endswith("()"):
+        assert data[:10] == "0x" + keccak(text=reason)[:4].hex(), repr(info.value)
+    else:
+        assert data[:10] == "0x08c379a0", repr(info.value)
+        assert decode(["string"], bytes.fromhex(data[10:]))[0] == reason
+
+
+async def a_balance(e: Env, sym: str, who: str) -> int:
+    return await e.d.call(e.dep.extra["a_tokens"][sym], (await atoken_artifact()).abi, "balanceOf", who)
+
+
+async def debt_balance(e: Env, sym: str, who: str) -> int:
+    return await e.d.call(e.dep.extra["variable_debt"][sym], (await atoken_artifact()).abi, "balanceOf", who)
+
+
+async def open_position(e: Env, user: str, collateral: dict[str, int], debt: dict[str, int]) -> None:
+    """Supply and borrow amounts in token units."""
+    for sym, amount in collateral.items():
+        await supply(e.d, e.dep, user, e.t[sym], amount)
+    for sym, amount in debt.items():
+        await borrow(e.d, e.dep, user, e.t[sym], amount)
+
+
+async def fund_liquidator(e: Env, debt: str) -> None:
+    token = e.t[debt]
+    await mint(e.d, token, e.liquidator, token.units(1_000_000 if debt == "USDC" else 1_000))
+    await approve(e.d, token, e.liquidator, e.dep.pool, UINT_MAX)
+
+
+async def liquidate(e: Env, coll: str, debt: str, user: str, amount: int, receive_a_token: bool = False,
+                    fund: bool = True) -> dict:
+    """liquidationCall from the liquidator, funded with plenty of the debt asset first."""
+    if fund:
+        await fund_liquidator(e, debt)
+    return await tx(e, "liquidationCall", e.t[coll].address, e.t[debt].address, user, amount, receive_a_token,
+                    sender=e.liquidator)
+
+
+async def legs(e: Env, user: str, coll: str, debt: str) -> tuple[int, int, Leg, Leg]:
+    """(HF, total debt base, collateral leg, debt leg) as the pool sees them now."""
+    _, total_debt, _, _, _, hf = await account(e, user)
+    c, d = e.t[coll], e.t[debt]
+    return (hf, total_debt, Leg(c.price, c.decimals, await a_balance(e, coll, user)),
+            Leg(d.price, d.decimals, await debt_balance(e, debt, user)))
+
+
+async def liquidate_and_check(e: Env, coll: str, debt: str, user: str, amount: int) -> tuple[int, int, int]:
+    """Liquidate and check every on-chain effect against the model; returns (repaid, to liquidator, fee)."""
+    hf, total_debt, c, d = await legs(e, user, coll, debt)
+    p = DEFAULT_RESERVE_PARAMS[coll]
+    repaid, to_liq, fee = liquidation("v3.3", hf, total_debt, c, d, p.liquidation_bonus, p.protocol_fee, amount)
+    treasury = e.dep.extra["treasury"]
+    await fund_liquidator(e, debt)
+    before = (await balance_of(e.d, e.t[coll], e.liquidator), await a_balance(e, coll, treasury),
+              await balance_of(e.d, e.t[debt], e.dep.extra["a_tokens"][debt]),
+              await balance_of(e.d, e.t[debt], e.liquidator))
+    receipt = await liquidate(e, coll, debt, user, amount, fund=False)
+    assert await events(e, receipt, "LiquidationCall") == [{
+        "collateralAsset": e.t[coll].address, "debtAsset": e.t[debt].address, "user": user,
+        "debtToCover": repaid, "liquidatedCollateralAmount": to_liq, "liquidator": e.liquidator,
+        "receiveAToken": False}]
+    assert await balance_of(e.d, e.t[coll], e.liquidator) == before[0] + to_liq
+    assert await a_balance(e, coll, treasury) == before[1] + fee  # protocol fee, as aTokens
+    assert await balance_of(e.d, e.t[debt], e.dep.extra["a_tokens"][debt]) == before[2] + repaid
+    assert await balance_of(e.d, e.t[debt], e.liquidator) == before[3] - repaid
+    assert await a_balance(e, coll, user) == c.balance - to_liq - fee
+    assert await debt_balance(e, debt, user) == d.balance - repaid
+    return repaid, to_liq, fee
+
+
+# ---------------------------------------------------------------------------------------------
+# Views and user actions
+
+
+async def test_views_follow_the_1_19_3_abi(e):
+    d, dep = e.d, e.dep
+    prov = (await provider_artifact()).abi
+    assert await d.call(dep.provider, prov, "getPool") == dep.pool
+    assert await d.call(dep.provider, prov, "getPriceOracle") == dep.oracle
+    assert await d.call(dep.provider, prov, "getACLManager") == "0x" + "00" * 20
+    assert await call(e, "getReservesList") == [e.t[s].address for s in ("USDC", "WBTC", "WETH")]
+    for i, sym in enumerate(("USDC", "WBTC", "WETH")):
+        r = await call(e, "getReserveData", e.t[sym].address)
+        p = DEFAULT_RESERVE_PARAMS[sym]
+        cfg = r[0][0]
+        assert cfg == reserve_configuration(p, e.t[sym].decimals)
+        assert (cfg & 0xFFFF, cfg >> 16 & 0xFFFF, cfg >> 32 & 0xFFFF, cfg >> 48 & 0xFF) == (
+            p.ltv, p.liquidation_threshold, p.liquidation_bonus, e.t[sym].decimals)
+        assert (cfg >> 56 & 1, cfg >> 57 & 1, cfg >> 58 & 1, cfg >> 60 & 1, cfg >> 152 & 0xFFFF) == (
+            1, 0, 1, 0, p.protocol_fee)
+        assert r[1] == r[3] == 10**27 and r[7] == i  # indexes 1 ray, reserve id
+        assert (r[8], r[10]) == (dep.extra["a_tokens"][sym], dep.extra["variable_debt"][sym])
+        assert r[9] == dep.extra["mock_stable_debt"]
+        assert await d.call(r[9], (await atoken_artifact()).abi, "balanceOf", e.lender) == 0
+    assert await call(e, "getUserEMode", e.lender) == 0
+    assert await account(e, e.users[0]) == (0, 0, 0, 0, 0, UINT_MAX)
+
+
+async def test_supply_borrow_account_data_withdraw_repay(e):
+    d, user = e.d, e.users[0]
+    weth, usdc = e.t["WETH"], e.t["USDC"]
+    await mint(d, weth, user, 10 * WAD)
+    await approve(d, weth, user, e.dep.pool, 10 * WAD)
+    r = await tx(e, "supply", weth.address, 10 * WAD, user, 7, sender=user)
+    assert await events(e, r, "ReserveUsedAsCollateralEnabled") == [{"reserve": weth.address, "user": user}]
+    assert await events(e, r, "Supply") == [{"reserve": weth.address, "user": user, "onBehalfOf": user,
+                                             "amount": 10 * WAD, "referralCode": 7}]
+    assert await a_balance(e, "WETH", user) == 10 * WAD
+    assert await balance_of(d, weth, e.dep.extra["a_tokens"]["WETH"]) == 2_010 * WAD  # the aToken holds it
+    # 10 WETH at $3,000, LTV 80%: $24,000 borrowable; one USDC more is refused.
+    await expect_revert(borrow(d, e.dep, user, usdc, 24_000 * 10**6 + 1), "36")
+    r = await tx(e, "borrow", usdc.address, 20_000 * 10**6, 2, 0, user, sender=user)
+    assert await events(e, r, "Borrow") == [{"reserve": usdc.address, "user": user, "onBehalfOf": user,
+                                             "amount": 20_000 * 10**6, "interestRateMode": 2,
+                                             "borrowRate": 0, "referralCode": 0}]
+    assert (await call(e, "getUserConfiguration", user))[0] == 0b100000 | 0b1  # WETH collateral, USDC borrowed
+    coll, thr, hf = health_factor([(30_000 * USD, 8000, 8250)], 20_000 * USD)
+    assert await account(e, user) == (coll, 20_000 * USD, 4_000 * USD, thr, 8000, hf)
+    assert hf == 1_237_500_000_000_000_000
+    # Withdrawing collateral below HF 1 is refused; a safe withdrawal returns the amount.
+    await expect_revert(tx(e, "withdraw", weth.address, 2 * WAD, user, sender=user), "35")
+    r = await tx(e, "withdraw", weth.address, WAD, user, sender=user)
+    assert await events(e, r, "Withdraw") == [{"reserve": weth.address, "user": user, "to": user, "amount": WAD}]
+    # repay(max) repays the whole debt and clears the borrowing bit.
+    await mint(d, usdc, user, 1)
+    await approve(d, usdc, user, e.dep.pool, UINT_MAX)
+    r = await tx(e, "repay", usdc.address, UINT_MAX, 2, user, sender=user)
+    assert await events(e, r, "Repay") == [{"reserve": usdc.address, "user": user, "repayer": user,
+                                            "amount": 20_000 * 10**6, "useATokens": False}]
+    assert await balance_of(d, usdc, user) == 1
+    assert (await call(e, "getUserConfiguration", user))[0] == 0b100000
+    assert (await account(e, user))[5] == UINT_MAX
+
+
+# ---------------------------------------------------------------------------------------------
+# v3.3 close factor
+
+
+async def test_half_of_total_debt_when_hf_above_095(e):
+    user = e.users[0]
+    await open_position(e, user, {"WETH": 10 * WAD}, {"USDC": 24_000 * 10**6})
+    await set_price(e.d, e.t["WETH"], 2_850 * USD)  # HF = 28,500 x 0.825 / 24,000 = 0.9797
+    hf = (await account(e, user))[5]
+    assert 95 * 10**16 < hf < WAD and hf == health_factor([(28_500 * USD, 8000, 8250)], 24_000 * USD)[2]
+    repaid, to_liq, fee = await liquidate_and_check(e, "WETH", "USDC", user, UINT_MAX)
+    assert repaid == 12_000 * 10**6  # 50% of 24,000 USD of debt
+    # 12,000 USD of WETH at 2,850 (4.210526315789473684) plus 5%; 10% of the bonus part is the fee.
+    assert (to_liq + fee, fee) == (4_421_052_631_578_947_368, 21_052_631_578_947_368)
+
+
+async def test_half_of_total_debt_is_shared_across_debt_reserves(e):
+    # 14,000 USDC + 1/6 WBTC (~10,000 USD) of debt: 50% of the TOTAL is ~12,000 USD.
+    user = e.users[0]
+    await open_position(e, user, {"WETH": 10 * WAD}, {"USDC": 14_000 * 10**6, "WBTC": 16_666_666})
+    await set_price(e.d, e.t["WETH"], 2_850 * USD)
+    snap = await e.d.rpc("evm_snapshot", [])
+    # USDC: the reserve's debt (14,000) is above half the total, so half the total applies,
+    # computed in base currency: 23,999.9996 USD / 2 -> 11,999.9998 USDC (v3.0 would allow 7,000).
+    repaid, _, _ = await liquidate_and_check(e, "WETH", "USDC", user, UINT_MAX)
+    assert repaid == 11_999_999_800
+    await e.d.rpc("evm_revert", [snap])
+    # WBTC: its ~10,000 USD are below half the total, so all of it (v3.0 would allow half).
+    repaid, _, _ = await liquidate_and_check(e, "WETH", "WBTC", user, UINT_MAX)
+    assert repaid == 16_666_666
+    assert (await call(e, "getUserConfiguration", user))[0] & 0b100 == 0  # no longer borrowing WBTC
+
+
+async def test_full_close_factor_at_hf_095_or_below(e):
+    user = e.users[0]
+    await open_position(e, user, {"WETH": 10 * WAD}, {"USDC": 24_000 * 10**6})
+    await set_price(e.d, e.t["WETH"], 2_700 * USD)  # HF = 0.928
+    assert (await account(e, user))[5] <= 95 * 10**16
+    repaid, _, _ = await liquidate_and_check(e, "WETH", "USDC", user, UINT_MAX)
+    assert repaid == 24_000 * 10**6
+    assert (await call(e, "getUserConfiguration", user))[0] == 0b100000  # debt cleared, collateral kept
+
+
+async def test_full_close_factor_when_the_debt_reserve_is_below_2000_usd(e):
+    user = e.users[0]
+    await open_position(e, user, {"WETH": 10 * WAD}, {"USDC": 1_500 * 10**6, "WBTC": 37_000_000})
+    await set_price(e.d, e.t["WETH"], 2_850 * USD)  # HF = 23,512.5 / 23,700 = 0.992
+    assert 95 * 10**16 < (await account(e, user))[5] < WAD
+    repaid, _, _ = await liquidate_and_check(e, "WETH", "USDC", user, UINT_MAX)
+    assert repaid == 1_500 * 10**6  # all of it (v3.0: 750)
+
+
+# ---------------------------------------------------------------------------------------------
+# v3.3 dust rule
+
+
+async def test_must_not_leave_dust_debt_side(e):
+    user = e.users[0]
+    await open_position(e, user, {"WETH": 10 * WAD}, {"USDC": 24_000 * 10**6})
+    await set_price(e.d, e.t["WETH"], 2_700 * USD)
+    # 500 USD of debt would be left: refused.
+    await expect_revert(liquidate(e, "WETH", "USDC", user, 23_500 * 10**6), "MustNotLeaveDust()")
+    assert await debt_balance(e, "USDC", user) == 24_000 * 10**6
+    # Exactly 1,000 USD left is allowed.
+    snap = await e.d.rpc("evm_snapshot", [])
+    await liquidate_and_check(e, "WETH", "USDC", user, 23_000 * 10**6)
+    assert await debt_balance(e, "USDC", user) == 1_000 * 10**6
+    await e.d.rpc("evm_revert", [snap])
+    # Clearing the debt completely passes.
+    await liquidate_and_check(e, "WETH", "USDC", user, 24_000 * 10**6)
+    assert await debt_balance(e, "USDC", user) == 0
+
+
+async def test_must_not_leave_dust_collateral_side(e):
+    # 0.05 WBTC (3,000 USD) + 10 WETH of collateral, 25,000 USDC of debt.
+    user = e.users[0]
+    await open_position(e, user, {"WBTC": 5_000_000, "WETH": 10 * WAD}, {"USDC": 25_000 * 10**6})
+    await set_price(e.d, e.t["WETH"], 2_500 * USD)  # HF 0.915
+    # Seizing ~2,450 USD of the 3,000 USD of WBTC would leave ~565 USD: refused.
+    await expect_revert(liquidate(e, "WBTC", "USDC", user, 2_300 * 10**6), "MustNotLeaveDust()")
+    snap = await e.d.rpc("evm_snapshot", [])
+    # v3.3 counts the collateral left before the protocol fee is taken: 1,885 USDC seizes 2,007.5 USD
+    # of WBTC, of which 12.2 USD is the fee; left: 1,004.7 USD by v3.3's count (992.5 after the fee).
+    _, to_liq, fee = await liquidate_and_check(e, "WBTC", "USDC", user, 1_885 * 10**6)
+    left = 5_000_000 - to_liq - fee
+    assert left * 60_000 < 1_000 * 10**8 <= (left + fee) * 60_000
+    await e.d.rpc("evm_revert", [snap])
+    # Taking all the WBTC (the collateral reserve cleared) passes.
+    repaid, to_liq, fee = await liquidate_and_check(e, "WBTC", "USDC", user, UINT_MAX)
+    assert to_liq + fee == 5_000_000 and repaid == pdiv(3_000 * 10**6, 10_650)
+    assert (await call(e, "getUserConfiguration", user))[0] == 0b100001  # WBTC no longer collateral
+
+
+# ---------------------------------------------------------------------------------------------
+# Other liquidation paths
+
+
+async def test_liquidation_reverts_with_aave_codes(e):
+    user = e.users[0]
+    await open_position(e, user, {"WETH": 10 * WAD}, {"USDC": 20_000 * 10**6})
+    await expect_revert(liquidate(e, "WETH", "USDC", user, UINT_MAX), "45")  # healthy
+    await set_price(e.d, e.t["WETH"], 2_000 * USD)
+    await expect_revert(liquidate(e, "WETH", "WBTC", user, UINT_MAX), "47")  # WBTC not borrowed
+    await expect_revert(liquidate(e, "WBTC", "USDC", user, UINT_MAX), "46")  # WBTC not collateral
+
+
+async def test_receive_a_token(e):
+    user = e.users[0]
+    await open_position(e, user, {"WETH": 10 * WAD}, {"USDC": 24_000 * 10**6})
+    await set_price(e.d, e.t["WETH"], 2_700 * USD)
+    hf, total, c, d = await legs(e, user, "WETH", "USDC")
+    repaid, to_liq, fee = liquidation("v3.3", hf, total, c, d, 10_500, 1_000, UINT_MAX)
+    r = await liquidate(e, "WETH", "USDC", user, UINT_MAX, receive_a_token=True)
+    assert [(x["debtToCover"], x["liquidatedCollateralAmount"], x["receiveAToken"])
+            for x in await events(e, r, "LiquidationCall")] == [(repaid, to_liq, True)]
+    assert await a_balance(e, "WETH", e.liquidator) == to_liq
+    assert await events(e, r, "ReserveUsedAsCollateralEnabled") == [
+        {"reserve": e.t["WETH"].address, "user": e.liquidator}]
+    assert (await call(e, "getUserConfiguration", e.liquidator))[0] == 0b100000
+
+
+async def test_bad_debt_is_burned_when_the_last_collateral_goes(e):
+    user = e.users[0]
+    await open_position(e, user, {"WBTC": 10_000_000}, {"USDC": 4_000 * 10**6})  # 0.1 WBTC
+    await set_price(e.d, e.t["WBTC"], 30_000 * USD)  # 3,000 USD of collateral for 4,000 of debt
+    hf, total, c, d = await legs(e, user, "WBTC", "USDC")
+    repaid, to_liq, fee = liquidation("v3.3", hf, total, c, d, 10_650, 1_000, UINT_MAX)
+    assert to_liq + fee == 10_000_000 and repaid == pdiv(3_000 * 10**6, 10_650)
+    r = await liquidate(e, "WBTC", "USDC", user, UINT_MAX)
+    assert [(x["debtToCover"], x["liquidatedCollateralAmount"]) for x in await events(e, r, "LiquidationCall")] \
+        == [(repaid, to_liq)]
+    # v3.3: the unpaid rest is burned too and booked as the reserve's deficit.
+    assert await events(e, r, "DeficitCreated") == [
+        {"user": user, "debtAsset": e.t["USDC"].address, "amount": 4_000 * 10**6 - repaid}]
+    assert await call(e, "getReserveDeficit", e.t["USDC"].address) == 4_000 * 10**6 - repaid
+    assert await debt_balance(e, "USDC", user) == 0
+    assert (await call(e, "getUserConfiguration", user))[0] == 0
+    assert await account(e, user) == (0, 0, 0, 0, 0, UINT_MAX)

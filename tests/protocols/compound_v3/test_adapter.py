@@ -1,0 +1,307 @@
+"""Compound III without a chain: the integer maths (edges and rounding), the config entry, and the
+adapter's planning (batches, budget, reserves rule, switch) on a hand-set market state."""
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+import pytest
+import structlog
+import structlog.testing
+from eth_utils import keccak, to_checksum_address
+
+from keeper.config import load_config
+from keeper.errors import ConfigError
+from keeper.protocols.base import Services
+from keeper.protocols.compound_v3 import maths as cm
+from keeper.protocols.compound_v3.adapter import (
+    ACCRUAL_NOTE,
+    NOT_FOR_SALE,
+    AccountState,
+    AssetState,
+    CompoundV3Adapter,
+)
+from keeper.protocols.compound_v3.config import CompoundV3Config
+
+F = 10**18
+EXAMPLE = Path(__file__).resolve().parents[3] / "config.example.toml"
+
+
+def addr(n: int) -> str:
+    return to_checksum_address(f"0x{n:040x}")
+
+
+COMET, KEEPER, USDC, WETH, WBTC = addr(0xC0), addr(0xEE), addr(0x05D), addr(0xE7), addr(0xB7)
+
+
+# ---- maths ------------------------------------------------------------------------------------
+
+def test_max_base_for_is_the_exact_edge():
+    rng = random.Random(7)
+    for _ in range(3_000):
+        sf = cm.StoreFront(asset_price=rng.randint(1, 10**13), base_price=rng.randint(1, 10**9),
+                           scale=10 ** rng.choice([0, 6, 8, 18]), base_scale=10 ** rng.choice([6, 8, 18]),
+                           liquidation_factor=rng.randint(0, F), store_front_price_factor=rng.randint(0, F))
+        if sf.discounted_price == 0:
+            continue
+        c = rng.randint(1, 10**24)
+        b = sf.max_base_for(c)
+        assert sf.quote(b) <= c < sf.quote(b + 1)
+
+
+def test_quote_rounds_like_comet():
+    # WETH at $2,100, USDC at $1, liquidationFactor 0.95, storeFront 0.6: discount 3%.
+    sf = cm.StoreFront(2_100 * 10**8, 10**8, F, 10**6, 95 * 10**16, 6 * 10**17)
+    assert sf.discount_factor == 3 * 10**16
+    assert sf.discounted_price == 2_037 * 10**8
+    # 2,037 USDC buy exactly one WETH; one unit less falls short by the truncation.
+    assert sf.quote(2_037 * 10**6) == F
+    # floor(1e8 x (2037e6 - 1) x 1e18 / 2037e8 / 1e6) = 1e18 - ceil(1e18 / 2037e6)
+    assert sf.quote(2_037 * 10**6 - 1) == F - 490_918_017
+    assert sf.max_base_for(F) == 2_037 * 10**6 and sf.max_base_for(F - 1) == 2_037 * 10**6 - 1
+
+
+def test_liquidity_truncates_toward_zero_like_solidity():
+    # signedMulPrice(-1, 3, 2) = -3 / 2 = -1 in Solidity (not -2).
+    assert cm.signed_mul_price(-1, 3, 2) == -1
+    h = [cm.Holding(10 * F, 2_100 * 10**8, F, 895 * 10**15)]  # $18,795 at the liquidation factor
+    assert cm.liquidity(18_795 * 10**6, 10**8, 10**6, h) == 0  # not below zero: not liquidatable
+    assert cm.liquidity(18_795 * 10**6 + 1, 10**8, 10**6, h) == -100  # 1e-6 USDC = 100 x 1e-8 USD
+    # A base price of 0.5e-8 USD per unit: -(3 x 1 // 2) = -1, truncated toward zero as Solidity does.
+    assert cm.liquidity(3, 1, 2, []) == -1
+    assert cm.min_amount(10_000, 50) == 9_950 and cm.min_amount(1, 50) == 0
+
+
+# ---- config -----------------------------------------------------------------------------------
+
+BASE = """
+[chain]
+rpc_url = "http://127.0.0.1:8545"
+chain_id = 1
+[signer]
+private_key_env = "K"
+[keeper]
+min_profit_usd = 1
+max_gas_price_gwei = 50
+max_priority_fee_gwei = 2
+native_usd_feed = "0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419"
+[[protocols]]
+kind = "compound_v3"
+comet = "0xc3d688B66703497DAA19211EEdff47f25384cdc3"
+"""
+
+
+def test_config_defaults(tmp_path):
+    p = tmp_path / "k.toml"
+    p.write_text(BASE)
+    (c,) = load_config(p).protocols
+    assert isinstance(c, CompoundV3Config)
+    assert (c.name, c.start_block, c.absorb_without_profit, c.buy_slippage_bps, c.max_absorb_batch) == (
+        "compound_v3", 0, False, 50, 10)
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("buy_slippage_bps = 10001", r"protocols\[0\]\.buy_slippage_bps: .*less than or equal to 10000"),
+    ("buy_slippage_bps = -1", r"protocols\[0\]\.buy_slippage_bps: .*greater than or equal to 0"),
+    ("max_absorb_batch = 0", r"protocols\[0\]\.max_absorb_batch: .*greater than or equal to 1"),
+    ("absorb_without_profits = true", r"protocols\[0\]\.absorb_without_profits: unknown key"),
+    ("addresses_provider = \"0xc3d688B66703497DAA19211EEdff47f25384cdc3\"",
+     r"protocols\[0\]\.addresses_provider: unknown key"),
+])
+def test_config_errors_name_the_key(tmp_path, extra, message):
+    p = tmp_path / "k.toml"
+    p.write_text(BASE + extra + "\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert re.search(message, str(e.value)), str(e.value)
+    assert "compound_v3" not in str(e.value).split(": ")[1]  # the union tag is not in the location
+
+
+def test_config_missing_comet(tmp_path):
+    p = tmp_path / "k.toml"
+    p.write_text(BASE.replace('comet = "0xc3d688B66703497DAA19211EEdff47f25384cdc3"\n', ""))
+    with pytest.raises(ConfigError, match=r"protocols\[0\]\.comet: missing key"):
+        load_config(p)
+
+
+def test_example_compound_block_is_valid_when_uncommented(tmp_path):
+    from tests.helpers.config import uncomment_examples
+    p = tmp_path / "k.toml"
+    p.write_text(uncomment_examples(EXAMPLE.read_text()))
+    [c] = [c for c in load_config(p).protocols if c.kind == "compound_v3"]
+    assert c.comet == "0xc3d688B66703497DAA19211EEdff47f25384cdc3"
+    assert c.start_block == 15331586 and c.max_absorb_batch == 10 and c.buy_slippage_bps == 50
+
+
+# ---- planning ---------------------------------------------------------------------------------
+
+def market(**cfg) -> CompoundV3Adapter:
+    """USDC base at $1; WETH at $2,100 (liquidationFactor 0.95: 3% discount) and WBTC at $60,000
+    (liquidationFactor 0.9: 6% discount); storeFront 0.6; reserves 0 of a 5M target."""
+    a = CompoundV3Adapter(CompoundV3Config(kind="compound_v3", comet=COMET, **cfg), Services(KEEPER))
+    a.base, a.base_feed, a.base_scale, a.base_symbol, a.base_price = USDC, addr(1), 10**6, "USDC", 10**8
+    a.store_front_price_factor = 6 * 10**17
+    a.assets = {WETH: AssetState(0, WETH, addr(2), F, 895 * 10**15, 95 * 10**16, "WETH", 2_100 * 10**8),
+                WBTC: AssetState(1, WBTC, addr(3), 10**8, 77 * 10**16, 9 * 10**17, "WBTC", 60_000 * 10**8)}
+    a.reserves, a.target_reserves = 0, 5_000_000 * 10**6
+    return a
+
+
+def borrower(a: CompoundV3Adapter, n: int, debt: int, weth: float = 0, wbtc: float = 0, comet_liq=True) -> str:
+    u = addr(0x1000 + n)
+    coll = {k: v for k, v in ((WETH, int(weth * F)), (WBTC, int(wbtc * 10**8))) if v}
+    a.accounts[u] = AccountState(debt * 10**6, coll, comet_liq, block=1)
+    return u
+
+
+def plans(opps):
+    return [o for o in opps if o.planned]
+
+
+def test_batches_cover_each_account_once_biggest_first():
+    a = market(max_absorb_batch=2)
+    small = borrower(a, 0, 450, weth=0.2)
+    big = [borrower(a, i, 20_000 + i, weth=10) for i in (1, 2)]
+    mixed = borrower(a, 3, 28_500, weth=10, wbtc=0.2)
+    healthy = borrower(a, 4, 12_000, weth=10, comet_liq=False)
+    opps = a.opportunities({USDC: 10**12})
+    p1, p2 = plans(opps)
+    assert p1.details["accounts"] == [mixed, big[0]] and p2.details["accounts"] == [big[1], small]
+    assert p1.label == "absorb 2 + buy WBTC+WETH"  # best discount (WBTC 6%) bought first
+    covered = {o.account: o.details["batched_with"] for o in opps if "batched_with" in o.details}
+    assert covered == {big[0]: mixed, small: big[1]}
+    every = [u for p in (p1, p2) for u in p.details["accounts"]]
+    assert sorted(every) == sorted([small, *big, mixed]) and len(set(every)) == 4
+    assert {o.account: o.reason for o in opps if not o.liquidatable} == {healthy: "healthy"}
+    # The absorb call, then one buyCollateral per asset, paid in USDC from the keeper's wallet.
+    assert p1.txs[0].to == COMET and p1.txs[0].data[:4] == keccak(text="absorb(address,address[])")[:4]
+    assert all(t.data[:4] == keccak(text="buyCollateral(address,uint256,uint256,address)")[:4] for t in p1.txs[1:])
+    assert [t.what.split()[1] for t in p1.txs[1:]] == ["WBTC", "WETH"]
+    assert p1.spends[0].token == USDC and p1.spends[0].spender == COMET
+    assert p1.spends[0].amount == -p1.expected[USDC]
+    assert p1.gross_usd > 0 and not p1.force
+
+
+def test_budget_limits_the_buys_and_replan_keeps_the_accounts():
+    a = market()
+    users = [borrower(a, i, 20_000, weth=10) for i in range(3)]
+    (p,) = plans(a.opportunities({USDC: 10**12}))
+    full = -p.expected[USDC]
+    assert p.expected[WETH] == a._store_front(a.assets[WETH]).quote(full) <= 30 * F
+    q = a.replan(p, {USDC: 1_000 * 10**6})
+    assert q.details["accounts"] == p.details["accounts"] == sorted(users, key=a._freed_value, reverse=True)
+    assert -q.expected[USDC] == 1_000 * 10**6 and q.spends[0].amount == 1_000 * 10**6
+    empty = a.replan(p, {USDC: 0})
+    assert not empty.planned and empty.reason.startswith("wallet holds no USDC")
+
+
+def test_reserves_at_target_skips_each_account_unless_the_switch():
+    for switch in (False, True):
+        a = market(absorb_without_profit=switch)
+        a.reserves = a.target_reserves
+        users = [borrower(a, i, 20_000, weth=10) for i in range(2)]
+        opps = a.opportunities({USDC: 10**12})
+        if not switch:
+            assert [(o.account, o.reason) for o in opps] == [(u, NOT_FOR_SALE) for u in users]
+            assert all(o.liquidatable and not o.planned for o in opps)
+        else:
+            (p,) = plans(opps)
+            assert p.force and p.label == "absorb 2" and len(p.txs) == 1 and not p.spends
+            assert p.details["absorb_only"] == NOT_FOR_SALE and p.expected == {}
+
+
+def test_no_buy_after_reserves_could_reach_the_target():
+    a = market()
+    a.reserves = a.target_reserves - 1_000 * 10**6  # the first buy (> 1,000 USDC) lifts them over
+    borrower(a, 0, 28_500, weth=10, wbtc=0.2)
+    (p,) = plans(a.opportunities({USDC: 10**12}))
+    assert p.label == "absorb 1 + buy WBTC" and len(p.txs) == 2
+
+
+def test_quote_mismatch_and_bad_debt():
+    a = market()
+    a.assets[WBTC].quote_ok = False
+    u = borrower(a, 0, 28_500, weth=10, wbtc=0.2)
+    bad = borrower(a, 1, 500)  # debt and no collateral left
+    opps = {o.account: o for o in a.opportunities({USDC: 10**12})}
+    assert opps[u].label == "absorb 1 + buy WETH"
+    assert not opps[bad].planned and "bad debt" in opps[bad].reason
+
+
+def test_accrual_only_accounts_get_their_own_batch_with_the_note():
+    a = market()
+    seen = borrower(a, 0, 20_000, weth=10)
+    hidden = borrower(a, 1, 18_800, weth=10, comet_liq=False)  # > $18,795: liquidatable once accrued
+    opps = a.opportunities({USDC: 10**12})
+    p1, p2 = plans(opps)
+    assert p1.details["accounts"] == [seen] and p1.reason is None
+    assert p2.details["accounts"] == [hidden] and p2.reason == ACCRUAL_NOTE
+    assert p2.details["accrual_only"] == [hidden]
+
+
+def test_collateral_for_sale_makes_a_buy_only_plan():
+    a = market()
+    a.assets[WETH].reserves = 5 * F
+    (p,) = plans(a.opportunities({USDC: 10**12}))
+    assert p.account == COMET and p.label == "buy WETH" and p.details["kind"] == "buy"
+    assert p.expected[WETH] <= 5 * F and p.gross_usd > 0
+    assert a.replan(p, {USDC: 100 * 10**6}).spends[0].amount == 100 * 10**6
+    a.reserves = a.target_reserves
+    assert plans(a.opportunities({USDC: 10**12})) == []
+
+
+# ---- refresh when governance adds a collateral ------------------------------------------------
+
+class FakeComet:
+    """Answers the adapter's multicalls from a dict model of one Comet (no node)."""
+
+    def __init__(self, assets: list[tuple]):
+        from keeper.protocols.compound_v3.adapter import COMET, ERC20
+        self.assets = assets  # AssetInfo tuples
+        self.fns = {fn.selector: fn for fn in COMET.functions.values()}
+        self.fns[ERC20.fn("symbol").selector] = ERC20.fn("symbol")
+
+    def answer(self, target: str, data: bytes):
+        from eth_abi import decode
+        fn = self.fns[data[:4]]
+        args = decode(list(fn.inputs), data[4:]) if fn.inputs else ()
+        by_asset = {i[1]: i for i in self.assets}
+        return {
+            "baseToken": lambda: USDC, "baseTokenPriceFeed": lambda: addr(1), "baseScale": lambda: 10**6,
+            "numAssets": lambda: len(self.assets), "storeFrontPriceFactor": lambda: 6 * 10**17,
+            "getAssetInfo": lambda: self.assets[args[0]], "getPrice": lambda: 10**8,
+            "getReserves": lambda: 0, "targetReserves": lambda: 10**12, "isAbsorbPaused": lambda: False,
+            "isBuyPaused": lambda: False, "getCollateralReserves": lambda: 0,
+            "quoteCollateral": lambda: cm.StoreFront(10**8, 10**8, by_asset[args[0]][3], 10**6,
+                                                     by_asset[args[0]][6], 6 * 10**17).quote(args[1]),
+            "isLiquidatable": lambda: False, "borrowBalanceOf": lambda: 10**6, "collateralBalanceOf": lambda: 7,
+            "symbol": lambda: {WETH: "WETH", WBTC: "WBTC", USDC: "USDC"}[target],
+        }[fn.name]()
+
+    async def get_code(self, address):
+        return b"\x01"
+
+    async def multicall(self, calls, block="latest"):
+        return [self.answer(c.target, c.data) for c in calls]
+
+    multicall_strict = multicall
+
+
+async def test_refresh_picks_up_a_collateral_added_by_governance():
+    weth = (0, WETH, addr(2), F, 825 * 10**15, 895 * 10**15, 95 * 10**16, 10**30)
+    fake = FakeComet([weth])
+    a = CompoundV3Adapter(CompoundV3Config(kind="compound_v3", comet=COMET), Services(KEEPER))
+    await a.start(fake)
+    u = addr(0x99)
+    a.accounts[u] = AccountState()
+    await a.refresh(5)
+    assert list(a.assets) == [WETH] and a.accounts[u].collateral == {WETH: 7}
+    fake.assets.append((1, WBTC, addr(3), 10**8, 7 * 10**17, 77 * 10**16, 9 * 10**17, 10**20))
+    fake.assets[0] = weth[:5] + (90 * 10**16,) + weth[6:]  # and a factor change
+    with structlog.testing.capture_logs() as logs:
+        await a.refresh(6)
+    assert [e["event"] for e in logs] == ["comet.assets_changed"]
+    assert [x.symbol for x in a.assets.values()] == ["WETH", "WBTC"]
+    assert a.assets[WETH].liquidate_cf == 90 * 10**16 and all(x.quote_ok for x in a.assets.values())
+    assert a.accounts[u].collateral == {WETH: 7, WBTC: 7} and a.accounts[u].block == 6
