@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import structlog
 
 from keeper.chain.client import Chain
-from keeper.chain.fees import GWEI, current_fees
+from keeper.chain.fees import GWEI, Fees, current_fees
 from keeper.chain.rpc import Rpc
 from keeper.chain.sender import Sender
 from keeper.chain.signer import Signer
@@ -21,14 +21,28 @@ from keeper.engine.record import Outcome, Recorder, usd
 from keeper.errors import StartupError
 from keeper.oracles.chainlink import ChainlinkFeed
 from keeper.protocols import build_adapter
-from keeper.protocols.base import USD, Adapter, Services
+from keeper.protocols.base import (
+    USD,
+    Adapter,
+    Assessment,
+    Budget,
+    Planned,
+    Services,
+    Skip,
+)
 
 log = structlog.get_logger()
 
 
 def load_signer(cfg: Config) -> Signer:
     s = cfg.signer
-    return Signer.from_env(s.private_key_env) if s.private_key_env else Signer.from_keystore(s.keystore, s.password_env)
+    if s.private_key_env:
+        return Signer.from_env(s.private_key_env)
+    assert s.keystore is not None and s.password_env  # the config model requires one or the other
+    return Signer.from_keystore(s.keystore, s.password_env)
+
+
+SCAN_GAS = 400_000  # gas assumed for scan's profit column when a view has no plan to estimate it
 
 
 @dataclass
@@ -41,6 +55,35 @@ class ScanRow:
     expected_profit_usd: float | None
     liquidatable: bool
     why: str
+    why_code: str | None = None  # the skip's code when nothing is planned
+
+
+def scan_rows(assessments: list[Assessment], gas_price_wei: int, native_price_8: int) -> list[ScanRow]:
+    """Every account view (and plans that liquidate no account: claims, buys), liquidatable first,
+    then by the profit a plan (or the view's estimate) would make after gas."""
+    def profit(gross: int | None, gas: int) -> float | None:
+        return None if gross is None else usd(gross - gas_cost_usd(gas or SCAN_GAS, gas_price_wei, native_price_8))
+
+    rows = []
+    for a in assessments:
+        for v in a.views:
+            st = v.status
+            if isinstance(st, Planned):
+                p = st.plan
+                gross = p.gross_usd if p.expected or p.deferred else None
+                rows.append(ScanRow(v.protocol, v.account, v.health, usd(v.debt_usd), v.label,
+                                    profit(gross, p.gas_estimate), v.liquidatable, st.note or "liquidatable"))
+            else:
+                code = st.code.value if isinstance(st, Skip) else None
+                rows.append(ScanRow(v.protocol, v.account, v.health, usd(v.debt_usd), v.label,
+                                    profit(v.value_usd, 0), v.liquidatable, st.message, code))
+        for p in a.plans:
+            if not p.accounts:
+                gross = p.gross_usd if p.expected or p.deferred else None
+                rows.append(ScanRow(p.protocol, p.account, None, usd(p.debt_usd), p.label,
+                                    profit(gross, p.gas_estimate), True, "liquidatable"))
+    rows.sort(key=lambda r: (not r.liquidatable, -(r.expected_profit_usd or 0)))
+    return rows
 
 
 class Keeper:
@@ -79,7 +122,7 @@ class Keeper:
         c = self.cfg
         try:
             chain_id = await self.chain.chain_id()
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001
             raise StartupError(f"cannot reach the node at {c.chain.rpc_url}: {e}") from None
         if chain_id != c.chain.chain_id:
             raise StartupError(f"node at {c.chain.rpc_url} is on chain {chain_id}, config says {c.chain.chain_id}")
@@ -97,45 +140,41 @@ class Keeper:
         log.info("keeper.started", chain_id=chain_id, signer=self.signer.address,
                  mode="dry-run" if self.dry_run else "live", protocols=[a.name for a in self.adapters])
 
-    async def _state(self, block: int, all_details: bool = False):
+    async def _state(self, block: int, all_details: bool = False) -> tuple[Fees, int, Budget]:
         await self.discovery.advance(block)
         await mirror(self.adapters, block, all_details=all_details)
         self.recorder.pending_rewards = {a.name: r for a in self.adapters if (r := a.pending_rewards())}
         fees = await current_fees(self.chain, max_priority_fee=int(self.cfg.keeper.max_priority_fee_gwei * GWEI))
         native = (await self.native.read(self.chain, block)).price_8
-        tokens = set().union(*(a.tokens() for a in self.adapters))
+        tokens: set[str] = set().union(*(a.tokens() for a in self.adapters))
         budget = await self.executor.budget(tokens)
         return fees, native, budget
 
     async def step(self, block: int) -> list[Outcome]:
         """One block: discover, mirror, price, rank, then simulate/send in rank order."""
         fees, native, budget = await self._state(block)
-        opps = [o for a in self.adapters for o in a.opportunities(budget)]
-        for o in opps:
-            # "batched_with": the account is absorbed by another account's plan (Comet's absorb batches).
-            if o.liquidatable and not o.planned and "batched_with" not in o.details:
-                self.recorder.add(Outcome("skipped", o.protocol, o.account, o.label, o.reason))
-        ranked = rank([o for o in opps if o.liquidatable], fees.expected_price, native)
+        assessments = [a.assess(budget) for a in self.adapters]
         self.last_block = block
+        return await self.act(assessments, budget, fees, native, block)
+
+    async def act(self, assessments: list[Assessment], budget: Budget, fees: Fees, native: int,
+                  block: int) -> list[Outcome]:
+        """Record the liquidatable accounts nothing is planned for, then rank every plan and execute."""
+        for a in assessments:
+            for v in a.views:
+                if v.liquidatable and isinstance(v.status, Skip):  # Covered: in another account's plan
+                    self.recorder.add(Outcome.skipped_account(v, v.status))
+        ranked = rank([p for a in assessments for p in a.plans], fees.expected_price, native)
         if not ranked:
             return []
         log.info("rank", block=block, candidates=len(ranked),
-                 best=[(r.opp.protocol, r.opp.account[:10], usd(r.net_usd)) for r in ranked[:3]])
+                 best=[(r.plan.protocol, r.plan.account[:10], usd(r.net_usd)) for r in ranked[:3]])
         return await self.executor.run(ranked, self.by_name, budget, fees, native)
 
     async def scan(self) -> list[ScanRow]:
         block = await self.chain.block_number()
         fees, native, budget = await self._state(block, all_details=True)
-        rows = []
-        for a in self.adapters:
-            for o in a.opportunities(budget):
-                profit = None
-                if o.expected or o.deferred:  # deferred: a reward the protocol credits later
-                    profit = usd(o.gross_usd - gas_cost_usd(o.gas_estimate or 400_000, fees.expected_price, native))
-                rows.append(ScanRow(o.protocol, o.account, o.health, usd(o.debt_usd), o.label, profit,
-                                    o.liquidatable, o.reason or "liquidatable"))
-        rows.sort(key=lambda r: (not r.liquidatable, -(r.expected_profit_usd or 0)))
-        return rows
+        return scan_rows([a.assess(budget) for a in self.adapters], fees.expected_price, native)
 
     async def run(self, stop: asyncio.Event, *, max_blocks: int | None = None) -> None:
         """Act on every new block until ``stop`` is set."""
@@ -150,9 +189,9 @@ class Keeper:
                         return
             except (StartupError, asyncio.CancelledError):
                 raise
-            except Exception as e:  # one bad block must not kill the daemon
+            except Exception as e:  # noqa: BLE001 - one bad block must not kill the daemon
                 log.error("step.failed", error=str(e), error_type=type(e).__name__)
             try:
                 await asyncio.wait_for(stop.wait(), self.cfg.chain.poll_interval_seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass

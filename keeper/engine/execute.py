@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import structlog
 
@@ -16,10 +17,10 @@ from keeper.chain.fees import GWEI, Fees
 from keeper.chain.multicall import Call
 from keeper.chain.sender import Receipt, Sender, TxRequest
 from keeper.engine.rank import Ranked, gas_cost_usd
-from keeper.engine.record import Outcome, Recorder
+from keeper.engine.record import Outcome, Recorder, Status
 from keeper.engine.simulate import simulate
 from keeper.errors import RpcError
-from keeper.protocols.base import Adapter, Opportunity
+from keeper.protocols.base import Adapter, Budget, Plan, Skip, SkipCode, value_usd
 
 log = structlog.get_logger()
 ERC20 = load("ERC20")
@@ -60,12 +61,12 @@ class Executor:
         self._approving: set[tuple[str, str]] = set()  # (token, spender) approvals sent this block
         self._sent: list[tuple[str, TxRequest]] = []  # (hash, tx) sent this block, receipts not seen
 
-    async def budget(self, tokens: set[str]) -> dict[str, int]:
+    async def budget(self, tokens: set[str]) -> Budget:
         toks = sorted(tokens)
         bals = await self.chain.erc20_balances([(t, self.wallet) for t in toks])
         return dict(zip(toks, bals))
 
-    async def run(self, ranked: list[Ranked], adapters: dict[str, Adapter], budget: dict[str, int],
+    async def run(self, ranked: list[Ranked], adapters: dict[str, Adapter[Any]], budget: Budget,
                   fees: Fees, native_price: int) -> list[Outcome]:
         """Simulate and send every plan in rank order without waiting for receipts (consecutive
         nonces: a block's worth of liquidations lands in the next block, not one per block), then
@@ -74,19 +75,17 @@ class Executor:
         start_budget = dict(budget)
         self._approving = set()
         self._sent = []
-        for i, r in enumerate(ranked):
-            opp = r.opp
-            if any(budget.get(s.token, 0) < start_budget.get(s.token, 0) for s in opp.spends):
+        for r in ranked:
+            plan: Plan | Skip = r.plan
+            if any(budget.get(s.token, 0) < start_budget.get(s.token, 0) for s in r.plan.spends):
                 # An earlier (more profitable) plan spent from the same balance: plan again.
-                opp = adapters[opp.protocol].replan(opp, budget)
-            # Where the plan stood in the ranking (reports show that sends follow it).
-            opp = replace(opp, details={**opp.details, "rank": i, "ranked_net_usd": r.net_usd / 1e8})
-            if not opp.planned:  # the re-plan found nothing left to do it with
-                results.append(self._skip(opp, opp.reason or "nothing left to plan with"))
+                plan = adapters[r.plan.protocol].replan(r.plan, budget)
+            if isinstance(plan, Skip):  # the re-plan found nothing left to do it with
+                results.append(self._skip(r, r.plan, plan))
                 continue
-            res = await self._one(opp, budget, fees, native_price)
+            res = await self._one(r, plan, budget, fees, native_price)
             if isinstance(res, InFlight):
-                for sp in opp.spends:  # reserved until the receipts are in: later plans get the rest
+                for sp in plan.spends:  # reserved until the receipts are in: later plans get the rest
                     budget[sp.token] = budget.get(sp.token, 0) - sp.amount
             results.append(res)
         flying = [x for x in results if isinstance(x, InFlight)]
@@ -95,69 +94,74 @@ class Executor:
         return [self.recorder.add(self._settle(x, done[id(x)], native_price)) if isinstance(x, InFlight) else x
                 for x in results]
 
-    def _skip(self, opp: Opportunity, reason: str, **kw) -> Outcome:
-        keep = {k: opp.details[k] for k in ("accounts", "rank", "ranked_net_usd") if k in opp.details}
-        if keep:  # a batch names every account it covers (Comet's absorb); the place in the ranking
-            kw.setdefault("details", keep)
-        return self.recorder.add(Outcome("skipped", opp.protocol, opp.account, opp.label, reason, **kw))
+    @staticmethod
+    def _outcome(status: Status, r: Ranked, plan: Plan, reason: str | None, **kw: Any) -> Outcome:
+        """An outcome of ``plan`` (``r``'s, or its re-plan), where it stood in the ranking."""
+        return Outcome(status, plan.protocol, plan.account, plan.label, reason, kind=plan.kind,
+                       accounts=plan.accounts, rank=r.position, ranked_net=r.net_usd, **kw)
 
-    async def _one(self, opp: Opportunity, budget: dict[str, int], fees: Fees,
-                   native_price: int) -> "Outcome | InFlight":
+    def _skip(self, r: Ranked, plan: Plan, skip: Skip, **kw: Any) -> Outcome:
+        return self.recorder.add(self._outcome(Status.SKIPPED, r, plan, skip.message, reason_code=skip.code, **kw))
+
+    async def _one(self, r: Ranked, plan: Plan, budget: Budget, fees: Fees,
+                   native_price: int) -> Outcome | InFlight:
         lim = self.limits
         if fees.expected_price > lim.max_gas_price:
-            return self._skip(opp, f"gas price {fees.expected_price / GWEI:.2f} gwei above "
-                                   f"max_gas_price_gwei {lim.max_gas_price / GWEI:.2f}")
-        native_usd = gas_cost_usd(opp.native_spent, 1, native_price)  # e.g. a pull-oracle fee
-        est_net = opp.gross_usd - gas_cost_usd(opp.gas_estimate, fees.expected_price, native_price) - native_usd
-        if est_net < lim.min_profit and not opp.force:
-            return self._skip(opp, f"expected profit {est_net / 1e8:.2f} USD below min_profit_usd "
-                                   f"{lim.min_profit / 1e8:.2f}", predicted_profit=est_net)
-        for s in opp.spends:
+            return self._skip(r, plan, Skip(SkipCode.GAS_PRICE_CAP,
+                                            f"gas price {fees.expected_price / GWEI:.2f} gwei above "
+                                            f"max_gas_price_gwei {lim.max_gas_price / GWEI:.2f}"))
+        native_usd = gas_cost_usd(plan.native_spent, 1, native_price)  # e.g. a pull-oracle fee
+        est_net = plan.gross_usd - gas_cost_usd(plan.gas_estimate, fees.expected_price, native_price) - native_usd
+        if est_net < lim.min_profit and not plan.force:
+            return self._skip(r, plan, Skip(SkipCode.BELOW_MIN_PROFIT,
+                                            f"expected profit {est_net / 1e8:.2f} USD below min_profit_usd "
+                                            f"{lim.min_profit / 1e8:.2f}"), predicted_profit=est_net)
+        for s in plan.spends:
             if budget.get(s.token, 0) < s.amount:
-                return self._skip(opp, f"wallet holds {budget.get(s.token, 0)} of {s.token}, needs {s.amount}")
-        approvals = await self._approvals(opp)
-        sim = await simulate(self.chain, self.wallet, approvals + list(opp.txs), after=await self._unmined())
+                return self._skip(r, plan, Skip(SkipCode.NO_INVENTORY,
+                                                f"wallet holds {budget.get(s.token, 0)} of {s.token}, needs {s.amount}"))
+        approvals = await self._approvals(plan)
+        sim = await simulate(self.chain, self.wallet, approvals + list(plan.txs), after=await self._unmined())
         if not sim.ok:
-            return self._skip(opp, f"simulation: {sim.reason}")
+            return self._skip(r, plan, Skip(SkipCode.SIMULATION_REVERT, f"simulation: {sim.reason}"))
         gas = sum(sim.gas_used[len(approvals):])
         gas_usd = gas_cost_usd(gas, fees.expected_price, native_price)
-        predicted = opp.gross_usd - gas_usd - native_usd
-        if opp.min_gas_multiple is not None and (opp.gross_usd + opp.collects_usd) < opp.min_gas_multiple * gas_usd:
-            return self._skip(opp, f"worth {(opp.gross_usd + opp.collects_usd) / 1e8:.4f} USD, below "
-                                   f"{opp.min_gas_multiple} x its gas cost {gas_usd / 1e8:.4f} USD",
-                              predicted_profit=predicted)
-        if predicted < lim.min_profit and not opp.force:
-            return self._skip(opp, f"profit after simulated gas {predicted / 1e8:.2f} USD below "
-                                   f"min_profit_usd {lim.min_profit / 1e8:.2f}", predicted_profit=predicted)
-        details = {**opp.details, "gas_simulated": gas, "gas_price_wei": fees.expected_price,
-                   "gross_profit_usd": opp.gross_usd / 1e8, "gas_cost_usd": gas_usd / 1e8,
-                   "approvals": len(approvals)}
-        if opp.native_spent:
-            details["native_spent_wei"] = opp.native_spent
-        if opp.deferred or opp.collects:
-            details["deferred"] = {t: str(a) for t, a in opp.deferred.items()}
-            details["collects"] = {t: str(a) for t, a in opp.collects.items()}
+        predicted = plan.gross_usd - gas_usd - native_usd
+        worth = plan.gross_usd + plan.collects_usd
+        if plan.min_gas_multiple is not None and worth < plan.min_gas_multiple * gas_usd:
+            return self._skip(r, plan, Skip(SkipCode.BELOW_GAS_MULTIPLE,
+                                            f"worth {worth / 1e8:.4f} USD, below {plan.min_gas_multiple} x its "
+                                            f"gas cost {gas_usd / 1e8:.4f} USD"), predicted_profit=predicted)
+        if predicted < lim.min_profit and not plan.force:
+            return self._skip(r, plan, Skip(SkipCode.BELOW_MIN_PROFIT,
+                                            f"profit after simulated gas {predicted / 1e8:.2f} USD below "
+                                            f"min_profit_usd {lim.min_profit / 1e8:.2f}"), predicted_profit=predicted)
+        details: dict[str, Any] = {**plan.report(), "gas_simulated": gas, "gas_price_wei": fees.expected_price,
+                                   "gross_profit_usd": plan.gross_usd / 1e8, "gas_cost_usd": gas_usd / 1e8,
+                                   "approvals": len(approvals)}
+        if plan.native_spent:
+            details["native_spent_wei"] = plan.native_spent
+        if plan.deferred or plan.collects:
+            details["deferred"] = {t: str(a) for t, a in plan.deferred.items()}
+            details["collects"] = {t: str(a) for t, a in plan.collects.items()}
         if lim.dry_run:
-            return self.recorder.add(Outcome("dry-run", opp.protocol, opp.account, opp.label,
-                                             "dry-run: simulated, not sent", predicted_profit=predicted,
-                                             gas_used=gas, details=details))
-        flight = InFlight(opp, predicted, details)
-        for i, (tx, g) in enumerate(zip(approvals + list(opp.txs), sim.gas_used)):
-            is_approval = i < len(approvals)
-            key = (tx.to, "0x" + tx.data[16:36].hex()) if is_approval else None
-            if is_approval and key in self._approving:
+            return self.recorder.add(self._outcome(Status.DRY_RUN, r, plan, "dry-run: simulated, not sent",
+                                                   predicted_profit=predicted, gas_used=gas, details=details))
+        flight = InFlight(r, plan, predicted, details)
+        for i, (tx, g) in enumerate(zip(approvals + list(plan.txs), sim.gas_used)):
+            approval = (tx.to, "0x" + tx.data[16:36].hex()) if i < len(approvals) else None
+            if approval in self._approving:
                 continue  # an earlier plan of this block already sent the same approval
             try:
                 tx_hash = await self.sender.send(replace(tx, gas=g * lim.gas_margin_pct // 100 + 30_000), fees)
             except RpcError as e:
                 if not flight.hashes and not flight.approvals:
-                    return self.recorder.add(Outcome("failed", opp.protocol, opp.account, opp.label,
-                                                     f"sending {tx.what} failed: {e}", predicted_profit=predicted,
-                                                     details=details))
+                    return self.recorder.add(self._outcome(Status.FAILED, r, plan, f"sending {tx.what} failed: {e}",
+                                                           predicted_profit=predicted, details=details))
                 flight.send_error = f"sending {tx.what} failed after earlier transactions went out: {e}"
                 break
-            if is_approval:
-                self._approving.add(key)
+            if approval is not None:
+                self._approving.add(approval)
                 flight.approvals.append(tx_hash)
             else:
                 flight.hashes.append(tx_hash)
@@ -173,15 +177,15 @@ class Executor:
         self._sent = [(h, tx) for (h, tx), r in zip(self._sent, receipts) if not isinstance(r, dict)]
         return [tx for _, tx in self._sent]
 
-    async def _approvals(self, opp: Opportunity) -> list[TxRequest]:
+    async def _approvals(self, plan: Plan) -> list[TxRequest]:
         fn = ERC20.fn("allowance")
         allowances = await self.chain.multicall_strict(
-            [Call(s.token, fn.encode(self.wallet, s.spender), fn.decode) for s in opp.spends])
+            [Call(s.token, fn.encode(self.wallet, s.spender), fn.decode) for s in plan.spends])
         return [TxRequest(s.token, ERC20.fn("approve").encode(s.spender, UINT_MAX),
                           what=f"approve {s.token[:10]} for {s.spender[:10]}")
-                for s, a in zip(opp.spends, allowances) if a < s.amount]
+                for s, a in zip(plan.spends, allowances) if a < s.amount]
 
-    async def _receipts(self, flight: "InFlight") -> list[Receipt] | str:
+    async def _receipts(self, flight: InFlight) -> list[Receipt] | str:
         """The plan's receipts (approvals first), or why they could not be had."""
         try:
             return list(await asyncio.gather(*(self.sender.wait(h) for h in flight.approvals + flight.hashes)))
@@ -189,53 +193,51 @@ class Executor:
             await self.sender.nonces.resync()
             return f"waiting for receipts failed: {e}"
 
-    def _settle(self, flight: "InFlight", got: list[Receipt] | str, native_price: int) -> Outcome:
-        opp, predicted, details = flight.opp, flight.predicted, flight.details
+    def _settle(self, flight: InFlight, got: list[Receipt] | str, native_price: int) -> Outcome:
+        r, plan, predicted, details = flight.ranked, flight.plan, flight.predicted, flight.details
 
-        def fail(why: str, **kw) -> Outcome:
+        def outcome(status: Status, why: str | None, **kw: Any) -> Outcome:
             kw.setdefault("details", details)
-            return Outcome("failed", opp.protocol, opp.account, opp.label, why, predicted_profit=predicted, **kw)
+            return self._outcome(status, r, plan, why, predicted_profit=predicted, **kw)
 
         if isinstance(got, str):
-            return fail(got)
+            return outcome(Status.FAILED, got)
         approvals, receipts = got[:len(flight.approvals)], got[len(flight.approvals):]
         bad = [rc for rc in approvals if rc.status != 1]
         if bad:
-            return fail("approval reverted", tx_hash=bad[0].tx_hash)
+            return outcome(Status.FAILED, "approval reverted", tx_hash=bad[0].tx_hash)
         if not receipts:
-            return fail(flight.send_error or "nothing was sent")
+            return outcome(Status.FAILED, flight.send_error or "nothing was sent")
         logs = [lg for rc in receipts for lg in rc.logs]
-        deltas = token_deltas(logs, self.wallet, set(opp.prices))
+        deltas = token_deltas(logs, self.wallet, set(plan.prices))
         gas_used = sum(rc.gas_used for rc in receipts)
         hashes = [rc.tx_hash for rc in receipts]
         reverted = [(i, rc) for i, rc in enumerate(receipts) if rc.status != 1]
         if reverted:
             i, rc = reverted[0]
-            return Outcome("reverted", opp.protocol, opp.account, opp.label, f"{opp.txs[i].what} reverted on chain",
-                           tx_hash=rc.tx_hash, block=rc.block_number, predicted_profit=predicted, gas_used=gas_used,
-                           details={**details, "tx_hashes": hashes})
+            return outcome(Status.REVERTED, f"{plan.txs[i].what} reverted on chain", tx_hash=rc.tx_hash,
+                           block=rc.block_number, gas_used=gas_used, details={**details, "tx_hashes": hashes})
         if flight.send_error:  # part of the plan is on chain, the rest could not be sent
-            return fail(flight.send_error, tx_hash=hashes[-1], details={**details, "tx_hashes": hashes})
+            return outcome(Status.FAILED, flight.send_error, tx_hash=hashes[-1], details={**details, "tx_hashes": hashes})
         last = receipts[-1]
-        fee_paid = sum(rc.fee_paid for rc in receipts) + opp.native_spent  # gas + native value sent
+        fee_paid = sum(rc.fee_paid for rc in receipts) + plan.native_spent  # gas + native value sent
         # Accrual: deferred credits are booked now; a claim counts only what differs from what it collects.
-        booked = {t: deltas.get(t, 0) - opp.collects.get(t, 0) for t in set(deltas) | set(opp.collects)}
-        realised = (sum(opp.prices[t].usd(d) for t, d in booked.items())
-                    + sum(opp.prices[t].usd(d) for t, d in opp.deferred.items())
+        booked = {t: deltas.get(t, 0) - plan.collects.get(t, 0) for t in set(deltas) | set(plan.collects)}
+        realised = (value_usd(booked, plan.prices) + value_usd(plan.deferred, plan.prices)
                     - fee_paid * native_price // 10**18)
         details = {**details, "tx_hashes": hashes, "token_deltas": {t: str(d) for t, d in deltas.items()},
                    "blocks": sorted({rc.block_number for rc in receipts})}
-        return Outcome("confirmed", opp.protocol, opp.account, opp.label, None, tx_hash=last.tx_hash,
-                       block=last.block_number, predicted_profit=predicted, realised_profit=realised,
-                       gas_used=gas_used, details=details)
+        return outcome(Status.CONFIRMED, None, tx_hash=last.tx_hash, block=last.block_number,
+                       realised_profit=realised, gas_used=gas_used, details=details)
 
 
 @dataclass
 class InFlight:
     """A plan whose transactions are sent and whose receipts are awaited."""
-    opp: Opportunity
+    ranked: Ranked
+    plan: Plan  # the ranked plan, or its re-plan
     predicted: int
-    details: dict
+    details: dict[str, Any]
     hashes: list[str] = field(default_factory=list)  # the plan's own transactions, in order
     approvals: list[str] = field(default_factory=list)
     send_error: str | None = None

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from keeper.protocols.base import Opportunity
+from keeper.protocols.plan import Plan
 
 
 def gas_cost_usd(gas: int, gas_price_wei: int, native_price_8: int) -> int:
@@ -13,16 +13,17 @@ def gas_cost_usd(gas: int, gas_price_wei: int, native_price_8: int) -> int:
 
 @dataclass(frozen=True)
 class Ranked:
-    opp: Opportunity
+    plan: Plan
     gas_usd: int
     net_usd: int
+    position: int  # 0: the most profitable plan of the block
 
 
-def rank(opps: list[Opportunity], gas_price_wei: int, native_price_8: int) -> list[Ranked]:
-    """Planned opportunities, most profitable after gas first (ties: larger debt first)."""
+def rank(plans: list[Plan], gas_price_wei: int, native_price_8: int) -> list[Ranked]:
+    """Plans, most profitable after gas first (ties: larger debt first, then the adapters' order)."""
     # Native value the transactions send (a pull-oracle fee) costs like gas.
-    out = [Ranked(o, g, o.gross_usd - g) for o in opps if o.planned
-           for g in [gas_cost_usd(o.gas_estimate, gas_price_wei, native_price_8)
-                     + gas_cost_usd(o.native_spent, 1, native_price_8)]]
-    out.sort(key=lambda r: (r.net_usd, r.opp.debt_usd), reverse=True)
-    return out
+    valued = [(p, g, p.gross_usd - g) for p in plans
+              for g in [gas_cost_usd(p.gas_estimate, gas_price_wei, native_price_8)
+                        + gas_cost_usd(p.native_spent, 1, native_price_8)]]
+    valued.sort(key=lambda x: (x[2], x[0].debt_usd), reverse=True)
+    return [Ranked(p, g, net, i) for i, (p, g, net) in enumerate(valued)]

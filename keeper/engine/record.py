@@ -4,78 +4,102 @@ a JSON-lines file."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from decimal import Decimal
+from enum import StrEnum
 from pathlib import Path
+from typing import Any, overload
 
 import structlog
 
-from keeper.protocols.base import USD
+from keeper.protocols.plan import USD, AccountView, PlanKind, Skip, SkipCode, jsonable
 
 log = structlog.get_logger()
 
 
+@overload
+def usd(x: int) -> float: ...
+@overload
+def usd(x: None) -> None: ...
 def usd(x: int | None) -> float | None:
     """8-decimal integer USD -> a number for reports (display only; maths stays in integers)."""
     return None if x is None else float(Decimal(x) / USD)
 
 
+class Status(StrEnum):
+    CONFIRMED = "confirmed"
+    REVERTED = "reverted"
+    DRY_RUN = "dry-run"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
 @dataclass
 class Outcome:
-    status: str  # confirmed | reverted | dry-run | skipped | failed
+    status: Status
     protocol: str
-    account: str
+    account: str  # the plan's lead account (the keeper for a claim, the market for a buy)
     label: str = "-"
-    reason: str | None = None
+    reason: str | None = None  # for people; a skip's message
+    reason_code: SkipCode | None = None  # a skip's code (records are deduplicated on it)
+    kind: PlanKind | None = None  # of the plan (None: an account skipped before any plan)
+    accounts: tuple[str, ...] = ()  # every account the plan liquidates (all of a batch)
+    rank: int | None = None  # the plan's place in its block's ranking (0: most profitable)
+    ranked_net: int | None = None  # the profit after estimated gas it was ranked by (USD 8 dec)
     tx_hash: str | None = None
     block: int | None = None
     predicted_profit: int | None = None  # USD 8 dec, after gas
     realised_profit: int | None = None  # USD 8 dec, after gas
     gas_used: int | None = None
-    details: dict = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)  # the plan's report details and the engine's figures
 
-    def to_json(self) -> dict:
-        d = asdict(self)
-        d["predicted_profit_usd"] = usd(d.pop("predicted_profit"))
-        d["realised_profit_usd"] = usd(d.pop("realised_profit"))
-        d["details"] = {k: (str(v) if isinstance(v, int) and abs(v) >= 2**53 else v)
-                        for k, v in self.details.items()}
-        return d
+    @classmethod
+    def skipped_account(cls, v: AccountView, skip: Skip) -> Outcome:
+        return cls(Status.SKIPPED, v.protocol, v.account, v.label, skip.message, skip.code, accounts=(v.account,))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status.value, "protocol": self.protocol, "account": self.account, "label": self.label,
+                "reason": self.reason, "reason_code": self.reason_code.value if self.reason_code else None,
+                "kind": self.kind.value if self.kind else None, "accounts": list(self.accounts),
+                "rank": self.rank, "ranked_net_usd": usd(self.ranked_net),
+                "tx_hash": self.tx_hash, "block": self.block, "predicted_profit_usd": usd(self.predicted_profit),
+                "realised_profit_usd": usd(self.realised_profit), "gas_used": self.gas_used,
+                "details": jsonable(self.details)}
 
 
 class Recorder:
     def __init__(self, path: Path | None = None):
         self.outcomes: list[Outcome] = []
         self.path = path
-        self._last_skip: dict[tuple[str, str], str] = {}
+        self._last_skip: dict[tuple[str, str], tuple[SkipCode | None, str]] = {}
         # protocol -> token -> amount credited by the protocol and not claimed yet (set by the daemon)
         self.pending_rewards: dict[str, dict[str, int]] = {}
 
     def add(self, o: Outcome) -> Outcome:
         key = (o.protocol, o.account)
-        if o.status == "skipped":
-            # The same account skipped for the same kind of reason every block is recorded once.
-            kind = (o.reason or "").split(" ")[0] + o.label
-            if self._last_skip.get(key) == kind:
+        if o.status is Status.SKIPPED:
+            # The same account skipped for the same reason (code) and pair every block is recorded once.
+            if self._last_skip.get(key) == (o.reason_code, o.label):
                 return o
-            self._last_skip[key] = kind
+            self._last_skip[key] = (o.reason_code, o.label)
         else:
             self._last_skip.pop(key, None)
         self.outcomes.append(o)
-        fields = {k: v for k, v in o.to_json().items() if v is not None and k != "details"}
-        level = log.warning if o.status in ("reverted", "failed") else log.info
-        level(f"liquidation.{o.status}", **fields)
+        fields = {k: v for k, v in o.to_json().items() if v is not None and v != [] and k != "details"}
+        level = log.warning if o.status in (Status.REVERTED, Status.FAILED) else log.info
+        level(f"liquidation.{o.status.value}", **fields)
         if self.path:
             with self.path.open("a") as f:
                 f.write(json.dumps(o.to_json()) + "\n")
         return o
 
-    def report(self) -> dict:
-        by = lambda s: [o.to_json() for o in self.outcomes if o.status == s]  # noqa: E731
-        confirmed = by("confirmed")
-        is_claim = lambda o: o.get("details", {}).get("kind") == "claim"  # noqa: E731
-        return {"liquidations": [o for o in confirmed if not is_claim(o)],
-                "claims": [o for o in confirmed if is_claim(o)],  # rewards collected (e.g. Perennial claimFee)
-                "reverted": by("reverted"), "dry_run": by("dry-run"),
-                "skipped": by("skipped"), "failed": by("failed"),
+    def report(self) -> dict[str, Any]:
+        def by(s: Status, claims: bool | None = None) -> list[dict[str, Any]]:
+            return [o.to_json() for o in self.outcomes
+                    if o.status is s and (claims is None or (o.kind is PlanKind.CLAIM) == claims)]
+
+        return {"liquidations": by(Status.CONFIRMED, claims=False),
+                "claims": by(Status.CONFIRMED, claims=True),  # rewards collected (e.g. Perennial claimFee)
+                "reverted": by(Status.REVERTED), "dry_run": by(Status.DRY_RUN),
+                "skipped": by(Status.SKIPPED), "failed": by(Status.FAILED),
                 "pending_rewards": {p: {t: str(a) for t, a in r.items()} for p, r in self.pending_rewards.items()}}

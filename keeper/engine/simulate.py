@@ -6,6 +6,7 @@ or approval then costs the later plan nothing, as on chain). Nodes without eth_s
 to eth_estimateGas (only possible when no approval is pending)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from keeper.chain.client import Chain, Log, hexint
@@ -26,19 +27,18 @@ def _calls(sender: str, txs: list[TxRequest]) -> list[dict]:
 
 
 async def simulate(chain: Chain, sender: str, txs: list[TxRequest],
-                   after: list[TxRequest] = ()) -> Simulation:
+                   after: Sequence[TxRequest] = ()) -> Simulation:
     """Run ``txs`` in sequence; ``after``: transactions already sent and not mined yet, run first so
     that ``txs`` meet the state they will meet (their results are not reported)."""
-    after = list(after)
     try:
         res = await chain.rpc.request("eth_simulateV1", [
-            {"blockStateCalls": [{"calls": _calls(sender, after + txs)}], "validation": False}, "latest"])
+            {"blockStateCalls": [{"calls": _calls(sender, [*after, *txs])}], "validation": False}, "latest"])
     except RpcError as e:
         if e.code in (-32601, -32600) or "not supported" in str(e).lower() or "method" in str(e).lower():
             return await _fallback(chain, sender, txs)
         return Simulation(False, reason=f"simulation failed: {e}")
     calls = res[0]["calls"][len(after):]
-    gas = []
+    gas: list[int] = []
     for t, c in zip(txs, calls):
         if hexint(c["status"]) != 1:
             err = c.get("error") or {}

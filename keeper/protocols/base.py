@@ -1,115 +1,76 @@
 """The one small interface every protocol plugs in behind.
 
 An adapter knows its protocol and nothing else: how to find accounts (discover), mirror their state
-and the protocol's prices (refresh), and turn a liquidatable account into a plan (opportunities /
-replan) that the engine can rank, simulate, send and record without protocol knowledge.
+and the protocol's prices (refresh), and, each block, assess them: a view of every account with debt
+and the plans to send (keeper.protocols.plan), which the engine ranks, simulates, sends and records
+without protocol knowledge. When an earlier plan of the block spent from the same wallet balance,
+the engine asks the adapter to plan again (replan).
+
+The interface, in full:
+
+    start(chain)                       resolve the contracts (StartupError when they do not answer)
+    contracts() -> {what: address}     every contract relied on (checked for code at start-up)
+    start_block                        first block discovery reads (cfg.start_block)
+    discover(from_block, to_block)     read logs, return how many new accounts were found
+    refresh(block, all_details=)       mirror accounts and prices at ``block``
+    assess(budget) -> Assessment       views (every account with debt) + plans, sized to ``budget``
+    replan(plan, budget) -> Plan|Skip  the same plan against a smaller budget, or why not
+    tokens() -> {token}                tokens plans may spend (their balances make the budget)
+    pending_rewards() -> {token: amt}  credited by the protocol, not claimed yet (reports)
+
+Assessment rules (Assessment.check): an account a plan liquidates has a view whose status is
+Planned(plan) (the plan's lead, ``plan.account``) or Covered(plan, message) (the other accounts of a
+batch); a view with a Skip status carries no plan; plans that liquidate no account (claims, buys)
+have no view.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field, replace
-from decimal import Decimal
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from keeper.chain.client import Chain
-from keeper.chain.sender import TxRequest
+from keeper.config_types import ProtocolConfig
+from keeper.protocols.plan import (
+    USD,
+    AccountView,
+    Assessment,
+    Covered,
+    Details,
+    Plan,
+    PlanKind,
+    Planned,
+    Skip,
+    SkipCode,
+    Spend,
+    TokenPrice,
+    batch_kind,
+    value_usd,
+)
 
 if TYPE_CHECKING:
     from keeper.oracles.pull import PullOracle
 
-USD = 10**8  # USD amounts are integers with 8 decimals (Aave's base currency, Chainlink USD feeds)
+__all__ = ["USD", "AccountView", "Adapter", "Assessment", "Budget", "Covered", "Details", "Plan", "PlanKind",
+           "Planned", "Services", "Skip", "SkipCode", "Spend", "TokenPrice", "batch_kind", "value_usd"]
 
-
-@dataclass(frozen=True)
-class TokenPrice:
-    price: int  # USD per whole token, 8 decimals
-    decimals: int
-    symbol: str = "?"
-
-    def usd(self, amount: int) -> int:
-        """Value of ``amount`` smallest units in USD (8 decimals), rounded toward zero."""
-        q = abs(amount) * self.price // 10**self.decimals
-        return q if amount >= 0 else -q
-
-
-@dataclass(frozen=True)
-class Spend:
-    """The wallet must hold ``amount`` of ``token`` and let ``spender`` pull it."""
-    token: str
-    spender: str
-    amount: int
-
-
-@dataclass(frozen=True)
-class Opportunity:
-    protocol: str
-    account: str
-    label: str  # e.g. "WETH/USDC": the chosen (collateral, debt) pair
-    health: float | None  # protocol's health figure for display (< 1 liquidatable)
-    debt_usd: int  # 8 decimals
-    liquidatable: bool
-    reason: str | None = None  # why nothing is planned (not liquidatable, no inventory, ...)
-    txs: tuple[TxRequest, ...] = ()  # the liquidation, in order (e.g. absorb then buyCollateral)
-    spends: tuple[Spend, ...] = ()
-    expected: dict[str, int] = field(default_factory=dict)  # token -> predicted wallet delta
-    prices: dict[str, TokenPrice] = field(default_factory=dict)  # token -> price used to value it
-    gas_estimate: int = 0  # before simulation
-    # Send even below min_profit_usd (an operator's explicit choice, e.g. absorbing on Comet for
-    # the protocol's health); gas price caps and simulation still apply.
-    force: bool = False
-    details: dict = field(default_factory=dict)  # protocol-specific figures for reports
-    # Paid later: token -> amount the protocol credits the keeper after these transactions (e.g.
-    # Perennial's liquidation fee, credited at the next oracle version and claimed later). Counted
-    # in gross_usd and booked in the realised profit when the plan confirms (accrual).
-    deferred: dict[str, int] = field(default_factory=dict)
-    # Collected now, booked earlier: token -> amount these transactions move from the protocol to
-    # the wallet that an earlier plan already booked as deferred (a claim). Not profit again: the
-    # realised profit counts only what arrives beyond it (or short of it).
-    collects: dict[str, int] = field(default_factory=dict)
-    # Send only when (gross_usd + value of collects) >= this x the simulated gas cost.
-    min_gas_multiple: Decimal | None = None
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.protocol, self.account)
-
-    @property
-    def gross_usd(self) -> int:
-        """Predicted value of the wallet's token changes (and of deferred credits) at the prices the
-        protocol uses."""
-        return (sum(self.prices[t].usd(d) for t, d in self.expected.items())
-                + sum(self.prices[t].usd(d) for t, d in self.deferred.items()))
-
-    @property
-    def collects_usd(self) -> int:
-        return sum(self.prices[t].usd(d) for t, d in self.collects.items())
-
-    @property
-    def native_spent(self) -> int:
-        """Native token (wei) the transactions send (e.g. a pull-oracle update fee)."""
-        return sum(t.value for t in self.txs)
-
-    @property
-    def planned(self) -> bool:
-        return bool(self.txs)
-
-    def skip(self, reason: str) -> "Opportunity":
-        return replace(self, reason=reason, txs=(), spends=(), expected={}, deferred={}, collects={})
+Budget = dict[str, int]  # token -> amount the wallet can spend
+C = TypeVar("C", bound=ProtocolConfig)
 
 
 @dataclass(frozen=True)
 class Services:
     """What the keeper gives every adapter (one constructor shape: ``Adapter(cfg, services)``)."""
     liquidator: str  # the keeper's address: receives what liquidations pay
-    pull_oracle: "PullOracle | None" = None  # signed prices (Pyth) when the config has [pull_oracle]
+    pull_oracle: PullOracle | None = None  # signed prices (Pyth) when the config has [pull_oracle]
 
 
-class Adapter(ABC):
+class Adapter(ABC, Generic[C]):
     """One protocol deployment (a market) the keeper watches."""
 
     name: str  # unique in the config, e.g. "aave_v3"
     code: str = ""  # what ran on chain, filled by the devnet world for reports
-    cfg: object  # the protocol's [[protocols]] entry (keeper.config)
+    cfg: C  # the protocol's [[protocols]] entry (keeper.config)
 
     @abstractmethod
     async def start(self, chain: Chain) -> None:
@@ -133,13 +94,13 @@ class Adapter(ABC):
         """Mirror accounts and prices at ``block`` (details of healthy accounts only if asked)."""
 
     @abstractmethod
-    def opportunities(self, budget: dict[str, int]) -> list[Opportunity]:
-        """Every account with debt; liquidatable ones carry a plan sized to ``budget``
-        (token -> amount the wallet can spend)."""
+    def assess(self, budget: Budget) -> Assessment:
+        """A view of every account with debt, and plans for the liquidatable ones (and claims, buys)
+        sized to ``budget`` (token -> amount the wallet can spend)."""
 
     @abstractmethod
-    def replan(self, opp: Opportunity, budget: dict[str, int]) -> Opportunity:
-        """The same account planned again against a smaller budget."""
+    def replan(self, plan: Plan, budget: Budget) -> Plan | Skip:
+        """``plan`` made again against a smaller budget (the same accounts), or why it cannot be."""
 
     def tokens(self) -> set[str]:
         """Tokens the adapter may spend from the wallet (their balances make the budget)."""

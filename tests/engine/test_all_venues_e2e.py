@@ -57,7 +57,7 @@ async def liquidatable_now(d, world) -> dict[str, set[str]]:
 
 
 def acted_on(outcome: dict) -> list[str]:
-    return outcome["details"].get("accounts") or [outcome["account"]]
+    return outcome["accounts"]
 
 
 async def test_one_ranking_over_lending_and_leverage_each_position_once(deployer, world, tmp_path):
@@ -79,12 +79,12 @@ async def test_one_ranking_over_lending_and_leverage_each_position_once(deployer
     # The first block's sends are one ranking across all five venues.
     first, seen = [], set()
     for o in liqs:
-        if o["details"]["rank"] in seen or (first and o["details"]["rank"] < first[-1]["details"]["rank"]):
+        if o["rank"] in seen or (first and o["rank"] < first[-1]["rank"]):
             break
-        seen.add(o["details"]["rank"])
+        seen.add(o["rank"])
         first.append(o)
     assert {o["protocol"] for o in first} == set(ALL_PROTOCOLS)
-    nets = [o["details"]["ranked_net_usd"] for o in first]
+    nets = [o["ranked_net_usd"] for o in first]
     assert nets == sorted(nets, reverse=True)
     for o in liqs:
         assert o["realised_profit_usd"] == pytest.approx(o["predicted_profit_usd"], rel=0.005)

@@ -53,7 +53,7 @@ async def drop_weth(d, world, bps=3_000):
 
 def acted_on(outcome: dict) -> list[str]:
     """The accounts one liquidation covered (Comet's absorb batches name several)."""
-    return outcome["details"].get("accounts") or [outcome["account"]]
+    return outcome["accounts"]
 
 
 async def test_all_protocols_one_ranking_each_position_once(deployer, world, tmp_path):
@@ -73,11 +73,11 @@ async def test_all_protocols_one_ranking_each_position_once(deployer, world, tmp
     # Sends followed one ranking across protocols: in each block step, most profitable after gas first.
     steps: list[list[dict]] = []
     for o in liqs:
-        if not steps or o["details"]["rank"] <= steps[-1][-1]["details"]["rank"]:
+        if not steps or o["rank"] <= steps[-1][-1]["rank"]:
             steps.append([])  # the ranking starts again: a new block
         steps[-1].append(o)
     for step in steps:
-        nets = [o["details"]["ranked_net_usd"] for o in step]
+        nets = [o["ranked_net_usd"] for o in step]
         assert nets == sorted(nets, reverse=True)
     first_step = steps[0]
     assert {o["protocol"] for o in first_step} == set(LENDING)  # all three ranked together
@@ -107,8 +107,8 @@ async def test_competing_for_the_same_balance_the_more_profitable_goes_first(dep
     losers = [o for o in report["skipped"] if "USDC" in o["reason"]]
     assert {o["protocol"] for o in losers} >= {"morpho_blue", "compound_v3"}
     for o in losers:
-        assert o["details"]["rank"] > winner["details"]["rank"]
-        assert o["details"]["ranked_net_usd"] <= winner["details"]["ranked_net_usd"]
+        assert o["rank"] > winner["rank"]
+        assert o["ranked_net_usd"] <= winner["ranked_net_usd"]
 
 
 async def test_scan_lists_all_protocols_in_one_table(deployer, world, tmp_path):

@@ -14,7 +14,23 @@ from keeper.chain.sender import TxRequest
 from keeper.errors import StartupError
 from keeper.protocols.aave_v3.config import AaveV3Config
 from keeper.protocols.aave_v3.rules import UINT_MAX, Side, best_amount
-from keeper.protocols.base import USD, Adapter, Opportunity, Services, Spend, TokenPrice
+from keeper.protocols.base import (
+    USD,
+    AccountView,
+    Adapter,
+    Assessment,
+    Budget,
+    Details,
+    Plan,
+    PlanKind,
+    Planned,
+    Services,
+    Skip,
+    SkipCode,
+    Spend,
+    TokenPrice,
+    value_usd,
+)
 
 log = structlog.get_logger()
 POOL = load("aave_v3/AaveV3Pool")
@@ -27,6 +43,7 @@ LIQUIDATION_GAS = 450_000  # estimate before simulation (a real liquidationCall:
 # interest accrues between the read and the execution.
 CLEAR_MARGIN_BPS = 10
 HF_ONE = 10**18
+HEALTHY = Skip(SkipCode.NOT_LIQUIDATABLE, "healthy")
 
 
 def _bits(word: int, lo: int, hi: int) -> int:
@@ -86,7 +103,18 @@ class UserState:
     block: int = 0
 
 
-class AaveV3Adapter(Adapter):
+@dataclass(frozen=True)
+class AaveDetails(Details):
+    collateral: str
+    debt: str
+    debt_to_cover: int
+    collateral_received: int
+    protocol_fee: int
+    clears_debt: bool
+    rules: str
+
+
+class AaveV3Adapter(Adapter[AaveV3Config]):
     def __init__(self, cfg: AaveV3Config, services: Services):
         liquidator = services.liquidator
         self.cfg = cfg
@@ -165,7 +193,7 @@ class AaveV3Adapter(Adapter):
                       Call(self.pool, emode.encode(u), emode.decode)]
         res = await self.chain.multicall(calls, block)
         if isinstance(res[0], CallFailed):
-            raise RuntimeError(f"{self.name}: AaveOracle.getAssetsPrices failed at block {block}")
+            raise RuntimeError(f"{self.name}: AaveOracle.getAssetsPrices failed at block {block}")  # noqa: TRY004
         for a, p in zip(assets, res[0]):
             self.reserves[a].price = p
         detail: list[tuple[str, UserState]] = []
@@ -186,6 +214,7 @@ class AaveV3Adapter(Adapter):
         await self._read_balances(detail, block)
 
     async def _load_emode(self, categories: set[int]) -> None:
+        assert self.chain
         fn = POOL.fn("getEModeCategoryData")
         todo = sorted(c for c in categories if c not in self.emode_bonus)
         res = await self.chain.multicall_strict([Call(self.pool, fn.encode(c), fn.decode) for c in todo])
@@ -193,6 +222,7 @@ class AaveV3Adapter(Adapter):
             self.emode_bonus[c] = (data[2], data[3])
 
     async def _read_balances(self, detail: list[tuple[str, UserState]], block: int) -> None:
+        assert self.chain
         bal = ERC20.fn("balanceOf")
         calls, slots = [], []
         for u, st in detail:
@@ -218,26 +248,33 @@ class AaveV3Adapter(Adapter):
         r = self.reserves[asset]
         return TokenPrice(r.price, r.decimals, r.symbol)
 
-    def opportunities(self, budget: dict[str, int]) -> list[Opportunity]:
-        return [self._plan(u, st, budget) for u, st in self.users.items() if st.total_debt_base > 0]
+    def assess(self, budget: Budget) -> Assessment:
+        out = Assessment()
+        for u, st in self.users.items():
+            if st.total_debt_base > 0:
+                view, plan = self._plan(u, st, budget)
+                out.views.append(view)
+                out.plans += [plan] if plan else []
+        return out
 
-    def replan(self, opp: Opportunity, budget: dict[str, int]) -> Opportunity:
-        return self._plan(opp.account, self.users[opp.account], budget)
+    def replan(self, plan: Plan, budget: Budget) -> Plan | Skip:
+        view, new = self._plan(plan.account, self.users[plan.account], budget)
+        return new or view.skip or Skip(SkipCode.NOTHING_LEFT, "nothing left to plan with")
 
-    def _plan(self, user: str, st: UserState, budget: dict[str, int]) -> Opportunity:
+    def _plan(self, user: str, st: UserState, budget: Budget) -> tuple[AccountView, Plan | None]:
         hf = st.health_factor
-        base = Opportunity(protocol=self.name, account=user, label="-", health=hf / HF_ONE,
-                           debt_usd=st.total_debt_base, liquidatable=hf < HF_ONE)
+        base = AccountView(protocol=self.name, account=user, label="-", health=hf / HF_ONE,
+                           debt_usd=st.total_debt_base, liquidatable=hf < HF_ONE, status=HEALTHY)
         if hf >= HF_ONE:
-            return base.skip("healthy") if not st.debt else self._best(user, st, base, budget, dry=True)
+            return (base, None) if not st.debt else self._best(user, st, base, budget, dry=True)
         if not st.debt:
-            return base.skip("no balances read")
+            return replace(base, status=Skip(SkipCode.UNREADABLE, "no balances read")), None
         if not any(st.collateral.values()):
-            return base.skip("bad debt: no collateral left to seize")
+            return replace(base, status=Skip(SkipCode.NO_COLLATERAL, "bad debt: no collateral left to seize")), None
         return self._best(user, st, base, budget)
 
-    def _best(self, user: str, st: UserState, base: Opportunity, budget: dict[str, int],
-              dry: bool = False) -> Opportunity:
+    def _best(self, user: str, st: UserState, base: AccountView, budget: Budget,
+              dry: bool = False) -> tuple[AccountView, Plan | None]:
         """Try every (collateral, debt) pair; keep the one with the highest profit."""
         rules = self.cfg.close_factor_rules
         best = None
@@ -284,23 +321,25 @@ class AaveV3Adapter(Adapter):
                 if best is None or profit > best[0]:
                     best = (profit, c_asset, d_asset, amount, out, clears)
         if best is None:
-            return base.skip("; ".join(dict.fromkeys(reasons)) or "no liquidatable collateral/debt pair")
+            why = "; ".join(dict.fromkeys(reasons)) or "no liquidatable collateral/debt pair"
+            return replace(base, status=Skip(SkipCode.NO_VALID_AMOUNT, why)), None
         profit, c_asset, d_asset, amount, out, clears = best
         cr, dr = self.reserves[c_asset], self.reserves[d_asset]
         label = f"{cr.symbol}/{dr.symbol}"
-        details = {"collateral": c_asset, "debt": d_asset, "debt_to_cover": out.debt_repaid,
-                   "collateral_received": out.collateral_to_liquidator, "protocol_fee": out.protocol_fee,
-                   "clears_debt": clears, "rules": self.cfg.close_factor_rules}
+        details = AaveDetails(collateral=c_asset, debt=d_asset, debt_to_cover=out.debt_repaid,
+                              collateral_received=out.collateral_to_liquidator, protocol_fee=out.protocol_fee,
+                              clears_debt=clears, rules=self.cfg.close_factor_rules)
         expected: dict[str, int] = {}
         expected[d_asset] = expected.get(d_asset, 0) - out.debt_repaid
         expected[c_asset] = expected.get(c_asset, 0) + out.collateral_to_liquidator
         prices = {c_asset: self._price(c_asset), d_asset: self._price(d_asset)}
         if dry:
-            return replace(base, label=label, reason="healthy", expected=expected, prices=prices,
-                           details=details)
+            return replace(base, label=label, value_usd=value_usd(expected, prices)), None
         arg = UINT_MAX if clears else amount
         spend = out.debt_repaid if not clears else out.debt_repaid + out.debt_repaid * CLEAR_MARGIN_BPS // 10_000 + 1
         tx = TxRequest(to=self.pool, data=POOL.fn("liquidationCall").encode(c_asset, d_asset, user, arg, False),
                        what=f"liquidationCall {label} {user}")
-        return replace(base, label=label, reason=None, txs=(tx,), spends=(Spend(d_asset, self.pool, spend),),
-                       expected=expected, prices=prices, gas_estimate=LIQUIDATION_GAS, details=details)
+        plan = Plan(protocol=self.name, kind=PlanKind.LIQUIDATION, account=user, accounts=(user,), label=label,
+                    txs=(tx,), spends=(Spend(d_asset, self.pool, spend),), expected=expected, prices=prices,
+                    gas_estimate=LIQUIDATION_GAS, debt_usd=base.debt_usd, details=details)
+        return replace(base, label=label, status=Planned(plan)), plan

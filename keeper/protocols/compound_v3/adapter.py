@@ -16,7 +16,23 @@ from keeper.chain.client import Chain
 from keeper.chain.multicall import Call, CallFailed
 from keeper.chain.sender import TxRequest
 from keeper.errors import StartupError
-from keeper.protocols.base import Adapter, Opportunity, Services, Spend, TokenPrice
+from keeper.protocols.base import (
+    AccountView,
+    Adapter,
+    Assessment,
+    Budget,
+    Covered,
+    Details,
+    Plan,
+    PlanKind,
+    Planned,
+    Services,
+    Skip,
+    SkipCode,
+    Spend,
+    TokenPrice,
+    batch_kind,
+)
 from keeper.protocols.compound_v3 import maths as cm
 from keeper.protocols.compound_v3.config import CompoundV3Config
 
@@ -36,6 +52,7 @@ QUOTE_CHECK_UNITS = 1_000_000
 MARKET_VIEWS = ("getReserves", "targetReserves", "isAbsorbPaused", "isBuyPaused", "numAssets",
                 "storeFrontPriceFactor")
 NOT_FOR_SALE = "reserves at or above targetReserves: collateral not for sale"
+HEALTHY = Skip(SkipCode.NOT_LIQUIDATABLE, "healthy")
 ACCRUAL_NOTE = ("liquidatable once interest accrues (isLiquidatable reads the stored borrow index; "
                 "absorb accrues first)")
 # Where the account is among each discovery event's topics (1-based; topic 0 is the signature).
@@ -81,7 +98,33 @@ class Buy:
     min_amount: int
 
 
-class CompoundV3Adapter(Adapter):
+@dataclass(frozen=True)
+class BuyDetails:
+    asset: str
+    symbol: str
+    base_amount: int
+    collateral: int  # the quote
+    min_amount: int
+
+
+@dataclass(frozen=True)
+class AbsorbDetails(Details):
+    buys: tuple[BuyDetails, ...]
+    freed: dict[str, int]  # symbol -> collateral the absorb frees
+    accrual_only: tuple[str, ...]  # accounts liquidatable only once interest accrues
+    reserves: int
+    target_reserves: int
+    absorb_only: str | None = None  # why nothing is bought (absorb_without_profit)
+
+
+@dataclass(frozen=True)
+class BuyOnlyDetails(Details):
+    buys: tuple[BuyDetails, ...]
+    reserves: int
+    target_reserves: int
+
+
+class CompoundV3Adapter(Adapter[CompoundV3Config]):
     def __init__(self, cfg: CompoundV3Config, services: Services):
         liquidator = services.liquidator
         self.cfg = cfg
@@ -117,7 +160,7 @@ class CompoundV3Adapter(Adapter):
         try:
             res = await chain.multicall_strict([Call(self.comet, COMET.fn(n).encode(), COMET.fn(n).decode)
                                                 for n in names])
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001
             raise StartupError(f"{self.name}: {self.comet} does not answer as a Comet: {e}") from None
         self.base, self.base_feed, self.base_scale = res
         _decimals(self.base_scale)
@@ -240,19 +283,18 @@ class CompoundV3Adapter(Adapter):
         """Comet's check with the accrued debt (what absorb() sees after accruing)."""
         return cm.liquidity(st.debt, self.base_price, self.base_scale, self._holdings(st)) < 0
 
-    def _row(self, account: str, st: AccountState) -> Opportunity:
-        """The account as the scan table shows it (no plan)."""
+    def _row(self, account: str, st: AccountState, status: Skip | Covered | Planned = HEALTHY) -> AccountView:
+        """The account as the scan table shows it."""
         _, weighted = cm.collateral_value(self._holdings(st))
         debt_usd = cm.mul_price(st.debt, self.base_price, self.base_scale)
         held = "+".join(self.assets[a].symbol for a in st.collateral) or "-"
-        return Opportunity(protocol=self.name, account=account, label=f"{held}/{self.base_symbol}",
+        return AccountView(protocol=self.name, account=account, label=f"{held}/{self.base_symbol}",
                            health=weighted / debt_usd if debt_usd else None, debt_usd=debt_usd,
-                           liquidatable=st.comet_liquidatable or self._locally_liquidatable(st),
-                           details={"comet_liquidatable": st.comet_liquidatable})
+                           liquidatable=st.comet_liquidatable or self._locally_liquidatable(st), status=status)
 
     # ---- planning ------------------------------------------------------------------------------
-    def opportunities(self, budget: dict[str, int]) -> list[Opportunity]:
-        out: list[Opportunity] = []
+    def assess(self, budget: Budget) -> Assessment:
+        out = Assessment()
         liquidatable: list[str] = []
         for u, st in self.accounts.items():
             if st.block < 0 or st.debt == 0:
@@ -261,55 +303,59 @@ class CompoundV3Adapter(Adapter):
             if row.liquidatable:
                 liquidatable.append(u)
             else:
-                out.append(row.skip("healthy"))
-        out += self._batches(liquidatable, budget)
+                out.views.append(row)
+        out.add(self._batches(liquidatable, budget))
         buy = self._buy_only(budget)
         if buy is not None:
-            out.append(buy)
+            out.plans.append(buy)
         return out
 
-    def replan(self, opp: Opportunity, budget: dict[str, int]) -> Opportunity:
-        if opp.details.get("kind") == "buy":
-            return self._buy_only(budget) or opp.skip("nothing left to buy")
-        return self._plan_batch(list(opp.details.get("accounts") or [opp.account]), budget)[0]
+    def replan(self, plan: Plan, budget: Budget) -> Plan | Skip:
+        if plan.kind is PlanKind.BUY:
+            return self._buy_only(budget) or Skip(SkipCode.NOTHING_LEFT, "nothing left to buy")
+        again = self._plan_batch(list(plan.accounts), budget)
+        return again.plans[0] if again.plans else again.views[0].skip or Skip(SkipCode.NOTHING_LEFT, "nothing left")
 
     def _freed_value(self, u: str) -> int:
         return cm.collateral_value(self._holdings(self.accounts[u]))[0]
 
-    def _batches(self, liquidatable: list[str], budget: dict[str, int]) -> list[Opportunity]:
+    def _batches(self, liquidatable: list[str], budget: Budget) -> Assessment:
         """Accounts Comet already reports liquidatable, then those that are only once interest is
         accrued (kept apart: if the local check were wrong, only their batch would revert), each
         group by collateral value, in absorb() calls of at most max_absorb_batch accounts."""
         if self.absorb_paused:
-            return [self._row(u, self.accounts[u]).skip("absorb is paused on this Comet") for u in liquidatable]
-        out: list[Opportunity] = []
+            paused = Skip(SkipCode.PAUSED, "absorb is paused on this Comet")
+            return Assessment([self._row(u, self.accounts[u], paused) for u in liquidatable])
+        out = Assessment()
         groups: list[list[str]] = [[], []]
         for u in sorted(liquidatable, key=self._freed_value, reverse=True):
             st = self.accounts[u]
             if not st.collateral and not self.cfg.absorb_without_profit:
-                out.append(self._row(u, st).skip("no collateral left to buy (bad debt): absorbing it earns nothing"))
+                out.views.append(self._row(u, st, Skip(
+                    SkipCode.NO_COLLATERAL, "no collateral left to buy (bad debt): absorbing it earns nothing")))
                 continue
             groups[0 if st.comet_liquidatable else 1].append(u)
         n = self.cfg.max_absorb_batch
         for g in groups:
             for i in range(0, len(g), n):
-                out += self._plan_batch(g[i:i + n], budget)
+                out.add(self._plan_batch(g[i:i + n], budget))
         return out
 
-    def _buys(self, freed: dict[str, int], budget: dict[str, int]) -> tuple[list[Buy], str | None]:
+    def _buys(self, freed: dict[str, int], budget: Budget) -> tuple[list[Buy], Skip | None]:
         """buyCollateral calls for ``freed`` collateral (asset -> amount for sale after the absorb),
         best discount first, within the wallet's base balance; or why there are none."""
         if self.buy_paused:
-            return [], "buyCollateral is paused: collateral not for sale"
+            return [], Skip(SkipCode.PAUSED, "buyCollateral is paused: collateral not for sale")
         if self.reserves >= self.target_reserves:
-            return [], NOT_FOR_SALE
+            return [], Skip(SkipCode.NOT_FOR_SALE, NOT_FOR_SALE)
         wallet = budget.get(self.base, 0)
         if wallet <= 0:
-            return [], f"wallet holds no {self.base_symbol} to buy the collateral: absorbing would earn nothing"
+            return [], Skip(SkipCode.NO_INVENTORY,
+                            f"wallet holds no {self.base_symbol} to buy the collateral: absorbing would earn nothing")
         order = sorted((self.assets[a] for a, amt in freed.items() if amt > 0),
                        key=lambda a: self._store_front(a).discount_factor, reverse=True)
         if not order:
-            return [], "no collateral to buy: absorbing would earn nothing"
+            return [], Skip(SkipCode.NO_COLLATERAL, "no collateral to buy: absorbing would earn nothing")
         buys: list[Buy] = []
         reasons: list[str] = []
         # Each buyCollateral checks reserves < targetReserves before taking the base in; every buy
@@ -331,7 +377,9 @@ class CompoundV3Adapter(Adapter):
             wallet -= base_amount
             reserves += base_amount
         if not buys:
-            return [], "; ".join(reasons) or "collateral too small to buy: absorbing would earn nothing"
+            if reasons:
+                return [], Skip(SkipCode.MATHS_MISMATCH, "; ".join(reasons))
+            return [], Skip(SkipCode.TOO_SMALL, "collateral too small to buy: absorbing would earn nothing")
         return buys, None
 
     def _buy_txs(self, buys: list[Buy]) -> list[TxRequest]:
@@ -349,43 +397,45 @@ class CompoundV3Adapter(Adapter):
         return expected, prices, (Spend(self.base, self.comet, spent),)
 
     @staticmethod
-    def _buy_details(buys: list[Buy]) -> list[dict]:
-        return [{"asset": b.asset.asset, "symbol": b.asset.symbol, "base_amount": str(b.base_amount),
-                 "collateral": str(b.collateral), "min_amount": str(b.min_amount)} for b in buys]
+    def _buy_details(buys: list[Buy]) -> tuple[BuyDetails, ...]:
+        return tuple(BuyDetails(b.asset.asset, b.asset.symbol, b.base_amount, b.collateral, b.min_amount)
+                     for b in buys)
 
-    def _plan_batch(self, accounts: list[str], budget: dict[str, int]) -> list[Opportunity]:
-        """One absorb(keeper, accounts) and the buys of what it frees; the first account carries the
-        plan, the others are listed as covered by it. Skipped rows, one per account, when buying
-        cannot pay and absorb_without_profit is off."""
-        rows = {u: self._row(u, self.accounts[u]) for u in accounts}
+    def _plan_batch(self, accounts: list[str], budget: Budget) -> Assessment:
+        """One absorb(keeper, accounts) and the buys of what it frees; the first account leads the
+        plan, the others are covered by it. Skipped views, one per account, when buying cannot pay and
+        absorb_without_profit is off."""
         freed: dict[str, int] = {}
         for u in accounts:
             for a, bal in self.accounts[u].collateral.items():
                 freed[a] = freed.get(a, 0) + bal
         buys, why_not = self._buys(freed, budget)
         if not buys and not self.cfg.absorb_without_profit:
-            return [rows[u].skip(why_not or "nothing to buy") for u in accounts]
+            skip = why_not or Skip(SkipCode.NO_COLLATERAL, "nothing to buy")
+            return Assessment([self._row(u, self.accounts[u], skip) for u in accounts])
         first = accounts[0]
         accrual_only = [u for u in accounts if not self.accounts[u].comet_liquidatable]
         label = f"absorb {len(accounts)}" + (f" + buy {'+'.join(b.asset.symbol for b in buys)}" if buys else "")
         absorb = TxRequest(self.comet, COMET.fn("absorb").encode(self.liquidator, accounts),
                            what=f"absorb {len(accounts)} account(s) from {first}")
         expected, prices, spends = self._priced(buys)
-        details = {"kind": "absorb", "accounts": accounts, "buys": self._buy_details(buys),
-                   "freed": {self.assets[a].symbol: str(v) for a, v in freed.items()},
-                   "accrual_only": accrual_only, "reserves": str(self.reserves),
-                   "target_reserves": str(self.target_reserves)}
-        if not buys:
-            details["absorb_only"] = why_not
-        plan = replace(rows[first], label=label, reason=ACCRUAL_NOTE if accrual_only else None,
-                       txs=(absorb, *self._buy_txs(buys)), spends=spends, expected=expected, prices=prices,
-                       gas_estimate=ABSORB_GAS + ABSORB_GAS_PER_ACCOUNT * len(accounts) + BUY_GAS * len(buys),
-                       force=self.cfg.absorb_without_profit, details=details)
-        covered = [replace(rows[u], label=label, reason=f"absorbed in one batch with {first}",
-                           details={"batched_with": first}) for u in accounts[1:]]
-        return [plan, *covered]
+        lead = self._row(first, self.accounts[first])
+        details = AbsorbDetails(buys=self._buy_details(buys),
+                                freed={self.assets[a].symbol: v for a, v in freed.items()},
+                                accrual_only=tuple(accrual_only), reserves=self.reserves,
+                                target_reserves=self.target_reserves,
+                                absorb_only=why_not.message if not buys and why_not else None)
+        plan = Plan(protocol=self.name, kind=batch_kind(accounts), account=first, accounts=tuple(accounts),
+                    label=label, txs=(absorb, *self._buy_txs(buys)), spends=spends, expected=expected,
+                    prices=prices,
+                    gas_estimate=ABSORB_GAS + ABSORB_GAS_PER_ACCOUNT * len(accounts) + BUY_GAS * len(buys),
+                    debt_usd=lead.debt_usd, force=self.cfg.absorb_without_profit, details=details)
+        lead = replace(lead, label=label, status=Planned(plan, ACCRUAL_NOTE if accrual_only else None))
+        covered = [replace(self._row(u, self.accounts[u], Covered(plan, f"absorbed in one batch with {first}")),
+                           label=label) for u in accounts[1:]]
+        return Assessment([lead, *covered], [plan])
 
-    def _buy_only(self, budget: dict[str, int]) -> Opportunity | None:
+    def _buy_only(self, budget: Budget) -> Plan | None:
         """Collateral already absorbed (by anyone) and still for sale: buy it without absorbing."""
         for_sale = {a.asset: a.reserves for a in self.assets.values() if a.reserves > 0}
         if not for_sale:
@@ -394,9 +444,8 @@ class CompoundV3Adapter(Adapter):
         if not buys:
             return None
         expected, prices, spends = self._priced(buys)
-        return Opportunity(protocol=self.name, account=self.comet,
-                           label=f"buy {'+'.join(b.asset.symbol for b in buys)}", health=None, debt_usd=0,
-                           liquidatable=True, txs=tuple(self._buy_txs(buys)), spends=spends, expected=expected,
-                           prices=prices, gas_estimate=BUY_GAS * len(buys),
-                           details={"kind": "buy", "accounts": [], "buys": self._buy_details(buys),
-                                    "reserves": str(self.reserves), "target_reserves": str(self.target_reserves)})
+        return Plan(protocol=self.name, kind=PlanKind.BUY, account=self.comet, accounts=(),
+                    label=f"buy {'+'.join(b.asset.symbol for b in buys)}", txs=tuple(self._buy_txs(buys)),
+                    spends=spends, expected=expected, prices=prices, gas_estimate=BUY_GAS * len(buys),
+                    details=BuyOnlyDetails(buys=self._buy_details(buys), reserves=self.reserves,
+                                           target_reserves=self.target_reserves))

@@ -19,7 +19,7 @@ leaves HF >= 1, e.g. bad debt) is reported, never sent: full liquidation is not 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 from eth_abi import encode as abi_encode
@@ -30,7 +30,21 @@ from keeper.chain.client import Chain
 from keeper.chain.multicall import Call, CallFailed
 from keeper.chain.sender import TxRequest
 from keeper.errors import StartupError, decode_revert
-from keeper.protocols.base import Adapter, Opportunity, Services, Spend, TokenPrice
+from keeper.protocols.base import (
+    AccountView,
+    Adapter,
+    Assessment,
+    Budget,
+    Details,
+    Plan,
+    PlanKind,
+    Planned,
+    Services,
+    Skip,
+    SkipCode,
+    Spend,
+    TokenPrice,
+)
 from keeper.protocols.gearbox_v3 import maths as gm
 from keeper.protocols.gearbox_v3.config import GearboxV3Config
 
@@ -96,7 +110,24 @@ class AccountState:
     block: int = -1
 
 
-class GearboxV3Adapter(Adapter):
+@dataclass(frozen=True)
+class GearboxDetails(Details):
+    credit_manager: str
+    twv_usd: int  # calcDebtAndCollateral's twvUSD and totalDebtUSD before the liquidation
+    total_debt_usd: int
+    token: str  # the collateral seized
+    symbol: str
+    repaid_amount: int
+    repaid_debt: int
+    fee: int
+    seized: int
+    min_seized: int
+    debt_after: int
+    hf_after: float
+    price_updates: int
+
+
+class GearboxV3Adapter(Adapter[GearboxV3Config]):
     def __init__(self, cfg: GearboxV3Config, services: Services):
         liquidator, pull_oracle = services.liquidator, services.pull_oracle
         self.cfg = cfg
@@ -108,7 +139,7 @@ class GearboxV3Adapter(Adapter):
         self.chain: Chain | None = None
 
     def contracts(self) -> dict[str, str]:
-        out = {}
+        out: dict[str, str] = {}
         for i, m in enumerate(self.managers.values()):
             out |= {f"CreditManagerV3[{i}]": m.cm, f"CreditFacadeV3[{i}]": m.facade, f"PoolV3[{i}]": m.pool,
                     f"PriceOracleV3[{i}]": m.oracle, f"PoolQuotaKeeperV3[{i}]": m.pqk}
@@ -127,7 +158,7 @@ class GearboxV3Adapter(Adapter):
             names = ("creditFacade", "pool", "underlying", "priceOracle", "poolQuotaKeeper", "version")
             try:
                 res = await chain.multicall_strict([Call(m.cm, CM.fn(n).encode(), CM.fn(n).decode) for n in names])
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001
                 raise StartupError(f"{self.name}: {m.cm} does not answer as a CreditManagerV3: {e}") from None
             m.facade, m.pool, m.underlying, m.oracle, m.pqk, version = res
             if not 3_00 <= version < 4_00:
@@ -286,7 +317,7 @@ class GearboxV3Adapter(Adapter):
             for m in wanted:
                 m.updates = [(feed, abi_encode(["uint256", "bytes[]"], [upd.feeds[i].publish_time, [upd.blob(i)]]))
                              for feed, i in m.pull_feeds.items()]
-        except Exception as e:  # any failure: nothing is planned on these markets this block
+        except Exception as e:  # noqa: BLE001 - any failure: nothing is planned on these markets this block
             log.warning("gearbox.pull_oracle_failed", protocol=self.name, feed_ids=ids, error=str(e))
             for m in wanted:
                 m.price_error = f"pull oracle failed: {type(e).__name__}: {e}"
@@ -324,72 +355,83 @@ class GearboxV3Adapter(Adapter):
                     for t in m.tokens}
         return gm.Account(st.debt, holdings, m.underlying, m.fees, m.min_debt)
 
-    def _row(self, ca: str, m: ManagerState, st: AccountState) -> Opportunity:
+    def _row(self, ca: str, m: ManagerState, st: AccountState) -> AccountView:
         held = "+".join(m.symbols[t] for t in m.tokens[1:] if st.balances.get(t)) or "-"
-        return Opportunity(protocol=self.name, account=ca, label=f"{held}/{m.symbols[m.underlying]}",
+        return AccountView(protocol=self.name, account=ca, label=f"{held}/{m.symbols[m.underlying]}",
                            health=st.twv_usd / st.total_debt_usd if st.total_debt_usd else None,
                            debt_usd=st.total_debt_usd,
                            liquidatable=st.liquidatable or st.twv_usd < st.total_debt_usd,
-                           details={"credit_manager": m.cm, "twv_usd": str(st.twv_usd),
-                                    "total_debt_usd": str(st.total_debt_usd)})
+                           status=Skip(SkipCode.NOT_LIQUIDATABLE, "healthy"))
 
     # ---- planning ----------------------------------------------------------------------------
-    def opportunities(self, budget: dict[str, int]) -> list[Opportunity]:
-        out = []
+    def assess(self, budget: Budget) -> Assessment:
+        out = Assessment()
         for ca, st in self.accounts.items():
             m = self.managers[st.cm]
             if st.block < 0 and m.price_error and st.debt is not None and st.debt.debt:
                 # Unreadable without the updates (e.g. the on-chain Pyth price is too old): say why.
-                out.append(Opportunity(protocol=self.name, account=ca, label="?", health=None, debt_usd=0,
-                                       liquidatable=False, reason=m.price_error, details={"credit_manager": m.cm}))
+                out.views.append(AccountView(protocol=self.name, account=ca, label="?", health=None, debt_usd=0,
+                                             liquidatable=False,
+                                             status=Skip(SkipCode.PRICE_UPDATE_FAILED, m.price_error)))
                 continue
             if st.block < 0 or st.debt is None or st.debt.debt == 0:
                 continue  # unread, or already liquidated / repaid (the account stays listed with debt 0)
             row = self._row(ca, m, st)
-            out.append(self._plan(ca, m, st, row, budget) if row.liquidatable else row.skip("healthy"))
+            view, plan = self._plan(ca, m, st, row, budget) if row.liquidatable else (row, None)
+            out.views.append(view)
+            out.plans += [plan] if plan else []
         return out
 
-    def replan(self, opp: Opportunity, budget: dict[str, int]) -> Opportunity:
-        st = self.accounts.get(opp.account)
+    def replan(self, plan: Plan, budget: Budget) -> Plan | Skip:
+        st = self.accounts.get(plan.account)
         if st is None or st.block < 0 or st.debt is None or st.debt.debt == 0:
-            return opp.skip("account no longer open")
+            return Skip(SkipCode.NOTHING_LEFT, "account no longer open")
         m = self.managers[st.cm]
-        return self._plan(opp.account, m, st, self._row(opp.account, m, st), budget)
+        view, new = self._plan(plan.account, m, st, self._row(plan.account, m, st), budget)
+        return new or view.skip or Skip(SkipCode.NOTHING_LEFT, "nothing left to plan with")
 
-    def _plan(self, ca: str, m: ManagerState, st: AccountState, row: Opportunity,
-              budget: dict[str, int]) -> Opportunity:
+    def _plan(self, ca: str, m: ManagerState, st: AccountState, row: AccountView,
+              budget: Budget) -> tuple[AccountView, Plan | None]:
+        def skip(code: SkipCode, message: str) -> tuple[AccountView, None]:
+            return replace(row, status=Skip(code, message)), None
+
         if m.paused:
-            return row.skip("credit facade is paused")
+            return skip(SkipCode.PAUSED, "credit facade is paused")
         if m.price_error:
-            return row.skip(m.price_error)
+            return skip(SkipCode.PRICE_UPDATE_FAILED, m.price_error)
         acc = self._account(m, st)
         twv = acc.twv_usd()
         if twv != st.twv_usd:
             # A token this module does not value as the manager does (e.g. a phantom token).
-            return row.skip(f"local valuation disagrees with calcDebtAndCollateral (twvUSD {twv} vs {st.twv_usd})")
+            return skip(SkipCode.MATHS_MISMATCH,
+                        f"local valuation disagrees with calcDebtAndCollateral (twvUSD {twv} vs {st.twv_usd})")
         margin = self.cfg.target_hf_margin_bps
         wallet = budget.get(m.underlying, 0)
         plan = gm.best_partial(acc, wallet, margin)
         usym = m.symbols[m.underlying]
         if plan is None:
             if gm.best_partial(acc, UNLIMITED, margin) is not None:
-                return row.skip(f"wallet holds {wallet / 10 ** m.decimals[m.underlying]:,.2f} {usym}: too little "
-                                "for a partial liquidation that restores HF >= 1")
+                return skip(SkipCode.NO_INVENTORY,
+                            f"wallet holds {wallet / 10 ** m.decimals[m.underlying]:,.2f} {usym}: too little "
+                            "for a partial liquidation that restores HF >= 1")
             if gm.best_partial(acc, UNLIMITED, 0) is not None:
-                return row.skip(f"no partial liquidation leaves HF >= 1 + {margin} bps")
-            return row.skip(FULL_ONLY)
+                return skip(SkipCode.NO_VALID_AMOUNT, f"no partial liquidation leaves HF >= 1 + {margin} bps")
+            return skip(SkipCode.FULL_ONLY, FULL_ONLY)
         min_seized = gm.min_seized(plan.seized, self.cfg.seize_slippage_bps)
         tsym = m.symbols[plan.token]
         tx = TxRequest(m.facade, FACADE.fn("partiallyLiquidateCreditAccount").encode(
             ca, plan.token, plan.amount, min_seized, self.liquidator, list(m.updates)),
             what=f"partiallyLiquidateCreditAccount {ca} repay {plan.amount} {usym} for {plan.seized} {tsym}")
-        return Opportunity(
-            protocol=self.name, account=ca, label=f"{tsym}/{usym}", health=row.health, debt_usd=row.debt_usd,
-            liquidatable=True, txs=(tx,), spends=(Spend(m.underlying, m.cm, plan.amount),),
+        label = f"{tsym}/{usym}"
+        out = Plan(
+            protocol=self.name, kind=PlanKind.LIQUIDATION, account=ca, accounts=(ca,), label=label, txs=(tx,),
+            spends=(Spend(m.underlying, m.cm, plan.amount),),
             expected={m.underlying: -plan.amount, plan.token: plan.seized},
             prices={m.underlying: m.token_price(m.underlying), plan.token: m.token_price(plan.token)},
-            gas_estimate=PARTIAL_GAS + PRICE_UPDATE_GAS * len(m.updates),
-            details={**row.details, "token": plan.token, "symbol": tsym, "repaid_amount": str(plan.amount),
-                     "repaid_debt": str(plan.repaid), "fee": str(plan.fee), "seized": str(plan.seized),
-                     "min_seized": str(min_seized), "debt_after": str(plan.debt_after.debt),
-                     "hf_after": round(plan.hf_after, 6), "price_updates": len(m.updates)})
+            gas_estimate=PARTIAL_GAS + PRICE_UPDATE_GAS * len(m.updates), debt_usd=row.debt_usd,
+            details=GearboxDetails(
+                credit_manager=m.cm, twv_usd=st.twv_usd, total_debt_usd=st.total_debt_usd, token=plan.token,
+                symbol=tsym, repaid_amount=plan.amount, repaid_debt=plan.repaid, fee=plan.fee, seized=plan.seized,
+                min_seized=min_seized, debt_after=plan.debt_after.debt, hf_after=round(plan.hf_after, 6),
+                price_updates=len(m.updates)))
+        return replace(row, label=label, status=Planned(out)), out

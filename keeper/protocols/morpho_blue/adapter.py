@@ -6,6 +6,7 @@ the Chainlink USD feed configured for each loan token."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import structlog
 from eth_abi import encode
@@ -17,7 +18,21 @@ from keeper.chain.multicall import Call, CallFailed
 from keeper.chain.sender import TxRequest
 from keeper.errors import StartupError
 from keeper.oracles.chainlink import ChainlinkFeed
-from keeper.protocols.base import Adapter, Opportunity, Services, Spend, TokenPrice
+from keeper.protocols.base import (
+    AccountView,
+    Adapter,
+    Assessment,
+    Budget,
+    Details,
+    Plan,
+    PlanKind,
+    Planned,
+    Services,
+    Skip,
+    SkipCode,
+    Spend,
+    TokenPrice,
+)
 from keeper.protocols.morpho_blue import maths as mm
 from keeper.protocols.morpho_blue.config import MorphoBlueConfig
 
@@ -59,11 +74,21 @@ class MarketState:
         return self.params[4]
 
 
+@dataclass(frozen=True)
+class MorphoDetails(Details):
+    market: str  # the market id, 0x-hex
+    lltv: int
+    seized: int
+    repaid_assets: int
+    repaid_shares: int
+    bad_debt: bool
+
+
 def market_id(params: tuple) -> bytes:
     return keccak(encode(["address", "address", "address", "address", "uint256"], list(params)))
 
 
-class MorphoBlueAdapter(Adapter):
+class MorphoBlueAdapter(Adapter[MorphoBlueConfig]):
     def __init__(self, cfg: MorphoBlueConfig, services: Services):
         liquidator = services.liquidator
         self.cfg = cfg
@@ -100,9 +125,11 @@ class MorphoBlueAdapter(Adapter):
             raise StartupError(f"{self.name}: market {mid.hex()} does not hash to its parameters")
         m = MarketState(mid, params)
         dec, sym = ERC20.fn("decimals"), ERC20.fn("symbol")
+        assert self.chain
         res = await self.chain.multicall([Call(t, f.encode(), f.decode) for t in params[:2] for f in (dec, sym)])
+        defaults: tuple[Any, ...] = (18, "?", 18, "?")
         m.loan_decimals, m.loan_symbol, m.coll_decimals, m.coll_symbol = (
-            r if not isinstance(r, CallFailed) else d for r, d in zip(res, (18, "?", 18, "?")))
+            r if not isinstance(r, CallFailed) else d for r, d in zip(res, defaults))
         self.markets[mid] = m
 
     async def discover(self, from_block: int, to_block: int) -> int:
@@ -150,6 +177,7 @@ class MorphoBlueAdapter(Adapter):
                 rate_markets.append(m)
         rates = await self.chain.multicall(rate_calls, block)
         for m, rate in zip(rate_markets, rates):
+            assert m.market is not None
             m.market = mm.accrue(m.market, 0 if isinstance(rate, CallFailed) else rate, ts)
         pos_calls, slots = [], []
         for m in markets:
@@ -173,44 +201,52 @@ class MorphoBlueAdapter(Adapter):
         return {m.loan: TokenPrice(loan_usd, m.loan_decimals, m.loan_symbol),
                 m.collateral: TokenPrice(coll_usd, m.coll_decimals, m.coll_symbol)}
 
-    def opportunities(self, budget: dict[str, int]) -> list[Opportunity]:
-        out = []
+    def assess(self, budget: Budget) -> Assessment:
+        out = Assessment()
         for m in self.markets.values():
             for b, (shares, _) in m.positions.items():
                 if shares > 0:
-                    out.append(self._plan(m, b, budget))
+                    view, plan = self._plan(m, b, budget)
+                    out.views.append(view)
+                    out.plans += [plan] if plan else []
         return out
 
-    def replan(self, opp: Opportunity, budget: dict[str, int]) -> Opportunity:
-        m = self.markets[bytes.fromhex(opp.details["market"][2:])]
-        return self._plan(m, opp.account, budget)
+    def replan(self, plan: Plan, budget: Budget) -> Plan | Skip:
+        assert isinstance(plan.details, MorphoDetails)
+        view, new = self._plan(self.markets[bytes.fromhex(plan.details.market[2:])], plan.account, budget)
+        return new or view.skip or Skip(SkipCode.NOTHING_LEFT, "nothing left to plan with")
 
-    def _plan(self, m: MarketState, borrower: str, budget: dict[str, int]) -> Opportunity:
+    def _plan(self, m: MarketState, borrower: str, budget: Budget) -> tuple[AccountView, Plan | None]:
         shares, collateral = m.positions[borrower]
         label = f"{m.coll_symbol}/{m.loan_symbol} lltv {m.lltv / 1e18:.3f}"
-        details = {"market": "0x" + m.id.hex(), "lltv": m.lltv}
         prices = self._prices(m)
         if m.market is None or prices is None:
-            why = "market unreadable" if m.market is None else f"no usd_feeds entry for loan token {m.loan}"
-            return Opportunity(self.name, borrower, label, None, 0, False, reason=why, details=details)
+            unread = (Skip(SkipCode.UNREADABLE, "market unreadable") if m.market is None
+                      else Skip(SkipCode.NO_PRICE, f"no usd_feeds entry for loan token {m.loan}"))
+            return AccountView(self.name, borrower, label, None, 0, False, unread), None
         debt = mm.borrowed(shares, m.market)
         cap = mm.max_borrow(collateral, m.price, m.lltv)
         health = cap / debt if debt else None
-        base = Opportunity(self.name, borrower, label, health, prices[m.loan].usd(debt),
-                           not mm.is_healthy(shares, collateral, m.market, m.price, m.lltv), details=details)
+        base = AccountView(self.name, borrower, label, health, prices[m.loan].usd(debt),
+                           not mm.is_healthy(shares, collateral, m.market, m.price, m.lltv),
+                           Skip(SkipCode.NOT_LIQUIDATABLE, "healthy"))
         if not base.liquidatable:
-            return base.skip("healthy")
+            return base, None
         if collateral == 0:
-            return base.skip("no collateral left to seize")
+            return replace(base, status=Skip(SkipCode.NO_COLLATERAL, "no collateral left to seize")), None
         liq = mm.plan(shares, collateral, m.market, m.price, m.lltv, budget.get(m.loan, 0))
         if liq is None:
-            return base.skip(f"wallet holds {budget.get(m.loan, 0)} {m.loan_symbol}: not enough to repay any share")
+            why = f"wallet holds {budget.get(m.loan, 0)} {m.loan_symbol}: not enough to repay any share"
+            return replace(base, status=Skip(SkipCode.NO_INVENTORY, why)), None
         spend = liq.repaid_assets + liq.repaid_assets * 5 // 10_000 + 1
         tx = TxRequest(self.morpho, MORPHO.fn("liquidate").encode(m.params, borrower, liq.seized_assets,
                                                                  liq.repaid_shares, b""),
                        what=f"liquidate {label} {borrower}")
-        return replace(base, txs=(tx,), spends=(Spend(m.loan, self.morpho, spend),),
-                       expected={m.loan: -liq.repaid_assets, m.collateral: liq.seized}, prices=prices,
-                       gas_estimate=LIQUIDATE_GAS,
-                       details={**details, "seized": liq.seized, "repaid_assets": liq.repaid_assets,
-                                "repaid_shares": liq.repaid_shares, "bad_debt": liq.bad_debt})
+        plan = Plan(protocol=self.name, kind=PlanKind.LIQUIDATION, account=borrower, accounts=(borrower,),
+                    label=label, txs=(tx,), spends=(Spend(m.loan, self.morpho, spend),),
+                    expected={m.loan: -liq.repaid_assets, m.collateral: liq.seized}, prices=prices,
+                    gas_estimate=LIQUIDATE_GAS, debt_usd=base.debt_usd,
+                    details=MorphoDetails(market="0x" + m.id.hex(), lltv=m.lltv, seized=liq.seized,
+                                          repaid_assets=liq.repaid_assets, repaid_shares=liq.repaid_shares,
+                                          bad_debt=liq.bad_debt))
+        return replace(base, status=Planned(plan)), plan

@@ -28,7 +28,23 @@ from keeper.chain.sender import TxRequest
 from keeper.errors import StartupError
 from keeper.oracles.chainlink import ChainlinkFeed
 from keeper.oracles.pull import FeedPrice, PriceUpdate
-from keeper.protocols.base import USD, Adapter, Opportunity, Services, TokenPrice
+from keeper.protocols.base import (
+    USD,
+    AccountView,
+    Adapter,
+    Assessment,
+    Budget,
+    Covered,
+    Details,
+    Plan,
+    PlanKind,
+    Planned,
+    Services,
+    Skip,
+    SkipCode,
+    TokenPrice,
+    batch_kind,
+)
 from keeper.protocols.perennial_v2 import maths as pm
 from keeper.protocols.perennial_v2.config import PerennialV2Config
 
@@ -51,6 +67,28 @@ CLOSE_GAS = 550_000
 SETTLE_GAS = 160_000
 CLAIM_GAS = 70_000
 STALE = "oracle stale"
+HEALTHY = Skip(SkipCode.NOT_LIQUIDATABLE, "healthy")
+
+
+@dataclass(frozen=True)
+class LiquidateDetails(Details):
+    market: str
+    collateral: int  # the lead account's, at the price checked (UFixed6 DSU)
+    maintenance: int
+    price: int
+    reward_each: int  # UFixed6 DSU per account, credited once the version is committed and settled
+    settlement_fee_estimate: int
+    commit_version: int | None
+    oracle_fee_wei: int
+
+
+@dataclass(frozen=True)
+class ClaimDetails(Details):
+    market: str
+    claimable: int
+    settled_now: tuple[str, ...]
+    commit_version: int | None
+    total: int
 
 
 @dataclass
@@ -107,7 +145,7 @@ class MarketState:
     fresh_error: str | None = None
 
 
-class PerennialV2Adapter(Adapter):
+class PerennialV2Adapter(Adapter[PerennialV2Config]):
     def __init__(self, cfg: PerennialV2Config, services: Services):
         liquidator, pull_oracle = services.liquidator, services.pull_oracle
         self.cfg = cfg
@@ -160,7 +198,7 @@ class PerennialV2Adapter(Adapter):
         fn = FACTORY.fn("instances")
         try:
             made = await chain.multicall_strict([Call(self.factory, fn.encode(m), fn.decode) for m in self.markets])
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001
             raise StartupError(f"{self.name}: market_factory {self.factory} does not answer instances(address): "
                                f"{e}") from None
         foreign = [m for m, ok in zip(self.markets, made) if not ok]
@@ -188,7 +226,7 @@ class PerennialV2Adapter(Adapter):
                 Call(m.factory, o("parameter").encode(), o("parameter").decode)])
             underlying = await chain.multicall_strict(
                 [Call(m.factory, o("toUnderlyingId").encode(m.oracle_id), o("toUnderlyingId").decode)])
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001
             raise ValueError(f"{m.market} does not answer as a Perennial market with a Pyth keeper oracle: "
                              f"{e}") from None
         m.feed_id = "0x" + underlying[0].hex()
@@ -321,7 +359,7 @@ class PerennialV2Adapter(Adapter):
             return  # the factory has created no market yet
         try:
             update = await self.pull_oracle.fetch(feeds)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001
             for m in self.markets.values():
                 m.fresh, m.update, m.fresh_error = None, None, f"pull oracle: {e}"
             return
@@ -330,7 +368,7 @@ class PerennialV2Adapter(Adapter):
             m.update = PriceUpdate((update.blob(m.feed_id),), {m.feed_id: m.fresh}, {m.feed_id: update.blob(m.feed_id)})
             try:
                 m.update_fee = await self.pull_oracle.update_fee(m.update, m.pyth)
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001
                 m.fresh, m.update, m.fresh_error = None, None, f"pull oracle fee: {e}"
 
     # ---- valuation -----------------------------------------------------------------------------
@@ -355,51 +393,51 @@ class PerennialV2Adapter(Adapter):
         return TxRequest(m.factory, ORACLE.fn("commit").encode([m.oracle_id], choice.version, m.update.data[0]),
                          value=m.update_fee, what=f"commit {kind} version {choice.version}")
 
-    def _row(self, m: MarketState, u: str, st: AccountState, price: int) -> tuple[Opportunity, int, int]:
+    def _row(self, m: MarketState, u: str, st: AccountState, price: int) -> tuple[AccountView, int, int]:
         assert st.position and st.local and m.risk
         coll = pm.collateral_at(st.local.collateral, st.position, st.checkpoint_price, price)
         maint = pm.maintenance(st.position, price, m.risk)
         side = "long" if st.position.long else "short" if st.position.short else "maker"
         notional = st.position.magnitude * abs(price) // pm.UNIT  # DSU, 6 decimals
-        row = Opportunity(protocol=self.name, account=u, label=f"{side} {st.position.magnitude / pm.UNIT:g}",
+        row = AccountView(protocol=self.name, account=u, label=f"{side} {st.position.magnitude / pm.UNIT:g}",
                           health=coll / maint if maint else None, debt_usd=notional * self.dsu_price // pm.UNIT,
-                          liquidatable=maint > 0 and max(coll, 0) < maint,
-                          details={"market": m.market, "collateral": str(coll), "maintenance": str(maint),
-                                   "price": str(price)})
+                          liquidatable=maint > 0 and max(coll, 0) < maint, status=HEALTHY)
         return row, coll, maint
 
     # ---- planning ------------------------------------------------------------------------------
-    def opportunities(self, budget: dict[str, int]) -> list[Opportunity]:
-        out: list[Opportunity] = []
+    def assess(self, budget: Budget) -> Assessment:
+        out = Assessment()
         for m in self.markets.values():
             if m.latest is None or m.risk is None:
                 continue
-            out += self._market_opportunities(m)
+            out.add(self._market_opportunities(m))
             claim = self._claim(m)
             if claim is not None:
-                out.append(claim)
+                out.plans.append(claim)
         return out
 
-    def replan(self, opp: Opportunity, budget: dict[str, int]) -> Opportunity:
-        return opp  # nothing is spent from the wallet but gas and the oracle fee
+    def replan(self, plan: Plan, budget: Budget) -> Plan | Skip:
+        return plan  # nothing is spent from the wallet but gas and the oracle fee
 
-    def _market_opportunities(self, m: MarketState) -> list[Opportunity]:
+    def _market_opportunities(self, m: MarketState) -> Assessment:
         assert m.latest and m.risk
         choice, version, price, why_no_fresh = self._commit_plan(m)
-        out: list[Opportunity] = []
-        liquidatable: list[tuple[str, Opportunity]] = []
+        out = Assessment()
+        liquidatable: list[tuple[str, AccountView, int, int]] = []
         for u, st in m.accounts.items():
             if st.block < 0 or st.position is None or (st.position.magnitude == 0 and not st.pending_orders):
                 continue
             row, coll, maint = self._row(m, u, st, price)
             if st.pending_protected:
-                out.append(replace(row, liquidatable=False, reason="liquidation pending settlement"))
+                out.views.append(replace(row, liquidatable=False,
+                                         status=Skip(SkipCode.PENDING, "liquidation pending settlement")))
             elif st.pending_orders:
-                out.append(replace(row, liquidatable=False, reason="pending order: checked once it settles"))
+                out.views.append(replace(row, liquidatable=False,
+                                         status=Skip(SkipCode.PENDING, "pending order: checked once it settles")))
             elif not row.liquidatable:
-                out.append(row.skip("healthy"))
+                out.views.append(row)
             else:
-                liquidatable.append((u, row))
+                liquidatable.append((u, row, coll, maint))
         if not liquidatable:
             return out
         stale = pm.is_stale(m.latest.current, version, True if choice else m.latest.latest_valid,
@@ -407,33 +445,35 @@ class PerennialV2Adapter(Adapter):
         if stale:
             why = (f"{STALE}: the freshest committable version {version} is {m.latest.current - version}s old "
                    f"(staleAfter {m.risk.stale_after}s)" + (f"; {why_no_fresh}" if why_no_fresh else ""))
-            return out + [row.skip(why) for _, row in liquidatable]
-        return out + self._plan(m, choice, liquidatable)
+            out.views += [replace(row, status=Skip(SkipCode.STALE_ORACLE, why)) for _, row, _, _ in liquidatable]
+            return out
+        return out.add(self._plan(m, choice, price, liquidatable))
 
-    def _plan(self, m: MarketState, choice: pm.CommitChoice | None,
-              liquidatable: list[tuple[str, Opportunity]]) -> list[Opportunity]:
+    def _plan(self, m: MarketState, choice: pm.CommitChoice | None, price: int,
+              liquidatable: list[tuple[str, AccountView, int, int]]) -> Assessment:
         """One plan for the market: the commit, then a protected close per account (largest first)."""
         assert m.risk
         liquidatable.sort(key=lambda x: x[1].debt_usd, reverse=True)
-        accounts = [u for u, _ in liquidatable]
+        accounts = [u for u, *_ in liquidatable]
         reward = pm.liquidation_fee(m.settlement_fee, m.risk.liquidation_fee)  # UFixed6 DSU each
         close = MARKET.fn("update")
         txs = [self._commit_tx(m, choice)] if choice else []
         txs += [TxRequest(m.market, close.encode(u, 0, 0, 0, 0, True), what=f"liquidate {u}") for u in accounts]
-        first, row = liquidatable[0]
+        first, row, coll, maint = liquidatable[0]
         label = f"liquidate {len(accounts)}" + (" + commit" if choice else "")
-        details = {**row.details, "kind": "liquidate", "accounts": accounts, "reward_each": str(reward),
-                   "settlement_fee_estimate": str(m.settlement_fee),
-                   "commit_version": choice.version if choice else None,
-                   "oracle_fee_wei": m.update_fee if choice else 0}
-        plan = replace(row, label=label, txs=tuple(txs), deferred={m.dsu: reward * len(accounts) * TOKEN18},
-                       prices={m.dsu: self._dsu()}, details=details,
-                       gas_estimate=(COMMIT_GAS if choice else 0) + CLOSE_GAS * len(accounts))
-        covered = [replace(r, label=label, reason=f"liquidated in one plan with {first}",
-                           details={"batched_with": first}) for _, r in liquidatable[1:]]
-        return [plan, *covered]
+        details = LiquidateDetails(market=m.market, collateral=coll, maintenance=maint, price=price,
+                                   reward_each=reward, settlement_fee_estimate=m.settlement_fee,
+                                   commit_version=choice.version if choice else None,
+                                   oracle_fee_wei=m.update_fee if choice else 0)
+        plan = Plan(protocol=self.name, kind=batch_kind(accounts), account=first, accounts=tuple(accounts),
+                    label=label, txs=tuple(txs), deferred={m.dsu: reward * len(accounts) * TOKEN18},
+                    prices={m.dsu: self._dsu()}, debt_usd=row.debt_usd, details=details,
+                    gas_estimate=(COMMIT_GAS if choice else 0) + CLOSE_GAS * len(accounts))
+        covered = [replace(r, label=label, status=Covered(plan, f"liquidated in one plan with {first}"))
+                   for _, r, _, _ in liquidatable[1:]]
+        return Assessment([replace(row, label=label, status=Planned(plan)), *covered], [plan])
 
-    def _claim(self, m: MarketState) -> Opportunity | None:
+    def _claim(self, m: MarketState) -> Plan | None:
         """Collect what is owed: commit the liquidations' requested version if it is the next one
         and the fresh price fits its window, settle the liquidated accounts whose version is
         committed, then claimFee(keeper)."""
@@ -460,6 +500,7 @@ class PerennialV2Adapter(Adapter):
         # as Perennial's settlement keepers batch them; the commit (its sync fee goes to msg.sender)
         # and claimFee (pays msg.sender) stay the keeper's own calls.
         if len(to_settle) > 1:
+            assert self.chain
             calls = [Call(m.market, settle.encode(a)) for a in to_settle]
             txs.append(TxRequest(self.chain.multicall_address, encode_aggregate3(calls, allow_failure=False),
                                  what=f"settle {len(to_settle)} accounts (Multicall3)"))
@@ -467,10 +508,11 @@ class PerennialV2Adapter(Adapter):
             txs.append(TxRequest(m.market, settle.encode(to_settle[0]), what=f"settle {to_settle[0]}"))
         txs.append(TxRequest(m.market, MARKET.fn("claimFee").encode(self.liquidator), what="claimFee"))
         n_settle = len(to_settle)
-        return Opportunity(
-            protocol=self.name, account=self.liquidator, label="claim liquidation fees", health=None, debt_usd=0,
-            liquidatable=True, txs=tuple(txs), collects={m.dsu: total * TOKEN18}, prices={m.dsu: self._dsu()},
+        return Plan(
+            protocol=self.name, kind=PlanKind.CLAIM, account=self.liquidator, accounts=(),
+            label="claim liquidation fees", txs=tuple(txs), collects={m.dsu: total * TOKEN18},
+            prices={m.dsu: self._dsu()},
             gas_estimate=(COMMIT_GAS if choice else 0) + SETTLE_GAS * n_settle + CLAIM_GAS, force=True,
             min_gas_multiple=self.cfg.claim_min_gas_multiple,
-            details={"kind": "claim", "market": m.market, "claimable": str(m.claimable), "settled_now": to_settle,
-                     "commit_version": choice.version if choice else None, "total": str(total)})
+            details=ClaimDetails(market=m.market, claimable=m.claimable, settled_now=tuple(to_settle),
+                                 commit_version=choice.version if choice else None, total=total))

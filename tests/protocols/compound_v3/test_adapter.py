@@ -13,11 +13,12 @@ from eth_utils import keccak, to_checksum_address
 
 from keeper.config import load_config
 from keeper.errors import ConfigError
-from keeper.protocols.base import Services
+from keeper.protocols.base import Assessment, Covered, Plan, PlanKind, Planned, Services, Skip, SkipCode
 from keeper.protocols.compound_v3 import maths as cm
 from keeper.protocols.compound_v3.adapter import (
     ACCRUAL_NOTE,
     NOT_FOR_SALE,
+    AbsorbDetails,
     AccountState,
     AssetState,
     CompoundV3Adapter,
@@ -155,8 +156,10 @@ def borrower(a: CompoundV3Adapter, n: int, debt: int, weth: float = 0, wbtc: flo
     return u
 
 
-def plans(opps):
-    return [o for o in opps if o.planned]
+def assess(a: CompoundV3Adapter, usdc: int = 10**12) -> Assessment:
+    out = a.assess({USDC: usdc})
+    out.check()
+    return out
 
 
 def test_batches_cover_each_account_once_biggest_first():
@@ -165,15 +168,18 @@ def test_batches_cover_each_account_once_biggest_first():
     big = [borrower(a, i, 20_000 + i, weth=10) for i in (1, 2)]
     mixed = borrower(a, 3, 28_500, weth=10, wbtc=0.2)
     healthy = borrower(a, 4, 12_000, weth=10, comet_liq=False)
-    opps = a.opportunities({USDC: 10**12})
-    p1, p2 = plans(opps)
-    assert p1.details["accounts"] == [mixed, big[0]] and p2.details["accounts"] == [big[1], small]
+    got = assess(a)
+    p1, p2 = got.plans
+    assert p1.accounts == (mixed, big[0]) and p2.accounts == (big[1], small)
+    assert p1.kind == p2.kind == PlanKind.BATCH and (p1.account, p2.account) == (mixed, big[1])
     assert p1.label == "absorb 2 + buy WBTC+WETH"  # best discount (WBTC 6%) bought first
-    covered = {o.account: o.details["batched_with"] for o in opps if "batched_with" in o.details}
+    views = {v.account: v for v in got.views}
+    covered = {u: v.status.by for u, v in views.items() if isinstance(v.status, Covered)}
     assert covered == {big[0]: mixed, small: big[1]}
-    every = [u for p in (p1, p2) for u in p.details["accounts"]]
-    assert sorted(every) == sorted([small, *big, mixed]) and len(set(every)) == 4
-    assert {o.account: o.reason for o in opps if not o.liquidatable} == {healthy: "healthy"}
+    assert views[mixed].status == Planned(p1) and views[big[1]].status == Planned(p2)
+    assert views[small].label == p2.label and views[small].liquidatable
+    assert {u: v.skip for u, v in views.items() if not v.liquidatable} == {
+        healthy: Skip(SkipCode.NOT_LIQUIDATABLE, "healthy")}
     # The absorb call, then one buyCollateral per asset, paid in USDC from the keeper's wallet.
     assert p1.txs[0].to == COMET and p1.txs[0].data[:4] == keccak(text="absorb(address,address[])")[:4]
     assert all(t.data[:4] == keccak(text="buyCollateral(address,uint256,uint256,address)")[:4] for t in p1.txs[1:])
@@ -186,14 +192,16 @@ def test_batches_cover_each_account_once_biggest_first():
 def test_budget_limits_the_buys_and_replan_keeps_the_accounts():
     a = market()
     users = [borrower(a, i, 20_000, weth=10) for i in range(3)]
-    (p,) = plans(a.opportunities({USDC: 10**12}))
+    (p,) = assess(a).plans
     full = -p.expected[USDC]
     assert p.expected[WETH] == a._store_front(a.assets[WETH]).quote(full) <= 30 * F
     q = a.replan(p, {USDC: 1_000 * 10**6})
-    assert q.details["accounts"] == p.details["accounts"] == sorted(users, key=a._freed_value, reverse=True)
+    assert isinstance(q, Plan)
+    assert q.accounts == p.accounts == tuple(sorted(users, key=a._freed_value, reverse=True))
     assert -q.expected[USDC] == 1_000 * 10**6 and q.spends[0].amount == 1_000 * 10**6
     empty = a.replan(p, {USDC: 0})
-    assert not empty.planned and empty.reason.startswith("wallet holds no USDC")
+    assert isinstance(empty, Skip) and empty.code == SkipCode.NO_INVENTORY
+    assert empty.message.startswith("wallet holds no USDC")
 
 
 def test_reserves_at_target_skips_each_account_unless_the_switch():
@@ -201,22 +209,25 @@ def test_reserves_at_target_skips_each_account_unless_the_switch():
         a = market(absorb_without_profit=switch)
         a.reserves = a.target_reserves
         users = [borrower(a, i, 20_000, weth=10) for i in range(2)]
-        opps = a.opportunities({USDC: 10**12})
+        got = assess(a)
         if not switch:
-            assert [(o.account, o.reason) for o in opps] == [(u, NOT_FOR_SALE) for u in users]
-            assert all(o.liquidatable and not o.planned for o in opps)
+            assert got.plans == []
+            assert [(v.account, v.skip) for v in got.views] == [
+                (u, Skip(SkipCode.NOT_FOR_SALE, NOT_FOR_SALE)) for u in users]
+            assert all(v.liquidatable for v in got.views)
         else:
-            (p,) = plans(opps)
+            (p,) = got.plans
             assert p.force and p.label == "absorb 2" and len(p.txs) == 1 and not p.spends
-            assert p.details["absorb_only"] == NOT_FOR_SALE and p.expected == {}
+            assert isinstance(p.details, AbsorbDetails)
+            assert p.details.absorb_only == NOT_FOR_SALE and p.expected == {}
 
 
 def test_no_buy_after_reserves_could_reach_the_target():
     a = market()
     a.reserves = a.target_reserves - 1_000 * 10**6  # the first buy (> 1,000 USDC) lifts them over
     borrower(a, 0, 28_500, weth=10, wbtc=0.2)
-    (p,) = plans(a.opportunities({USDC: 10**12}))
-    assert p.label == "absorb 1 + buy WBTC" and len(p.txs) == 2
+    (p,) = assess(a).plans
+    assert p.label == "absorb 1 + buy WBTC" and len(p.txs) == 2 and p.kind == PlanKind.LIQUIDATION
 
 
 def test_quote_mismatch_and_bad_debt():
@@ -224,31 +235,41 @@ def test_quote_mismatch_and_bad_debt():
     a.assets[WBTC].quote_ok = False
     u = borrower(a, 0, 28_500, weth=10, wbtc=0.2)
     bad = borrower(a, 1, 500)  # debt and no collateral left
-    opps = {o.account: o for o in a.opportunities({USDC: 10**12})}
-    assert opps[u].label == "absorb 1 + buy WETH"
-    assert not opps[bad].planned and "bad debt" in opps[bad].reason
+    got = assess(a)
+    views = {v.account: v for v in got.views}
+    assert views[u].label == "absorb 1 + buy WETH"
+    skip = views[bad].skip
+    assert skip is not None and skip.code == SkipCode.NO_COLLATERAL and "bad debt" in skip.message
+    a.assets[WETH].quote_ok = False  # nothing left that the keeper's maths can price
+    (v,) = [v for v in assess(a).views if v.account == u]
+    assert v.skip is not None and v.skip.code == SkipCode.MATHS_MISMATCH
 
 
 def test_accrual_only_accounts_get_their_own_batch_with_the_note():
     a = market()
     seen = borrower(a, 0, 20_000, weth=10)
     hidden = borrower(a, 1, 18_800, weth=10, comet_liq=False)  # > $18,795: liquidatable once accrued
-    opps = a.opportunities({USDC: 10**12})
-    p1, p2 = plans(opps)
-    assert p1.details["accounts"] == [seen] and p1.reason is None
-    assert p2.details["accounts"] == [hidden] and p2.reason == ACCRUAL_NOTE
-    assert p2.details["accrual_only"] == [hidden]
+    got = assess(a)
+    p1, p2 = got.plans
+    assert p1.accounts == (seen,) and p2.accounts == (hidden,)
+    views = {v.account: v for v in got.views}
+    assert views[seen].status == Planned(p1, None) and views[hidden].status == Planned(p2, ACCRUAL_NOTE)
+    assert isinstance(p2.details, AbsorbDetails) and p2.details.accrual_only == (hidden,)
 
 
 def test_collateral_for_sale_makes_a_buy_only_plan():
     a = market()
     a.assets[WETH].reserves = 5 * F
-    (p,) = plans(a.opportunities({USDC: 10**12}))
-    assert p.account == COMET and p.label == "buy WETH" and p.details["kind"] == "buy"
+    got = assess(a)
+    (p,) = got.plans
+    assert got.views == []  # a buy liquidates no account
+    assert p.account == COMET and p.label == "buy WETH" and p.kind == PlanKind.BUY and p.accounts == ()
     assert p.expected[WETH] <= 5 * F and p.gross_usd > 0
-    assert a.replan(p, {USDC: 100 * 10**6}).spends[0].amount == 100 * 10**6
+    q = a.replan(p, {USDC: 100 * 10**6})
+    assert isinstance(q, Plan) and q.spends[0].amount == 100 * 10**6
     a.reserves = a.target_reserves
-    assert plans(a.opportunities({USDC: 10**12})) == []
+    assert assess(a).plans == []
+    assert a.replan(p, {USDC: 10**12}) == Skip(SkipCode.NOTHING_LEFT, "nothing left to buy")
 
 
 # ---- refresh when governance adds a collateral ------------------------------------------------

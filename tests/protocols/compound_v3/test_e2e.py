@@ -160,8 +160,8 @@ async def test_price_drop_absorbs_in_batches_and_buys_at_discount(deployer, worl
     assert report["reverted"] == [] and report["failed"] == [] and report["skipped"] == []
     liqs = report["liquidations"]
     # Two absorb batches (3 + 1, largest collateral first), each account in exactly one.
-    assert [len(o["details"]["accounts"]) for o in liqs] == [3, 1]
-    absorbed = [u for o in liqs for u in o["details"]["accounts"]]
+    assert [len(o["accounts"]) for o in liqs] == [3, 1]
+    absorbed = [u for o in liqs for u in o["accounts"]]
     assert sorted(absorbed) == sorted(unhealthy)
     assert liqs[1]["account"] == users[SMALL]
     after = await positions(d, world, users)
@@ -176,7 +176,7 @@ async def test_price_drop_absorbs_in_batches_and_buys_at_discount(deployer, worl
         rcs = await receipts(d, o)
         assert all(rc["status"] == 1 for rc in rcs)
         absorb_rc, buy_rcs = rcs[0], rcs[1:]
-        assert {e["borrower"] for e in await events(d, world, absorb_rc, "AbsorbDebt")} == set(o["details"]["accounts"])
+        assert {e["borrower"] for e in await events(d, world, absorb_rc, "AbsorbDebt")} == set(o["accounts"])
         assert all(e["absorber"] == KEEPER_ADDRESS for e in await events(d, world, absorb_rc, "AbsorbDebt"))
         assert len(buy_rcs) == len(o["details"]["buys"]) >= 1
         for rc, planned in zip(buy_rcs, o["details"]["buys"]):
@@ -216,7 +216,7 @@ async def test_dry_run_sends_nothing(deployer, world, tmp_path):
     assert await nonce(d) == n0
     assert report["liquidations"] == [] and report["skipped"] == []
     (o,) = report["dry_run"]  # one batch of all four
-    assert sorted(o["details"]["accounts"]) == sorted(users[i] for i in UNHEALTHY)
+    assert sorted(o["accounts"]) == sorted(users[i] for i in UNHEALTHY)
     assert o["predicted_profit_usd"] > 0 and o["details"]["gas_simulated"] > 0
     for i in UNHEALTHY:
         assert await call(d, world, "isLiquidatable", users[i])  # nobody was absorbed
@@ -237,7 +237,7 @@ async def test_absorb_the_purchase_cannot_pay_for_only_with_the_switch(deployer,
     assert report["reverted"] == [] and report["failed"] == []
     small = users[SMALL]
     big = {users[i] for i in UNHEALTHY} - {small}
-    confirmed = {u for o in report["liquidations"] for u in o["details"]["accounts"]}
+    confirmed = {u for o in report["liquidations"] for u in o["accounts"]}
     for u in big:
         assert await call(d, world, "borrowBalanceOf", u) == 0
     if switch:
@@ -249,7 +249,7 @@ async def test_absorb_the_purchase_cannot_pay_for_only_with_the_switch(deployer,
         assert confirmed == big
         (s,) = report["skipped"]
         assert s["account"] == small and "below min_profit_usd" in s["reason"]
-        assert s["details"]["accounts"] == [small]
+        assert s["accounts"] == [small]
         assert await call(d, world, "isLiquidatable", small)  # no absorb was sent for it
         assert await call(d, world, "collateralBalanceOf", small, world.tokens["WETH"].address) == 2 * 10**17
 
@@ -274,7 +274,7 @@ async def test_no_base_in_the_wallet(deployer, world, tmp_path, switch):
         assert all(s["reason"].startswith("wallet holds no USDC") for s in report["skipped"])
         return
     (o,) = report["liquidations"]
-    assert o["label"] == "absorb 4" and sorted(o["details"]["accounts"]) == sorted(unhealthy)
+    assert o["label"] == "absorb 4" and sorted(o["accounts"]) == sorted(unhealthy)
     assert await nonce(d) == n0 + 1  # the absorb only: no approval, no buyCollateral
     (rc,) = await receipts(d, o)
     assert len(await events(d, world, rc, "AbsorbDebt")) == 4 and await events(d, world, rc, "BuyCollateral") == []
@@ -345,7 +345,7 @@ async def test_accrual_only_liquidatable_is_absorbed(deployer, world, tmp_path):
     finally:
         await keeper.close()
     (o,) = keeper.recorder.report()["liquidations"]
-    assert o["details"]["accounts"] == [user] and o["details"]["accrual_only"] == [user]
+    assert o["accounts"] == [user] and o["details"]["accrual_only"] == [user]
     rc = (await receipts(d, o))[0]
     assert [e["borrower"] for e in await events(d, world, rc, "AbsorbDebt")] == [user]
     assert await call(d, world, "borrowBalanceOf", user) == 0
@@ -400,6 +400,6 @@ async def test_comet_alongside_aave_in_the_demo_world(deployer, real_world, snap
     assert (await account_data(d, w.aave, aave_user))[5] >= E18
     (o,) = by["compound_v3"]
     users = w.extra["comet_borrowers"]
-    assert sorted(o["details"]["accounts"]) == sorted(users[i] for i in UNHEALTHY)
+    assert sorted(o["accounts"]) == sorted(users[i] for i in UNHEALTHY)
     for i in UNHEALTHY:
         assert await comet_call(d, dep, "borrowBalanceOf", users[i]) == 0

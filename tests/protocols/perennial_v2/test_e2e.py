@@ -118,7 +118,7 @@ async def test_drop_liquidates_once_then_reward_is_credited_and_claimed(deployer
         report = keeper.recorder.report()
         assert report["reverted"] == [] and report["failed"] == [] and report["skipped"] == []
         (liq,) = report["liquidations"]
-        assert set(liq["details"]["accounts"]) == unhealthy and len(liq["details"]["accounts"]) == 3
+        assert set(liq["accounts"]) == unhealthy and len(liq["accounts"]) == 3
         rcs = [await d.w3.eth.get_transaction_receipt(h) for h in liq["details"]["tx_hashes"]]
         assert len(rcs) == 4 and all(rc["status"] == 1 for rc in rcs)  # commit + one close per account
         assert (await oracle_call(d, dep, "status"))[0][1] == 2_100 * UNIT  # the fresh price was committed
@@ -148,11 +148,11 @@ async def test_drop_liquidates_once_then_reward_is_credited_and_claimed(deployer
         await keeper.close()
     report = keeper.recorder.report()
     claims = report["claims"]
-    assert all(o["details"]["kind"] == "claim" for o in claims)
+    assert all(o["kind"] == "claim" for o in claims)
     # The three settle(account) calls went in one Multicall3 transaction: commit, settles, claimFee.
     assert sorted(a for o in claims for a in o["details"]["settled_now"]) == sorted(unhealthy)
     assert sum(len(o["details"]["tx_hashes"]) for o in claims) == 3
-    assert [o for o in report["liquidations"] if o["details"].get("kind") == "claim"] == []
+    assert [o for o in report["liquidations"] if o["kind"] == "claim"] == []
     assert claims and report["failed"] == [] and report["reverted"] == []
     claimed = await balance_of(d, dep.dsu, KEEPER_ADDRESS) - dsu0
     assert claimed == 3 * REWARD * DSU_TO_18
@@ -203,7 +203,7 @@ async def test_reward_shows_as_claimable_then_is_claimed(deployer, world, tmp_pa
     report = keeper.recorder.report()
     assert report["liquidations"] == []
     (claim,) = report["claims"]
-    assert claim["details"]["kind"] == "claim" and claim["details"]["collects"] == {
+    assert claim["kind"] == "claim" and claim["details"]["collects"] == {
         dep.dsu.address: str(3 * REWARD * DSU_TO_18)}
     # booked at the liquidation: the claim's own profit is only its gas
     assert claim["realised_profit_usd"] < 0 and claim["realised_profit_usd"] == pytest.approx(
@@ -238,7 +238,7 @@ async def test_dry_run_sends_nothing(deployer, world, tmp_path):
     report = keeper.recorder.report()
     assert await nonce(d) == n0 and report["liquidations"] == [] and report["skipped"] == []
     (o,) = report["dry_run"]
-    assert set(o["details"]["accounts"]) == {users[i] for i in DEMO_UNHEALTHY}
+    assert set(o["accounts"]) == {users[i] for i in DEMO_UNHEALTHY}
     assert o["predicted_profit_usd"] > 0 and o["details"]["gas_simulated"] > 0
     assert (await oracle_call(d, dep, "status"))[0] == latest  # nothing committed
     for i in DEMO_UNHEALTHY:
@@ -276,7 +276,7 @@ async def test_market_factory_alone_finds_the_market_and_liquidates(deployer, wo
     report = keeper.recorder.report()
     assert report["reverted"] == [] and report["failed"] == [] and report["skipped"] == []
     (liq,) = report["liquidations"]  # as with the configured list: one commit + a close per account
-    assert set(liq["details"]["accounts"]) == unhealthy and len(liq["details"]["tx_hashes"]) == 4
+    assert set(liq["accounts"]) == unhealthy and len(liq["details"]["tx_hashes"]) == 4
     assert sorted(await closes_in(d, dep.market, liq)) == sorted(unhealthy)
     assert (await oracle_call(d, dep, "status"))[0][1] == 2_100 * UNIT
     for u in users:
