@@ -99,7 +99,7 @@ class Recorder:
                     if o.status is s and (claims is None or (o.kind is PlanKind.CLAIM) == claims)]
 
         return {"liquidations": by(Status.CONFIRMED, claims=False),
-                "claims": by(Status.CONFIRMED, claims=True),  # rewards collected (e.g. Perennial claimFee)
+                "claims": by(Status.CONFIRMED, claims=True),  # rewards collected that earlier plans booked as deferred
                 "reverted": by(Status.REVERTED), "dry_run": by(Status.DRY_RUN),
                 "skipped": by(Status.SKIPPED), "failed": by(Status.FAILED),
                 "pending_rewards": {p: {t: str(a) for t, a in r.items()} for p, r in self.pending_rewards.items()}}
