@@ -13,7 +13,16 @@ from eth_utils import keccak, to_checksum_address
 
 from keeper.config import load_config
 from keeper.errors import ConfigError
-from keeper.protocols.base import Assessment, Covered, Plan, PlanKind, Planned, Services, Skip, SkipCode
+from keeper.protocols.base import (
+    Assessment,
+    Covered,
+    Plan,
+    PlanKind,
+    Planned,
+    Services,
+    Skip,
+    SkipCode,
+)
 from keeper.protocols.compound_v3 import maths as cm
 from keeper.protocols.compound_v3.adapter import (
     ACCRUAL_NOTE,
