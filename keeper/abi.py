@@ -18,7 +18,7 @@ def _abi_dir() -> Path:
     """abis/ as shipped inside the wheel (package data ``keeper.abis``), or the checkout's top-level
     abis/ when running from the repository."""
     try:
-        import keeper.abis as shipped  # a namespace package in the wheel (no __init__.py)
+        import keeper.abis as shipped  # type: ignore[import-not-found]  # namespace package in the wheel
         for folder in getattr(shipped, "__path__", ()):
             if (Path(folder) / "common").is_dir():
                 return Path(folder)

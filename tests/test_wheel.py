@@ -45,13 +45,14 @@ def test_wheel_alone_runs_init_and_finds_its_abis(tmp_path):
                 .replace("CONFIG", repr(str(tmp_path / "k.toml")))
     # -I -S: no user site, no .pth files, so the checkout's editable install is not on the path.
     res = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=120,
-                         cwd=tmp_path)
+                         cwd=tmp_path, check=False)
     assert res.returncode == 0, res.stderr[-2000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["keeper"].startswith(str(site)) and out["abis"].startswith(str(site))
     assert out["pool_functions"] > 5 and out["init"] == 0 and out["chain_id"] == 8453
     assert out["devnet"] is None
-    version = subprocess.run([sys.executable, "-I", "-S", "-c", f"import sys; sys.path[:0] = [{str(site)!r}, "
-                              f"{sysconfig.get_paths()['purelib']!r}]; from keeper.cli import main; main(['--version'])"],
-                             capture_output=True, text=True, timeout=60)
+    probe = (f"import sys; sys.path[:0] = [{str(site)!r}, {sysconfig.get_paths()['purelib']!r}]; "
+             "from keeper.cli import main; main(['--version'])")
+    version = subprocess.run([sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, timeout=60,
+                             check=False)
     assert version.stdout.strip() == "keeper 0.1.0", version.stderr[-500:]

@@ -77,6 +77,6 @@ PRESET = ChainPreset(
         Omitted("gearbox_v3", GEARBOX_OMITTED),
         Omitted("perennial_v2", "Perennial V2 is not deployed on Ethereum (its SDK lists Arbitrum only)"),
     ),
-    notes=("Compound III cWETHv3 is left out: its deployment record could not be read from the sources "
-           "at hand.",),
+    notes=(("Compound III cWETHv3 is left out: its deployment record could not be read from the sources "
+            "at hand."),),
 )
