@@ -18,11 +18,11 @@ def _abi_dir() -> Path:
     """abis/ as shipped inside the wheel (package data ``keeper.abis``), or the checkout's top-level
     abis/ when running from the repository."""
     try:
-        from importlib.resources import files
-        shipped = Path(str(files("keeper.abis")))
-        if (shipped / "common").is_dir():
-            return shipped
-    except (ModuleNotFoundError, TypeError):
+        import keeper.abis as shipped  # type: ignore[import-not-found]  # namespace package in the wheel
+        for folder in getattr(shipped, "__path__", ()):
+            if (Path(folder) / "common").is_dir():
+                return Path(folder)
+    except ModuleNotFoundError:
         pass
     return Path(__file__).resolve().parents[1] / "abis"
 

@@ -1,4 +1,4 @@
-"""Command line: keeper run | scan | devnet | demo."""
+"""Command line: keeper run | scan | init | devnet | demo."""
 from __future__ import annotations
 
 import argparse
@@ -14,12 +14,14 @@ import structlog
 from keeper.config import load_config
 from keeper.errors import ConfigError, StartupError
 from keeper.log import setup_logging
+from keeper.presets.command import add_init_arguments, run_init
 
 log = structlog.get_logger()
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="keeper", description="Liquidation keeper for lending and leverage protocols")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     p.add_argument("--log-json", action="store_true", help="log JSON lines instead of console text")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     sub = p.add_subparsers(dest="command", required=True)
@@ -29,12 +31,26 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("scan", help="one-shot table of every tracked account")
     s.add_argument("--config", required=True, type=Path)
     s.add_argument("--json", action="store_true")
+    add_init_arguments(sub.add_parser("init", help="write a config for a chain's main markets (real addresses, "
+                                                   "each with its source)"))
     dv = sub.add_parser("devnet", help="start Anvil with the demo world and write a ready config")
     dv.add_argument("--port", type=int, default=8545)
     dv.add_argument("--config-out", type=Path, default=None)
     dm = sub.add_parser("demo", help="devnet + positions + keeper + price drop, then a report")
     dm.add_argument("--json", action="store_true", help="print one JSON report on stdout")
     return p
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("keeper")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+async def _init(args) -> int:
+    return run_init(args)
 
 
 def _install_stop(stop: asyncio.Event) -> None:
@@ -116,7 +132,7 @@ async def _demo(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(json_lines=args.log_json, level=args.log_level)
-    handler = {"run": _run, "scan": _scan, "devnet": _devnet, "demo": _demo}[args.command]
+    handler = {"run": _run, "scan": _scan, "init": _init, "devnet": _devnet, "demo": _demo}[args.command]
     try:
         return asyncio.run(handler(args))
     except (ConfigError, StartupError) as e:

@@ -23,6 +23,10 @@ class ChainConfig(Strict):
     poll_interval_seconds: float = Field(default=1.0, gt=0)
     log_chunk_blocks: int = Field(default=5_000, gt=0)
     multicall_address: Address = MULTICALL3
+    # How the chain charges for the L1 data a transaction publishes (keeper.chain.l1fee): "none" (an L1,
+    # or a chain without such a fee), "op_stack" (Base, Optimism: GasPriceOracle.getL1Fee) or
+    # "arbitrum" (NodeInterface.gasEstimateL1Component).
+    l2: Literal["none", "op_stack", "arbitrum"] = "none"
 
     @field_validator("rpc_url")
     @classmethod
