@@ -107,5 +107,8 @@ class Store(Protocol):
     async def outcome(self, attempt_id: int) -> AttemptOutcome:
         """The attempt's result rebuilt from the journal."""
 
+    async def outcomes(self, since_id: int = 0) -> list[AttemptOutcome]:
+        """Outcomes of every attempt after ``since_id``, oldest first (records rebuilt in bulk)."""
+
     async def open_attempts(self) -> list[int]:
         """Ids of attempts whose outcome is still pending."""

@@ -215,6 +215,17 @@ class SqliteJournal:
             return outcome_of(a, txs)
         return await self._run(q)
 
+    async def outcomes(self, since_id: int = 0) -> list[AttemptOutcome]:
+        def q() -> list[AttemptOutcome]:
+            c = self._c()
+            txs: dict[int, list[TxRecord]] = {}
+            for r in c.execute(f"SELECT {_TX_COLUMNS} FROM transactions WHERE attempt_id > ? ORDER BY id", (since_id,)):
+                t = _tx(r)
+                txs.setdefault(t.attempt_id, []).append(t)
+            ids = [i for (i,) in c.execute("SELECT id FROM attempts WHERE id > ? ORDER BY id", (since_id,))]
+            return [outcome_of(self._attempt(c, i), tuple(txs.get(i, ()))) for i in ids]
+        return await self._run(q)
+
     async def open_attempts(self) -> list[int]:
         return await self._run(lambda: [i for (i,) in self._c().execute(
             "SELECT DISTINCT attempt_id FROM transactions WHERE status = ? ORDER BY attempt_id",

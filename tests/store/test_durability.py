@@ -51,6 +51,8 @@ async def test_a_restart_resumes_from_the_file(tmp_path):
         assert [t.tx_hash for t in await s.unfinished(SENDER)] == [tx_hash(1)]
         assert await s.in_flight_accounts() == {("aave_v3", "0xA")}
         assert await s.max_nonce(SENDER) == 4
+        out = await s.outcome(aid)
+        assert (out.status, out.attempt.plan_kind, out.txs[0].max_fee) == ("pending", "liquidationCall", 3 * 10**9)
     finally:
         await s.close()
     with sqlite3.connect(path) as c:

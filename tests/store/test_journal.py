@@ -154,6 +154,9 @@ async def test_skips_and_dry_runs_are_outcomes_too(store):
     assert (await store.outcome(dry)).status == OutcomeStatus.DRY_RUN
     assert (await store.outcome(unsent)).status == OutcomeStatus.NOT_SENT
     assert await store.in_flight_accounts() == set()
+    assert [o.status for o in await store.outcomes()] == [OutcomeStatus.SKIPPED, OutcomeStatus.DRY_RUN,
+                                                          OutcomeStatus.NOT_SENT]
+    assert [o.attempt.id for o in await store.outcomes(since_id=skip)] == [dry, unsent]
 
 
 async def test_a_reorg_makes_mined_transactions_pending_again(store):
