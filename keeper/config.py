@@ -27,6 +27,13 @@ class ChainConfig(Strict):
     # or a chain without such a fee), "op_stack" (Base, Optimism: GasPriceOracle.getL1Fee) or
     # "arbitrum" (NodeInterface.gasEstimateL1Component).
     l2: Literal["none", "op_stack", "arbitrum"] = "none"
+    max_request_bytes: int = Field(
+        default=1 << 20, ge=16 << 10,
+        description="largest JSON-RPC request (one POST: a call or a batch) the keeper sends, in bytes; "
+                    "batches and multicalls are split to fit, and a node's 'too large' answer lowers it")
+    max_batch: int = Field(
+        default=100, ge=1,
+        description="most requests in one JSON-RPC batch (providers cap it too; a refusal lowers it)")
 
     @field_validator("rpc_url")
     @classmethod
@@ -63,6 +70,27 @@ class KeeperConfig(Strict):
 
 
 
+
+
+class StoreConfig(Strict):
+    """The durable state: accounts index, checkpoints, mirror state and transaction journal."""
+    path: str = Field(
+        default="keeper.db",
+        description="SQLite file, relative to the config file's folder; \":memory:\" keeps nothing (tests)")
+    synchronous: Literal["normal", "full"] = Field(
+        default="normal",
+        description="\"normal\" survives a crash of the keeper; \"full\" also a power cut, at one disk sync "
+                    "per write")
+    history_blocks: int = Field(
+        default=256, ge=1,
+        description="recent (number, hash) pairs kept per checkpoint stream to find a reorg's fork point")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must name a file (or \":memory:\")")
+        return v
 
 
 class PullOracleConfig(Strict):
@@ -110,6 +138,7 @@ class Config(Strict):
     keeper: KeeperConfig
     protocols: list[AnyProtocolConfig] = Field(min_length=1)  # type: ignore[valid-type]
     pull_oracle: PullOracleConfig | None = None  # needed by protocols with pull-oracle prices
+    store: StoreConfig = StoreConfig()
 
     @model_validator(mode="after")
     def _unique_names(self):
@@ -161,4 +190,7 @@ def load_config(path: str | Path) -> Config:
     if cfg.signer.keystore is not None and not cfg.signer.keystore.is_absolute():
         cfg = cfg.model_copy(update={"signer": cfg.signer.model_copy(
             update={"keystore": (path.parent / cfg.signer.keystore).resolve()})})
+    if cfg.store.path != ":memory:" and not Path(cfg.store.path).is_absolute():
+        cfg = cfg.model_copy(update={"store": cfg.store.model_copy(
+            update={"path": str((path.parent / cfg.store.path).resolve())})})
     return cfg

@@ -31,6 +31,10 @@ class TransientRpcError(RpcError):
     """Worth retrying: connection trouble, rate limit, overloaded node."""
 
 
+class RequestTooLarge(RpcError):
+    """One request the node refuses as too large that cannot be split any further."""
+
+
 # Errors of the contracts every protocol meets (tokens, Pyth); each protocol declares its own in
 # its registry entry (keeper/protocols/<kind>/__init__.py).
 COMMON_ERRORS = (

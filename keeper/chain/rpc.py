@@ -20,6 +20,7 @@ from tenacity import (
 from web3 import AsyncWeb3
 from web3.providers.rpc import AsyncHTTPProvider
 
+from keeper.chain.limits import too_large_message
 from keeper.errors import RpcError, TransientRpcError
 
 # JSON-RPC error codes that mean "try again later" (rate limits, overloaded node).
@@ -40,7 +41,7 @@ def _check(method: str, resp: Any) -> Any:
         err = resp["error"] or {}
         code = err.get("code")
         msg = err.get("message", "")
-        if code in _TRANSIENT_CODES and "revert" not in msg.lower():
+        if code in _TRANSIENT_CODES and "revert" not in msg.lower() and not too_large_message(msg):
             raise TransientRpcError(f"{method}: {code} {msg}")
         raise RpcError(f"{method}: {msg}", code=code, data=err.get("data"))
     return resp["result"]
