@@ -51,7 +51,8 @@ def executor_abi() -> Abi:
 
 def error_signatures() -> list[str]:
     """The contract's custom errors, "Name(type,...)", for revert decoding."""
-    return [f"{e['name']}({','.join(i['type'] for i in e['inputs'])})" for e in artifact()["abi"] if e["type"] == "error"]
+    errors = [e for e in artifact()["abi"] if e["type"] == "error"]
+    return [f"{e['name']}({','.join(i['type'] for i in e['inputs'])})" for e in errors]
 
 
 # ---------------------------------------------------------------------------------------- parameters

@@ -11,6 +11,7 @@ from eth_abi import decode
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
 from keeper_devnet.deploy import Deployer
+from keeper_devnet.protocols.gearbox_v3.world import account_state, price_updates
 from keeper_devnet.tokens import Token, set_price
 from keeper_devnet.uniswap import (
     UniswapDeployment,
@@ -27,7 +28,26 @@ from keeper.chain.rpc import Rpc
 from keeper.chain.sender import Receipt, Sender, TxRequest
 from keeper.chain.signer import Signer
 from keeper.errors import RpcError
-from keeper.executor import Swap, decode_error, deploy, encode_path
+from keeper.executor import (
+    AaveV3Liquidation,
+    CompoundV3Liquidation,
+    Flash,
+    FlashSource,
+    GearboxFullLiquidation,
+    GearboxPartialLiquidation,
+    MarketParams,
+    MorphoBlueLiquidation,
+    PriceUpdate,
+    Swap,
+    decode_error,
+    deploy,
+    encode_path,
+    liquidate_aave_v3,
+    liquidate_compound_v3,
+    liquidate_gearbox_full,
+    liquidate_gearbox_partial,
+    liquidate_morpho_blue,
+)
 
 PROTOCOLS = ("aave_v3", "morpho_blue", "compound_v3", "gearbox_v3")
 WETH_CRASH = 2_100_00000000  # $2,100 (8 decimals), from $3,000
@@ -165,3 +185,63 @@ def events(receipt: Receipt, address: str, signature: str, types: list[str]) -> 
     topic = "0x" + keccak(text=signature).hex()
     return [decode(types, lg.data) for lg in receipt.logs
             if lg.address.lower() == address.lower() and lg.topics and lg.topics[0] == topic]
+
+
+# ---------------------------------------------------------------------------- flow calldata builders
+# Each returns build(profit: Profit) -> the owner's calldata.
+
+def flash_of(ew: ExecWorld, source: FlashSource) -> Flash:
+    lender = {FlashSource.MORPHO_BLUE: ew.world.extra["morpho"].morpho,
+              FlashSource.AAVE_V3: ew.world.aave.pool,
+              FlashSource.UNISWAP_V3: ew.pools["WBTC/USDC"].address}[source]
+    return Flash(source, lender)
+
+
+def aave_call(ew: ExecWorld, swap: Swap, source: FlashSource, *, debt: int, user_index: int = 0):
+    """liquidationCall on aave_borrowers[user_index] covering ``debt`` USDC, seizing WETH."""
+    user = ew.world.extra["aave_borrowers"][user_index]
+    liq = AaveV3Liquidation(ew.world.aave.pool, ew.token("WETH").address, ew.token("USDC").address, user, debt)
+    return lambda p: liquidate_aave_v3(liq, flash_of(ew, source), swap, p)
+
+
+def morpho_call(ew: ExecWorld, swap: Swap, *, seized: int):
+    dep = ew.world.extra["morpho"]
+    m = dep.markets["WETH/USDC"]
+    market = MarketParams(m.loan.address, m.collateral.address, m.oracle, m.irm, m.lltv)
+    borrower = ew.world.extra["morpho_borrowers"][0]  # 10 WETH, 20,000 USDC: LTV 0.95 > 0.86 after the crash
+    liq = MorphoBlueLiquidation(dep.morpho, market, borrower, seized, 0)
+    return lambda p: liquidate_morpho_blue(liq, swap, p)
+
+
+def comet_call(ew: ExecWorld, swap: Swap, source: FlashSource = FlashSource.MORPHO_BLUE, *, base_amount: int):
+    comet = ew.world.extra["comet"]
+    borrower = ew.world.extra["comet_borrowers"][2]  # 10 WETH, 20,000 USDC: liquidatable after the crash
+    liq = CompoundV3Liquidation(comet.comet, comet.base.address, (borrower,), ew.token("WETH").address, base_amount, 0)
+    return lambda p: liquidate_compound_v3(liq, flash_of(ew, source), swap, p)
+
+
+def gearbox_updates(updates) -> tuple[PriceUpdate, ...]:
+    return tuple(PriceUpdate(feed, data) for feed, data in updates)
+
+
+async def gearbox_partial_call(ew: ExecWorld, swap: Swap, source: FlashSource, *, repaid: int):
+    dep = ew.world.extra["gearbox"]
+    ca = ew.world.extra["gearbox_accounts"][0]  # 10 WETH, 18,000 USDC: HF 0.992 after the crash
+    updates = gearbox_updates(await price_updates(ew.d, dep))  # WETH's Pyth feed, at $2,100
+    liq = GearboxPartialLiquidation(dep.credit_facade, dep.credit_manager, dep.underlying.address, ca,
+                                    ew.token("WETH").address, repaid, 0, updates)
+    return lambda p: liquidate_gearbox_partial(liq, flash_of(ew, source), swap, p)
+
+
+async def gearbox_full_call(ew: ExecWorld, index: int, source: FlashSource, fee: int = FEE):
+    """(build, total value V, collateral symbols) for a full liquidation of gearbox_accounts[index]
+    adding V of USDC (the credit manager keeps 0.96 V and sends the rest back)."""
+    dep = ew.world.extra["gearbox"]
+    ca = ew.world.extra["gearbox_accounts"][index]
+    raw = await price_updates(ew.d, dep)
+    value = (await account_state(ew.d, dep, ca, raw)).total_value
+    held = [s for s, t in dep.collaterals.items() if await balance(ew, t.address, ca) > 1]
+    liq = GearboxFullLiquidation(dep.credit_facade, dep.credit_manager, dep.underlying.address, ca, value,
+                                 tuple(dep.collaterals[s].address for s in held), gearbox_updates(raw))
+    swaps = [ew.swap_all(s, "USDC", fee=fee) for s in held]
+    return (lambda p: liquidate_gearbox_full(liq, flash_of(ew, source), swaps, p)), value, held

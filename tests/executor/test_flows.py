@@ -10,46 +10,33 @@ from __future__ import annotations
 
 import pytest
 from eth_abi import decode
+from eth_utils import keccak
 from keeper_devnet.protocols.gearbox_v3.world import account_state, price_updates
 from keeper_devnet.protocols.morpho_blue.world import position
 from keeper_devnet.tokens import Token
+from keeper_devnet.uniswap import pool_artifact, quoter_artifact
 
 from keeper.abi import Abi
-from keeper.executor import (
-    AaveV3Liquidation,
-    CompoundV3Liquidation,
-    Flash,
-    FlashSource,
-    GearboxFullLiquidation,
-    GearboxPartialLiquidation,
-    MarketParams,
-    MorphoBlueLiquidation,
-    PriceUpdate,
-    Profit,
-    Swap,
-    encode_path,
-    liquidate_aave_v3,
-    liquidate_compound_v3,
-    liquidate_gearbox_full,
-    liquidate_gearbox_partial,
-    liquidate_morpho_blue,
-)
-from keeper_devnet.uniswap import pool_artifact, quoter_artifact
+from keeper.executor import FlashSource, Profit
 
 from tests.executor.helpers import (
     ExecWorld,
+    aave_call,
     assert_executor_clean,
     balance,
     build_exec_world,
+    comet_call,
     events,
     executor_error,
+    gearbox_full_call,
+    gearbox_partial_call,
+    morpho_call,
     preview,
     send,
 )
 
 pytestmark = pytest.mark.anvil
 
-SWAP_EVENT = "Swap(address,address,int256,int256,uint160,uint128,int24)"
 LIQUIDATION_EVENT = "Liquidation(address,uint256)"
 GAS: dict[str, int] = {}
 
@@ -66,13 +53,6 @@ async def exec_world(deployer):
 @pytest.fixture
 async def ew(exec_world, snapshot):
     yield exec_world
-
-
-def flash_of(ew: ExecWorld, source: FlashSource) -> Flash:
-    lender = {FlashSource.MORPHO_BLUE: ew.world.extra["morpho"].morpho,
-              FlashSource.AAVE_V3: ew.world.aave.pool,
-              FlashSource.UNISWAP_V3: ew.pools["WBTC/USDC"].address}[source]
-    return Flash(source, lender)
 
 
 async def swap_out(ew: ExecWorld, receipt, token: Token) -> int:
@@ -128,14 +108,11 @@ AAVE_PREMIUM_BPS = 5  # the world's Aave FLASHLOAN_PREMIUM_TOTAL
 @pytest.mark.parametrize("source", list(FlashSource))
 async def test_aave_v3_flow(ew, source):
     """Aave V3 liquidationCall paid with flash USDC from each source; the seized WETH sold for USDC."""
-    usdc, weth = ew.token("USDC"), ew.token("WETH")
-    user = ew.world.extra["aave_borrowers"][0]  # 10 WETH, 20,000 USDC: HF 0.866, close factor 100%
-    debt = usdc.units(10_000)
-    flash = flash_of(ew, source)
+    usdc = ew.token("USDC")
+    debt = usdc.units(10_000)  # aave_borrowers[0]: 10 WETH, 20,000 USDC, HF 0.866 (close factor 100%)
     swap = ew.swap_all("WETH", "USDC")
-    liq = AaveV3Liquidation(ew.world.aave.pool, weth.address, usdc.address, user, debt)
     profit, receipt = await run_flow(ew, f"aave_v3 ({source.name.lower()} flash)",
-                                     lambda p: liquidate_aave_v3(liq, flash, swap, p), usdc)
+                                     aave_call(ew, swap, source, debt=debt), usdc)
     (_, seized, liquidator, _), = events(receipt, ew.world.aave.pool,
                                          "LiquidationCall(address,address,address,uint256,uint256,address,bool)",
                                          ["uint256", "uint256", "address", "bool"])
@@ -145,3 +122,90 @@ async def test_aave_v3_flow(ew, source):
     fee = {FlashSource.MORPHO_BLUE: 0, FlashSource.AAVE_V3: debt * AAVE_PREMIUM_BPS // 10_000,
            FlashSource.UNISWAP_V3: -(-debt * 3000 // 1_000_000)}[source]
     assert profit == out - debt - fee
+
+
+# ------------------------------------------------------------------------------------------ Morpho Blue
+
+async def test_morpho_blue_flow(ew):
+    """Morpho.liquidate with callback data: the seized WETH is sold inside onMorphoLiquidate, before
+    Morpho pulls the USDC; no flash loan."""
+    usdc, weth = ew.token("USDC"), ew.token("WETH")
+    dep = ew.world.extra["morpho"]
+    m = dep.markets["WETH/USDC"]
+    borrower = ew.world.extra["morpho_borrowers"][0]
+    shares_before = (await position(ew.d, dep, m, borrower)).borrow_shares
+    swap = ew.swap_all("WETH", "USDC")
+    build = morpho_call(ew, swap, seized=weth.units(5))
+    profit, receipt = await run_flow(ew, "morpho_blue (callback, no flash)", build, usdc)
+    [(repaid, repaid_shares, seized, _, _)] = events(
+        receipt, dep.morpho, "Liquidate(bytes32,address,address,uint256,uint256,uint256,uint256,uint256)",
+        ["uint256"] * 5)
+    assert seized == weth.units(5)
+    assert (await position(ew.d, dep, m, borrower)).borrow_shares == shares_before - repaid_shares
+    out = await swap_out(ew, receipt, usdc)
+    assert out == await quote_before(ew, receipt, swap.path, seized)
+    assert profit == out - repaid
+
+
+# ------------------------------------------------------------------------------------------ Compound III
+
+async def test_compound_v3_flow(ew):
+    """Comet absorb + buyCollateral paid with flash USDC (Morpho), the WETH bought sold for USDC."""
+    usdc = ew.token("USDC")
+    comet = ew.world.extra["comet"].comet
+    base_amount = usdc.units(10_000)
+    swap = ew.swap_all("WETH", "USDC")
+    profit, receipt = await run_flow(ew, "compound_v3 (morpho flash)", comet_call(ew, swap, base_amount=base_amount),
+                                     usdc)
+    absorbed = [lg for lg in receipt.logs if lg.address == comet and lg.topics[0] == "0x" + keccak(
+        text="AbsorbDebt(address,address,uint256,uint256)").hex()]
+    assert len(absorbed) == 1 and absorbed[0].topics[1][-40:] == ew.executor[2:].lower()  # absorber
+    [(paid, bought)] = events(receipt, comet, "BuyCollateral(address,address,uint256,uint256)", ["uint256", "uint256"])
+    assert paid == base_amount
+    out = await swap_out(ew, receipt, usdc)
+    assert out == await quote_before(ew, receipt, swap.path, bought)
+    assert profit == out - base_amount
+
+
+# ------------------------------------------------------------------------------------------ Gearbox V3
+
+async def test_gearbox_partial_flow(ew):
+    """partiallyLiquidateCreditAccount paid with flash USDC (Aave, premium counted), with the Pyth
+    update for WETH passed through; the seized WETH sold for USDC."""
+    usdc = ew.token("USDC")
+    dep = ew.world.extra["gearbox"]
+    repaid = usdc.units(5_000)
+    swap = ew.swap_all("WETH", "USDC")
+    build = await gearbox_partial_call(ew, swap, FlashSource.AAVE_V3, repaid=repaid)
+    profit, receipt = await run_flow(ew, "gearbox_v3 partial (aave flash)", build, usdc)
+    [(repaid_debt, seized, fee)] = events(
+        receipt, dep.credit_facade, "PartiallyLiquidateCreditAccount(address,address,address,uint256,uint256,uint256)",
+        ["uint256"] * 3)
+    assert repaid_debt + fee == repaid
+    out = await swap_out(ew, receipt, usdc)
+    assert out == await quote_before(ew, receipt, swap.path, seized)
+    assert profit == out - repaid - repaid * AAVE_PREMIUM_BPS // 10_000
+    assert (await account_state(ew.d, dep, ew.world.extra["gearbox_accounts"][0])).liquidatable is False
+
+
+@pytest.mark.parametrize("index, what", [(5, "bad debt"), (1, "two collaterals")])
+async def test_gearbox_full_flow(ew, index, what):
+    """liquidateCreditAccount (loss policy data empty) with addCollateral of flash USDC (Morpho) and
+    every collateral withdrawn to the executor, then each swapped to USDC. The liquidator's take is
+    everything it withdrew and got back, less 96% of the account's total value."""
+    usdc = ew.token("USDC")
+    dep = ew.world.extra["gearbox"]
+    ca = ew.world.extra["gearbox_accounts"][index]
+    before = await account_state(ew.d, dep, ca, await price_updates(ew.d, dep))
+    assert before.liquidatable and (before.total_value * 96 // 100 < before.total_debt) == (what == "bad debt")
+    build, value, held = await gearbox_full_call(ew, index, FlashSource.MORPHO_BLUE)
+    assert len(held) == (1 if what == "bad debt" else 2)
+    profit, receipt = await run_flow(ew, f"gearbox_v3 full, {what} (morpho flash)", build, usdc)
+    [(to, remaining)] = events(receipt, dep.credit_facade, "LiquidateCreditAccount(address,address,address,uint256)",
+                               ["address", "uint256"])
+    assert to.lower() == ew.executor.lower()
+    assert (remaining == 0) == (what == "bad debt")
+    out = await swap_out(ew, receipt, usdc)
+    assert profit == out - value * 9_600 // 10_000  # the liquidation discount (LIQUIDATION_PREMIUM 4%)
+    after = await account_state(ew.d, dep, ca)
+    assert after.debt == 0 and not after.liquidatable
