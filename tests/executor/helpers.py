@@ -121,15 +121,18 @@ async def preview(ew: ExecWorld, data: bytes) -> int:
     return int(profit)
 
 
-async def send(ew: ExecWorld, data: bytes, *, signer: Signer | None = None, to: str | None = None) -> Receipt:
-    """Sign and send through the keeper's Sender (gas from eth_estimateGas); the receipt."""
+async def send(ew: ExecWorld, data: bytes, *, signer: Signer | None = None, to: str | None = None,
+               gas: int | None = None) -> Receipt:
+    """Sign and send through the keeper's Sender (gas from eth_estimateGas unless given: a
+    transaction that must revert on chain needs it given); the receipt."""
     signer = signer or ew.owner
     to = to or ew.executor
-    gas = int(await ew.chain.rpc.request("eth_estimateGas", [{"from": signer.address, "to": to,
-                                                               "data": "0x" + data.hex()}]), 16)
+    if gas is None:
+        gas = int(await ew.chain.rpc.request("eth_estimateGas", [{"from": signer.address, "to": to,
+                                                                   "data": "0x" + data.hex()}]), 16) + 50_000
     sender = Sender(ew.chain, signer, ew.world.chain_id)
     fees = await current_fees(ew.chain, max_priority_fee=10**9)
-    return await sender.wait(await sender.send(TxRequest(to=to, data=data, gas=gas + 50_000), fees))
+    return await sender.wait(await sender.send(TxRequest(to=to, data=data, gas=gas), fees))
 
 
 def revert_data(e: RpcError) -> bytes:

@@ -14,12 +14,13 @@ from eth_utils import keccak
 from keeper_devnet.protocols.gearbox_v3.world import account_state, price_updates
 from keeper_devnet.protocols.morpho_blue.world import position
 from keeper_devnet.tokens import Token
-from keeper_devnet.uniswap import pool_artifact, quoter_artifact
+from keeper_devnet.uniswap import create_pool_at_price, pool_artifact, quoter_artifact
 
 from keeper.abi import Abi
-from keeper.executor import FlashSource, Profit
+from keeper.executor import FlashSource, Profit, Swap
 
 from tests.executor.helpers import (
+    FEE,
     ExecWorld,
     aave_call,
     assert_executor_clean,
@@ -32,6 +33,8 @@ from tests.executor.helpers import (
     gearbox_partial_call,
     morpho_call,
     preview,
+    quote_exact_input,
+    revert_of,
     send,
 )
 
@@ -209,3 +212,58 @@ async def test_gearbox_full_flow(ew, index, what):
     assert profit == out - value * 9_600 // 10_000  # the liquidation discount (LIQUIDATION_PREMIUM 4%)
     after = await account_state(ew.d, dep, ca)
     assert after.debt == 0 and not after.liquidatable
+
+
+# ------------------------------------------------------------------------------------------ cannot repay
+
+SHALLOW_FEE = 10_000  # a WETH/USDC pool of its own fee tier, holding about $3,000 a side
+
+
+async def build_case(ew: ExecWorld, case: str, fee: int):
+    """The calldata builder of ``case`` with every swap routed through the ``fee`` WETH/USDC pool."""
+    usdc, weth = ew.token("USDC"), ew.token("WETH")
+    swap = ew.swap_all("WETH", "USDC", fee=fee)
+    if case == "aave_v3":
+        return aave_call(ew, swap, FlashSource.AAVE_V3, debt=usdc.units(10_000))
+    if case == "morpho_blue":
+        return morpho_call(ew, swap, seized=weth.units(5))
+    if case == "compound_v3":
+        return comet_call(ew, swap, FlashSource.UNISWAP_V3, base_amount=usdc.units(10_000))
+    if case == "gearbox_partial":
+        return await gearbox_partial_call(ew, swap, FlashSource.MORPHO_BLUE, repaid=usdc.units(5_000))
+    return (await gearbox_full_call(ew, 5, FlashSource.MORPHO_BLUE, fee=fee))[0]
+
+
+CASES = ["aave_v3", "morpho_blue", "compound_v3", "gearbox_partial", "gearbox_full"]
+
+
+@pytest.mark.parametrize("case", CASES)
+async def test_flow_whose_swap_cannot_repay_reverts(ew, case):
+    """Selling the collateral in a pool far too shallow for it does not pay back what was borrowed:
+    the executor's own profit check reverts (a negative profit against a minimum of 0), before the
+    lender's transfer would; sent anyway, the transaction reverts on chain and moves nothing."""
+    usdc, weth = ew.token("USDC"), ew.token("WETH")
+    await create_pool_at_price(ew.d, ew.uni, weth, usdc, SHALLOW_FEE, liquidity_usd=3_000)
+    build = await build_case(ew, case, SHALLOW_FEE)
+    name, (profit, minimum) = await executor_error(ew, build(Profit(usdc.address, 0)))
+    assert name == "InsufficientProfit" and minimum == 0 and profit < -usdc.units(1_000)
+    # The same flow through the deep pool pays: only the swap makes the difference.
+    assert await preview(ew, (await build_case(ew, case, FEE))(Profit(usdc.address, 0))) > 0
+    receipt = await send(ew, build(Profit(usdc.address, 0)), gas=3_000_000)
+    assert receipt.status == 0
+    assert await balance(ew, usdc.address, ew.owner.address) == 0
+    for t in ew.world.tokens.values():
+        assert await balance(ew, t.address, ew.executor) == 0
+
+
+async def test_swap_minimum_output_is_enforced(ew):
+    """amountOutMinimum reaches SwapRouter.exactInput: one unit above the quote reverts there."""
+    usdc, weth = ew.token("USDC"), ew.token("WETH")
+    seized = weth.units(5)
+    swap = ew.swap_all("WETH", "USDC")
+    quoted = await quote_exact_input(ew, swap.path, seized)
+    ok = morpho_call(ew, Swap(swap.router, swap.path, 0, quoted), seized=seized)
+    assert await preview(ew, ok(Profit(usdc.address, 0))) > 0
+    too_much = morpho_call(ew, Swap(swap.router, swap.path, 0, quoted + 1), seized=seized)
+    raw = await revert_of(ew, too_much(Profit(usdc.address, 0)))
+    assert raw[:4] == keccak(text="Error(string)")[:4] and decode(["string"], raw[4:]) == ("Too little received",)
