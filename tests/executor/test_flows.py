@@ -17,7 +17,7 @@ from keeper_devnet.tokens import Token
 from keeper_devnet.uniswap import create_pool_at_price, pool_artifact, quoter_artifact
 
 from keeper.abi import Abi
-from keeper.executor import FlashSource, Profit, Swap
+from keeper.executor import FlashSource, Profit, Swap, encode_path
 
 from tests.executor.helpers import (
     FEE,
@@ -191,7 +191,7 @@ async def test_gearbox_partial_flow(ew):
     assert (await account_state(ew.d, dep, ew.world.extra["gearbox_accounts"][0])).liquidatable is False
 
 
-@pytest.mark.parametrize("index, what", [(5, "bad debt"), (1, "two collaterals")])
+@pytest.mark.parametrize("index, what", [(5, "bad debt"), (1, "two collaterals"), (3, "small, minDebt-capped")])
 async def test_gearbox_full_flow(ew, index, what):
     """liquidateCreditAccount (loss policy data empty) with addCollateral of flash USDC (Morpho) and
     every collateral withdrawn to the executor, then each swapped to USDC. The liquidator's take is
@@ -202,7 +202,7 @@ async def test_gearbox_full_flow(ew, index, what):
     before = await account_state(ew.d, dep, ca, await price_updates(ew.d, dep))
     assert before.liquidatable and (before.total_value * 96 // 100 < before.total_debt) == (what == "bad debt")
     build, value, held = await gearbox_full_call(ew, index, FlashSource.MORPHO_BLUE)
-    assert len(held) == (1 if what == "bad debt" else 2)
+    assert len(held) == (2 if what == "two collaterals" else 1)
     profit, receipt = await run_flow(ew, f"gearbox_v3 full, {what} (morpho flash)", build, usdc)
     [(to, remaining)] = events(receipt, dep.credit_facade, "LiquidateCreditAccount(address,address,address,uint256)",
                                ["address", "uint256"])
@@ -212,6 +212,40 @@ async def test_gearbox_full_flow(ew, index, what):
     assert profit == out - value * 9_600 // 10_000  # the liquidation discount (LIQUIDATION_PREMIUM 4%)
     after = await account_state(ew.d, dep, ca)
     assert after.debt == 0 and not after.liquidatable
+
+
+# ------------------------------------------------------------------------------------------ paths and profit tokens
+
+async def test_two_hop_path(ew):
+    """The swap follows an encoded two-pool path (WETH -> WBTC -> USDC) and pays what QuoterV2 quotes
+    for that path."""
+    usdc, wbtc, weth = ew.token("USDC"), ew.token("WBTC"), ew.token("WETH")
+    path = encode_path([weth.address, wbtc.address, usdc.address], [FEE, FEE])
+    swap = Swap(ew.uni.router, path, 0, 0)
+    profit, receipt = await run_flow(ew, "morpho_blue, two-hop path", morpho_call(ew, swap, seized=weth.units(5)), usdc)
+    [(repaid, _, seized, _, _)] = events(
+        receipt, ew.world.extra["morpho"].morpho,
+        "Liquidate(bytes32,address,address,uint256,uint256,uint256,uint256,uint256)", ["uint256"] * 5)
+    out = await swap_out(ew, receipt, usdc)
+    assert out == await quote_before(ew, receipt, path, seized)
+    assert profit == out - repaid
+
+
+async def test_profit_in_the_collateral_token(ew):
+    """The owner may ask for its profit in another token than the debt: here only 4.9 of the 5 WETH
+    seized are sold (enough to repay Morpho), and the check is on the 0.1 WETH left. Every token
+    still goes to the owner (the USDC the sale paid beyond the repayment too)."""
+    usdc, weth = ew.token("USDC"), ew.token("WETH")
+    swap = ew.swap_all("WETH", "USDC")
+    build = morpho_call(ew, Swap(swap.router, swap.path, weth.units(4.9), 0), seized=weth.units(5))
+    assert await preview(ew, build(Profit(weth.address, 0))) == weth.units(0.1)
+    name, (got, need) = await executor_error(ew, build(Profit(weth.address, weth.units(0.1) + 1)))
+    assert name == "InsufficientProfit" and got == weth.units(0.1)
+    receipt = await send(ew, build(Profit(weth.address, weth.units(0.1))))
+    assert receipt.status == 1
+    assert await balance(ew, weth.address, ew.owner.address) == weth.units(0.1)
+    assert await balance(ew, usdc.address, ew.owner.address) > 0
+    await assert_executor_clean(ew, receipt)
 
 
 # ------------------------------------------------------------------------------------------ cannot repay
