@@ -180,7 +180,7 @@ contract LiquidationExecutor {
         address underlying;
         address creditAccount;
         uint256 addAmount; // underlying added to the account, also the flash-loan amount
-        address[] collaterals; // each withdrawn whole to this contract
+        address[] collaterals; // each withdrawn to this contract (all but 1 wei: withdrawCollateral(max))
         PriceUpdate[] priceUpdates; // on-demand updates, first call of the multicall when present
         bytes lossPolicyData;
     }
