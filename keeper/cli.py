@@ -1,4 +1,4 @@
-"""Command line: keeper run | scan | init | devnet | demo."""
+"""Command line: keeper run | scan | init | devnet | demo | executor (deploy | withdraw)."""
 from __future__ import annotations
 
 import argparse
@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     dv.add_argument("--config-out", type=Path, default=None)
     dm = sub.add_parser("demo", help="devnet + positions + keeper + price drop, then a report")
     dm.add_argument("--json", action="store_true", help="print one JSON report on stdout")
+    from keeper.executor.commands import add_parser as add_executor_parser
+    add_executor_parser(sub)
     return p
 
 
@@ -129,10 +131,17 @@ async def _demo(args) -> int:
     return 0 if not report["reverted"] else 1
 
 
+async def _executor(args) -> int:
+    from keeper.engine.daemon import load_signer
+    from keeper.executor.commands import run
+    return await run(args, load_signer)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(json_lines=args.log_json, level=args.log_level)
-    handler = {"run": _run, "scan": _scan, "init": _init, "devnet": _devnet, "demo": _demo}[args.command]
+    handler = {"run": _run, "scan": _scan, "init": _init, "devnet": _devnet, "demo": _demo,
+               "executor": _executor}[args.command]
     try:
         return asyncio.run(handler(args))
     except (ConfigError, StartupError) as e:
