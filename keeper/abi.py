@@ -4,13 +4,14 @@ Hot paths build calldata once with eth_abi (no web3 contract layer)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from eth_abi import decode, encode
-from eth_abi.grammar import TupleType, parse
+from eth_abi.grammar import ABIType, BasicType, TupleType, parse
 from eth_utils import keccak, to_checksum_address
 
 
@@ -36,13 +37,13 @@ def checksummed(type_str: str, value: Any) -> Any:
     return _walk(parse(type_str), value)
 
 
-def _walk(t, value):
+def _walk(t: ABIType, value: Any) -> Any:
     if t.arrlist:
         inner = t.item_type
         return [_walk(inner, v) for v in value]
     if isinstance(t, TupleType):
         return tuple(_walk(c, v) for c, v in zip(t.components, value))
-    if t.base == "address":
+    if isinstance(t, BasicType) and t.base == "address":
         return to_checksum_address(value)
     return value
 
@@ -125,7 +126,7 @@ class Abi:
         return self.events[name]
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(name: str) -> Abi:
     """``name`` is "<protocol>/<Contract>" (abis/<protocol>/<Contract>.json) or, for what every
     protocol shares (ERC20, Chainlink, Pyth), a plain "<Contract>" from abis/common."""

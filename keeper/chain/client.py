@@ -2,8 +2,9 @@
 chunked logs, blocks, balances)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from eth_utils import to_checksum_address
 
@@ -40,7 +41,7 @@ class Log:
     tx_hash: str
 
     @classmethod
-    def from_rpc(cls, raw: dict) -> "Log":
+    def from_rpc(cls, raw: dict) -> Log:
         return cls(
             address=to_checksum_address(raw["address"]),
             topics=[t.lower() for t in raw["topics"]],
@@ -89,7 +90,8 @@ class Chain:
             tx["value"] = hex(value)
         return bytes.fromhex((await self.rpc.request("eth_call", [tx, block_tag(block)]))[2:])
 
-    async def call(self, to: str, signature: str, types=(), args=(), out=(), block: int | str = "latest"):
+    async def call(self, to: str, signature: str, types: Sequence[str] = (), args: Sequence[Any] = (),
+                   out: Sequence[str] = (), block: int | str = "latest") -> Any:
         raw = await self.eth_call(to, calldata(signature, types, args), block=block)
         return returns(*out)(raw) if out else raw
 
@@ -121,7 +123,7 @@ class Chain:
         start = from_block
         chunk = self.log_chunk_blocks
         while start <= to_block:
-            ranges = []
+            ranges: list[tuple[int, int]] = []
             s = start
             while s <= to_block and len(ranges) < 10:
                 ranges.append((s, min(s + chunk - 1, to_block)))
