@@ -17,7 +17,7 @@ from keeper.chain.multicall import (
     selector,
 )
 from keeper.errors import RpcError
-from tests.helpers.fake_rpc import Fault, FakeTransport, Revert, fake_chain, hexdata
+from tests.helpers.fake_rpc import FakeTransport, Fault, Revert, fake_chain, hexdata
 
 TOKEN = "0x1111111111111111111111111111111111111111"
 ORACLE = "0x2222222222222222222222222222222222222222"

@@ -3,14 +3,12 @@ a transient error inside a batch) and what is not (reverts, malformed answers, a
 how batches map back to requests, and the round-trip count."""
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 import pytest
 
 from keeper.chain.rpc import HttpTransport, Rpc
 from keeper.errors import RpcError, TransientRpcError, decode_revert
-from tests.helpers.fake_rpc import Fault, FakeTransport, NoAnswer, revert
+from tests.helpers.fake_rpc import FakeTransport, Fault, NoAnswer, revert
 
 CHAIN_ID = "0x7a69"
 AAVE_45 = "0x08c379a0" + "00" * 31 + "20" + "00" * 31 + "02" + "3435" + "00" * 30  # Error("45")
@@ -23,7 +21,7 @@ def rpc_on(fake: FakeTransport, attempts: int = 5) -> Rpc:
 @pytest.mark.parametrize("failure", [
     aiohttp.ClientConnectionError("connection reset"),
     aiohttp.ServerDisconnectedError(),
-    asyncio.TimeoutError(),
+    TimeoutError(),
     Fault(-32005, "rate limited"),
     Fault(429, "too many requests"),
     Fault(-32603, "internal error"),

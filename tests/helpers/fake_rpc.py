@@ -114,7 +114,7 @@ class FakeTransport:
         self.calls.append((method, params))
         if method == "eth_call" and (result := self._contract_call(params)) is not None:
             answer: Any = result
-        elif method in self._answers and self._answers[method]:
+        elif self._answers.get(method):
             answer = self._take(method, params)
         else:
             raise NoAnswer(f"FakeTransport: no answer scripted for {method} {str(params)[:200]}")
