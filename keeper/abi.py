@@ -16,16 +16,11 @@ from eth_utils import keccak, to_checksum_address
 
 
 def _abi_dir() -> Path:
-    """abis/ as shipped inside the wheel (package data ``keeper.abis``), or the checkout's top-level
-    abis/ when running from the repository."""
-    try:
-        from importlib.resources import files
-        shipped = Path(str(files("keeper.abis")))
-        if (shipped / "common").is_dir():
-            return shipped
-    except (ModuleNotFoundError, TypeError):
-        pass
-    return Path(__file__).resolve().parents[1] / "abis"
+    """abis/ as shipped inside the wheel (the package data ``keeper.abis``, next to this module), or
+    the checkout's top-level abis/ when running from the repository (an editable install)."""
+    here = Path(__file__).resolve().parent
+    shipped = here / "abis"
+    return shipped if (shipped / "common").is_dir() else here.parent / "abis"
 
 
 ABI_DIR = _abi_dir()
