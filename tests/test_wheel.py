@@ -19,10 +19,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from keeper_devnet.anvil import free_port
-from keeper_devnet.world import ALL_PROTOCOLS, DEVNET_PASSWORD, DEVNET_PASSWORD_ENV, KEEPER_KEY
 
 from keeper.abi import load as load_abi
+from keeper_devnet.anvil import free_port
+from keeper_devnet.world import ALL_PROTOCOLS, DEVNET_PASSWORD, DEVNET_PASSWORD_ENV, KEEPER_KEY
 
 pytestmark = [pytest.mark.anvil, pytest.mark.timeout(900)]
 
