@@ -123,7 +123,8 @@ def test_init_help_names_every_flag(capsys):
     sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
     init = sub.choices["init"]
     flags = [a for a in init._actions if a.option_strings and a.dest != "help"]
-    assert {f.option_strings[0] for f in flags} == {"--chain", "--protocols", "--out", "--rpc-url", "--force"}
+    assert {f.option_strings[0] for f in flags} == {"--chain", "--protocols", "--out", "--rpc-url", "--force",
+                                                  "--log-json", "--log-level"}  # the last two: global flags
     for f in flags:
         assert f.help and len(f.help) > 10, f"{f.option_strings[0]} has no help"
     with pytest.raises(SystemExit) as e:

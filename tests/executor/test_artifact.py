@@ -36,16 +36,6 @@ def test_artifact_is_what_the_source_compiles_to():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_package_ships_the_artifact(tmp_path):
-    """setup.py's package_data puts the artifact (and its source) into the built package."""
-    done = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(tmp_path)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert done.returncode == 0, done.stderr
-    shipped = tmp_path / "keeper" / "executor"
-    assert (shipped / "LiquidationExecutor.json").read_bytes() == ex.ARTIFACT.read_bytes()
-    assert (shipped / "LiquidationExecutor.sol").exists()
-
-
 def test_path_encoding():
     path = ex.encode_path([A, B, C], [500, 3000])
     assert len(path) == 20 + 23 * 2
