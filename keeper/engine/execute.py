@@ -117,6 +117,8 @@ class Executor:
                 return self._skip(opp, f"wallet holds {budget.get(s.token, 0)} of {s.token}, needs {s.amount}")
         approvals = await self._approvals(opp)
         sim = await simulate(self.chain, self.wallet, approvals + list(opp.txs), after=await self._unmined())
+        if not sim.ok and sim.estimated and approvals:
+            return await self._approve_first(opp, approvals, fees)
         if not sim.ok:
             return self._skip(opp, f"simulation: {sim.reason}")
         gas = sum(sim.gas_used[len(approvals):])
@@ -163,6 +165,28 @@ class Executor:
                 flight.hashes.append(tx_hash)
             self._sent.append((tx_hash, tx))
         return flight
+
+    async def _approve_first(self, opp: Opportunity, approvals: list[TxRequest], fees: Fees) -> Outcome:
+        """A node without eth_simulateV1 cannot run a plan after its approvals: the approvals (each
+        estimated alone) go out now and the plan is simulated on a later block, once they are mined."""
+        why = "node has no eth_simulateV1: approvals first, the plan is simulated once they are mined"
+        if self.limits.dry_run:
+            return self._skip(opp, f"simulation: {why} (dry-run: not sent)")
+        for tx in approvals:
+            key = (tx.to, "0x" + tx.data[16:36].hex())
+            if key in self._approving:
+                continue
+            sim = await simulate(self.chain, self.wallet, [tx])
+            if not sim.ok:
+                return self._skip(opp, f"simulation: {sim.reason}")
+            gas = sim.gas_used[0] * self.limits.gas_margin_pct // 100 + 30_000
+            try:
+                tx_hash = await self.sender.send(replace(tx, gas=gas), fees)
+            except RpcError as e:
+                return self._skip(opp, f"sending {tx.what} failed: {e}")
+            self._approving.add(key)
+            self._sent.append((tx_hash, tx))
+        return self._skip(opp, f"simulation: {why}")
 
     async def _unmined(self) -> list[TxRequest]:
         """This block's transactions that are sent and not mined yet, in nonce order."""

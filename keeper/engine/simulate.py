@@ -19,6 +19,7 @@ class Simulation:
     gas_used: list[int] = field(default_factory=list)
     reason: str | None = None
     logs: list[Log] = field(default_factory=list)  # of the last transaction
+    estimated: bool = False  # the node has no eth_simulateV1: eth_estimateGas of one transaction instead
 
 
 def _calls(sender: str, txs: list[TxRequest]) -> list[dict]:
@@ -53,10 +54,12 @@ async def simulate(chain: Chain, sender: str, txs: list[TxRequest],
 
 async def _fallback(chain: Chain, sender: str, txs: list[TxRequest]) -> Simulation:
     if len(txs) != 1:
-        return Simulation(False, reason="node has no eth_simulateV1 and an approval is still pending")
+        return Simulation(False, reason="node has no eth_simulateV1 and an approval is still pending",
+                          estimated=True)
     (call,) = _calls(sender, txs)
     try:
         gas = hexint(await chain.rpc.request("eth_estimateGas", [call, "latest"]))
     except RpcError as e:
-        return Simulation(False, reason=f"{txs[0].what} would revert: {decode_revert(e.data, str(e))}")
-    return Simulation(True, [gas])
+        return Simulation(False, reason=f"{txs[0].what} would revert: {decode_revert(e.data, str(e))}",
+                          estimated=True)
+    return Simulation(True, [gas], estimated=True)

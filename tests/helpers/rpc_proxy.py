@@ -9,6 +9,8 @@ eth_getLogs, refused batches, a connection dropped mid-request, arbitrary JSON-R
         proxy.on("eth_getLogs", TooManyResults(), when=wider_than(100))
         proxy.on("eth_feeHistory", Garbage(), times=1)               # once, then forwarded
         proxy.on(None, RefuseBatch())                                # any batch POST
+        held = proxy.on("eth_sendRawTransaction", Hold(), times=1).fault
+        ...; await held.arrived.wait(); <act on the node>; held.release()
         keeper_url = proxy.url
         ...
         assert proxy.calls("eth_estimateGas")                        # what the client sent
@@ -19,8 +21,9 @@ one of its ``times``). Two kinds of fault:
 - request faults (MethodNotFound, TooManyResults, Error) replace the answer to that one request; the
   other requests of the same batch still go to the node, and the batch answer is put back together
   in the order of the request ids;
-- HTTP faults (Garbage, Delay, Hang, Drop, HttpStatus, RefuseBatch) act on the whole POST as soon as
-  one of its requests matches (RefuseBatch matches batch POSTs only). Delay forwards after waiting.
+- HTTP faults (Garbage, Delay, Hold, Hang, Drop, HttpStatus, RefuseBatch) act on the whole POST as
+  soon as one of its requests matches (RefuseBatch matches batch POSTs only). Delay and Hold forward
+  the POST after waiting (Hold: until the test releases it).
 
 Every request received is kept in ``proxy.seen`` (method, params, whether it came in a batch, the
 fault applied or None); ``proxy.posts`` counts HTTP round trips."""
@@ -28,8 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -86,6 +90,18 @@ class Hang:
     """Never answer (until the client gives up or the proxy stops)."""
 
 
+@dataclass(frozen=True, eq=False)
+class Hold:
+    """Keep the POST until the test calls ``release()``, then forward it: the test acts on the node
+    in between (e.g. mines a competitor's transaction after the keeper simulated and before its
+    request reaches the node). ``arrived`` is set when a request is held."""
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
 @dataclass(frozen=True)
 class Drop:
     """Close the connection without an answer (the client sees the server disconnect)."""
@@ -97,8 +113,8 @@ class RefuseBatch:
     message: str = "batch requests are not supported"
 
 
-Fault = Error | Garbage | HttpStatus | Delay | Hang | Drop | RefuseBatch
-HTTP_FAULTS = (Garbage, HttpStatus, Delay, Hang, Drop, RefuseBatch)
+Fault = Error | Garbage | HttpStatus | Delay | Hold | Hang | Drop | RefuseBatch
+HTTP_FAULTS = (Garbage, HttpStatus, Delay, Hold, Hang, Drop, RefuseBatch)
 
 
 def wider_than(blocks: int) -> Callable[[Params], bool]:
@@ -179,7 +195,7 @@ class RpcProxy:
         return [s for s in self.seen if s.fault and (method is None or s.method == method)]
 
     # -- lifecycle --
-    async def start(self) -> "RpcProxy":
+    async def start(self) -> RpcProxy:
         app = web.Application(client_max_size=8 * 1024 * 1024)
         app.router.add_post("/", self._handle)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
@@ -192,12 +208,15 @@ class RpcProxy:
 
     async def stop(self) -> None:
         self._release.set()
+        for rule in self.rules:  # held requests go on (to a client that may have given up)
+            if isinstance(rule.fault, Hold):
+                rule.fault.release()
         if self._runner is not None:
             await self._runner.cleanup()
         if self._session is not None:
             await self._session.close()
 
-    async def __aenter__(self) -> "RpcProxy":
+    async def __aenter__(self) -> RpcProxy:  # noqa: PYI034
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -236,6 +255,9 @@ class RpcProxy:
                 http_fault = fault
         if isinstance(http_fault, Delay):
             await asyncio.sleep(http_fault.seconds)
+        elif isinstance(http_fault, Hold):
+            http_fault.arrived.set()
+            await http_fault.released.wait()
         elif isinstance(http_fault, Hang):
             await self._release.wait()
             return web.Response(status=503)
