@@ -130,6 +130,9 @@ def print_report(report: dict) -> None:
     for o in liq:
         print(f"  {o['protocol']:<12} {o['account']}  {o['label']:<22} tx {o['tx_hash'][:12]}…  "
               f"predicted {o['predicted_profit_usd']:>10,.2f} USD  realised {o['realised_profit_usd']:>10,.2f} USD")
+    for o in report["reverted"]:
+        print(f"  REVERTED {o['protocol']:<12} {o['account']}  {o['label']:<22} tx {o['tx_hash'][:12]}…  "
+              f"gas {o['gas_used']:,}  realised {o['realised_profit_usd']:,.4f} USD: {o['reason']}")
     for p, rewards in report.get("rewards_credited_before_claim", {}).items():
         print(f"  {p} rewards credited, not yet claimed: " + ", ".join(f"{a} of {t}" for t, a in rewards.items()))
     for o in report.get("claims", []):

@@ -235,9 +235,12 @@ class Executor:
         reverted = [(i, rc) for i, rc in enumerate(receipts) if rc.status != 1]
         if reverted:
             i, rc = reverted[0]
+            # Nothing was liquidated but the gas is paid: a loss of the fees, at the step's native price.
+            gas_paid = sum(r.fee_paid for r in receipts)
             return Outcome("reverted", opp.protocol, opp.account, opp.label, f"{opp.txs[i].what} reverted on chain",
                            tx_hash=rc.tx_hash, block=rc.block_number, predicted_profit=predicted, gas_used=gas_used,
-                           details={**details, "tx_hashes": hashes})
+                           realised_profit=-(gas_paid * native_price // 10**18),
+                           details={**details, "tx_hashes": hashes, "gas_paid_wei": gas_paid})
         if flight.send_error:  # part of the plan is on chain, the rest could not be sent
             return fail(flight.send_error, tx_hash=hashes[-1], details={**details, "tx_hashes": hashes})
         last = receipts[-1]
