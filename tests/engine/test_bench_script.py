@@ -19,6 +19,6 @@ async def test_bench_counts_borrowers_and_the_lender_apart():
     out, err = await asyncio.wait_for(proc.communicate(), 300)
     text = out.decode()
     assert proc.returncode == 0, err.decode()[-2000:]
-    assert re.search(r"^discovery of 4 of 4 borrowers \(and 1 other account\(s\): the lender\)", text, re.M), text
-    assert re.search(r"^mirror of 5 accounts \(4 borrowers and the lender; health only\)", text, re.M), text
-    assert re.search(r"^reaction \(2 s blocks\): 2 liquidations ", text, re.M), text
+    assert re.search(r"^discovery of 4 of 4 borrowers \(and 1 other account\(s\): the lender\)", text, re.MULTILINE), text
+    assert re.search(r"^mirror of 5 accounts \(4 borrowers and the lender; health only\)", text, re.MULTILINE), text
+    assert re.search(r"^reaction \(2 s blocks\): 2 liquidations ", text, re.MULTILINE), text

@@ -41,7 +41,7 @@ async def test_daemon_survives_a_step_that_raises(deployer, world, anvil, tmp_pa
         with structlog.testing.capture_logs() as logs:
             daemon = asyncio.create_task(keeper.run(stop))
             try:
-                confirmed = lambda: [o for o in keeper.recorder.outcomes if o.status == "confirmed"]  # noqa: E731
+                confirmed = lambda: [o for o in keeper.recorder.outcomes if o.status == "confirmed"]
                 await until(lambda: len(confirmed()) == 1 or daemon.done())
                 failed = [e for e in logs if e["event"] == "step.failed"]
                 assert len(failed) == 1 and "invalid argument 0" in failed[0]["error"]
