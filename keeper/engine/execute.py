@@ -117,7 +117,7 @@ class Executor:
                 return self._skip(opp, f"wallet holds {budget.get(s.token, 0)} of {s.token}, needs {s.amount}")
         approvals = await self._approvals(opp)
         sim = await simulate(self.chain, self.wallet, approvals + list(opp.txs), after=await self._unmined())
-        if not sim.ok and sim.estimated and approvals:
+        if not sim.ok and sim.estimated and approvals and len(opp.txs) == 1:
             return await self._approve_first(opp, approvals, fees)
         if not sim.ok:
             return self._skip(opp, f"simulation: {sim.reason}")

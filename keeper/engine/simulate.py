@@ -3,7 +3,9 @@ node before anything is sent. eth_simulateV1 runs them in sequence in one block 
 state, so a missing approval does not hide the liquidation's own result, after the keeper's own
 transactions that are sent but not mined yet (an earlier plan of the same block: its price update
 or approval then costs the later plan nothing, as on chain). Nodes without eth_simulateV1 fall back
-to eth_estimateGas (only possible when no approval is pending)."""
+to eth_estimateGas of one transaction: a plan of one transaction, once its approvals are mined (the
+executor then sends them first); a plan of several (Comet's absorb + buys, Perennial's commit +
+close) cannot be run on such a node. Unmined transactions are not seen by the fallback."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -54,8 +56,8 @@ async def simulate(chain: Chain, sender: str, txs: list[TxRequest],
 
 async def _fallback(chain: Chain, sender: str, txs: list[TxRequest]) -> Simulation:
     if len(txs) != 1:
-        return Simulation(False, reason="node has no eth_simulateV1 and an approval is still pending",
-                          estimated=True)
+        return Simulation(False, reason=f"node has no eth_simulateV1: {len(txs)} transactions in sequence "
+                                        "cannot be estimated one by one", estimated=True)
     (call,) = _calls(sender, txs)
     try:
         gas = hexint(await chain.rpc.request("eth_estimateGas", [call, "latest"]))
