@@ -122,7 +122,7 @@ class Keeper:
         c = self.cfg
         try:
             chain_id = await self.chain.chain_id()
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise StartupError(f"cannot reach the node at {c.chain.rpc_url}: {e}") from None
         if chain_id != c.chain.chain_id:
             raise StartupError(f"node at {c.chain.rpc_url} is on chain {chain_id}, config says {c.chain.chain_id}")
@@ -189,7 +189,7 @@ class Keeper:
                         return
             except (StartupError, asyncio.CancelledError):
                 raise
-            except Exception as e:  # noqa: BLE001 - one bad block must not kill the daemon
+            except Exception as e:
                 log.error("step.failed", error=str(e), error_type=type(e).__name__)
             try:
                 await asyncio.wait_for(stop.wait(), self.cfg.chain.poll_interval_seconds)

@@ -122,6 +122,8 @@ class Executor:
                                                 f"wallet holds {budget.get(s.token, 0)} of {s.token}, needs {s.amount}"))
         approvals = await self._approvals(plan)
         sim = await simulate(self.chain, self.wallet, approvals + list(plan.txs), after=await self._unmined())
+        if not sim.ok and sim.estimated and approvals and len(plan.txs) == 1:
+            return await self._approve_first(r, plan, approvals, fees)
         if not sim.ok:
             return self._skip(r, plan, Skip(SkipCode.SIMULATION_REVERT, f"simulation: {sim.reason}"))
         gas = sum(sim.gas_used[len(approvals):])
@@ -167,6 +169,50 @@ class Executor:
                 flight.hashes.append(tx_hash)
             self._sent.append((tx_hash, tx))
         return flight
+
+    async def _approve_first(self, opp: Opportunity, approvals: list[TxRequest], fees: Fees) -> Outcome:
+        """A node without eth_simulateV1 cannot run a plan after its approvals: the approvals (each
+        estimated alone) go out now and the plan is simulated on a later block, once they are mined."""
+        why = "node has no eth_simulateV1: approvals first, the plan is simulated once they are mined"
+        if self.limits.dry_run:
+            return self._skip(opp, f"simulation: {why} (dry-run: not sent)")
+        for tx in approvals:
+            key = (tx.to, "0x" + tx.data[16:36].hex())
+            if key in self._approving:
+                continue
+            sim = await simulate(self.chain, self.wallet, [tx])
+            if not sim.ok:
+                return self._skip(opp, f"simulation: {sim.reason}")
+            gas = sim.gas_used[0] * self.limits.gas_margin_pct // 100 + 30_000
+            try:
+                tx_hash = await self.sender.send(replace(tx, gas=gas), fees)
+            except RpcError as e:
+                return self._skip(opp, f"sending {tx.what} failed: {e}")
+            self._approving.add(key)
+            self._sent.append((tx_hash, tx))
+        return self._skip(opp, f"simulation: {why}")
+
+    async def _approve_first(self, r: Ranked, plan: Plan, approvals: list[TxRequest], fees: Fees) -> Outcome:
+        """A node without eth_simulateV1 cannot run a plan after its approvals: the approvals (each
+        estimated alone) go out now and the plan is simulated on a later block, once they are mined."""
+        why = "node has no eth_simulateV1: approvals first, the plan is simulated once they are mined"
+        if self.limits.dry_run:
+            return self._skip(r, plan, Skip(SkipCode.SIMULATION_REVERT, f"simulation: {why} (dry-run: not sent)"))
+        for tx in approvals:
+            key = (tx.to, "0x" + tx.data[16:36].hex())
+            if key in self._approving:
+                continue
+            sim = await simulate(self.chain, self.wallet, [tx])
+            if not sim.ok:
+                return self._skip(r, plan, Skip(SkipCode.SIMULATION_REVERT, f"simulation: {sim.reason}"))
+            gas = sim.gas_used[0] * self.limits.gas_margin_pct // 100 + 30_000
+            try:
+                tx_hash = await self.sender.send(replace(tx, gas=gas), fees)
+            except RpcError as e:
+                return self._skip(r, plan, Skip(SkipCode.SIMULATION_REVERT, f"sending {tx.what} failed: {e}"))
+            self._approving.add(key)
+            self._sent.append((tx_hash, tx))
+        return self._skip(r, plan, Skip(SkipCode.PENDING, f"simulation: {why}"))
 
     async def _unmined(self) -> list[TxRequest]:
         """This block's transactions that are sent and not mined yet, in nonce order."""
@@ -215,8 +261,12 @@ class Executor:
         reverted = [(i, rc) for i, rc in enumerate(receipts) if rc.status != 1]
         if reverted:
             i, rc = reverted[0]
+            # Nothing was liquidated but the gas is paid: a loss of the fees, at the step's native price.
+            gas_paid = sum(rc.fee_paid for rc in receipts)
             return outcome(Status.REVERTED, f"{plan.txs[i].what} reverted on chain", tx_hash=rc.tx_hash,
-                           block=rc.block_number, gas_used=gas_used, details={**details, "tx_hashes": hashes})
+                           block=rc.block_number, gas_used=gas_used,
+                           realised_profit=-(gas_paid * native_price // 10**18),
+                           details={**details, "tx_hashes": hashes, "gas_paid_wei": gas_paid})
         if flight.send_error:  # part of the plan is on chain, the rest could not be sent
             return outcome(Status.FAILED, flight.send_error, tx_hash=hashes[-1], details={**details, "tx_hashes": hashes})
         last = receipts[-1]

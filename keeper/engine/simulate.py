@@ -3,7 +3,9 @@ node before anything is sent. eth_simulateV1 runs them in sequence in one block 
 state, so a missing approval does not hide the liquidation's own result, after the keeper's own
 transactions that are sent but not mined yet (an earlier plan of the same block: its price update
 or approval then costs the later plan nothing, as on chain). Nodes without eth_simulateV1 fall back
-to eth_estimateGas (only possible when no approval is pending)."""
+to eth_estimateGas of one transaction: a plan of one transaction, once its approvals are mined (the
+executor then sends them first); a plan of several (Comet's absorb + buys, Perennial's commit +
+close) cannot be run on such a node. Unmined transactions are not seen by the fallback."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -20,6 +22,7 @@ class Simulation:
     gas_used: list[int] = field(default_factory=list)
     reason: str | None = None
     logs: list[Log] = field(default_factory=list)  # of the last transaction
+    estimated: bool = False  # the node has no eth_simulateV1: eth_estimateGas of one transaction instead
 
 
 def _calls(sender: str, txs: list[TxRequest]) -> list[dict]:
@@ -53,10 +56,12 @@ async def simulate(chain: Chain, sender: str, txs: list[TxRequest],
 
 async def _fallback(chain: Chain, sender: str, txs: list[TxRequest]) -> Simulation:
     if len(txs) != 1:
-        return Simulation(False, reason="node has no eth_simulateV1 and an approval is still pending")
+        return Simulation(False, reason=f"node has no eth_simulateV1: {len(txs)} transactions in sequence "
+                                        "cannot be estimated one by one", estimated=True)
     (call,) = _calls(sender, txs)
     try:
         gas = hexint(await chain.rpc.request("eth_estimateGas", [call, "latest"]))
     except RpcError as e:
-        return Simulation(False, reason=f"{txs[0].what} would revert: {decode_revert(e.data, str(e))}")
-    return Simulation(True, [gas])
+        return Simulation(False, reason=f"{txs[0].what} would revert: {decode_revert(e.data, str(e))}",
+                          estimated=True)
+    return Simulation(True, [gas], estimated=True)

@@ -12,11 +12,12 @@ preview.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from eth_abi import decode, encode
 from eth_utils import keccak, to_checksum_address

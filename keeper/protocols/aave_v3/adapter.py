@@ -193,7 +193,7 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
                       Call(self.pool, emode.encode(u), emode.decode)]
         res = await self.chain.multicall(calls, block)
         if isinstance(res[0], CallFailed):
-            raise RuntimeError(f"{self.name}: AaveOracle.getAssetsPrices failed at block {block}")  # noqa: TRY004
+            raise RuntimeError(f"{self.name}: AaveOracle.getAssetsPrices failed at block {block}")
         for a, p in zip(assets, res[0]):
             self.reserves[a].price = p
         detail: list[tuple[str, UserState]] = []

@@ -160,7 +160,7 @@ class CompoundV3Adapter(Adapter[CompoundV3Config]):
         try:
             res = await chain.multicall_strict([Call(self.comet, COMET.fn(n).encode(), COMET.fn(n).decode)
                                                 for n in names])
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise StartupError(f"{self.name}: {self.comet} does not answer as a Comet: {e}") from None
         self.base, self.base_feed, self.base_scale = res
         _decimals(self.base_scale)

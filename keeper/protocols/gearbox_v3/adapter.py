@@ -158,7 +158,7 @@ class GearboxV3Adapter(Adapter[GearboxV3Config]):
             names = ("creditFacade", "pool", "underlying", "priceOracle", "poolQuotaKeeper", "version")
             try:
                 res = await chain.multicall_strict([Call(m.cm, CM.fn(n).encode(), CM.fn(n).decode) for n in names])
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 raise StartupError(f"{self.name}: {m.cm} does not answer as a CreditManagerV3: {e}") from None
             m.facade, m.pool, m.underlying, m.oracle, m.pqk, version = res
             if not 3_00 <= version < 4_00:
@@ -317,7 +317,7 @@ class GearboxV3Adapter(Adapter[GearboxV3Config]):
             for m in wanted:
                 m.updates = [(feed, abi_encode(["uint256", "bytes[]"], [upd.feeds[i].publish_time, [upd.blob(i)]]))
                              for feed, i in m.pull_feeds.items()]
-        except Exception as e:  # noqa: BLE001 - any failure: nothing is planned on these markets this block
+        except Exception as e:
             log.warning("gearbox.pull_oracle_failed", protocol=self.name, feed_ids=ids, error=str(e))
             for m in wanted:
                 m.price_error = f"pull oracle failed: {type(e).__name__}: {e}"

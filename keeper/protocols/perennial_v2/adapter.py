@@ -198,7 +198,7 @@ class PerennialV2Adapter(Adapter[PerennialV2Config]):
         fn = FACTORY.fn("instances")
         try:
             made = await chain.multicall_strict([Call(self.factory, fn.encode(m), fn.decode) for m in self.markets])
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise StartupError(f"{self.name}: market_factory {self.factory} does not answer instances(address): "
                                f"{e}") from None
         foreign = [m for m, ok in zip(self.markets, made) if not ok]
@@ -226,7 +226,7 @@ class PerennialV2Adapter(Adapter[PerennialV2Config]):
                 Call(m.factory, o("parameter").encode(), o("parameter").decode)])
             underlying = await chain.multicall_strict(
                 [Call(m.factory, o("toUnderlyingId").encode(m.oracle_id), o("toUnderlyingId").decode)])
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise ValueError(f"{m.market} does not answer as a Perennial market with a Pyth keeper oracle: "
                              f"{e}") from None
         m.feed_id = "0x" + underlying[0].hex()
@@ -359,7 +359,7 @@ class PerennialV2Adapter(Adapter[PerennialV2Config]):
             return  # the factory has created no market yet
         try:
             update = await self.pull_oracle.fetch(feeds)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             for m in self.markets.values():
                 m.fresh, m.update, m.fresh_error = None, None, f"pull oracle: {e}"
             return
@@ -368,7 +368,7 @@ class PerennialV2Adapter(Adapter[PerennialV2Config]):
             m.update = PriceUpdate((update.blob(m.feed_id),), {m.feed_id: m.fresh}, {m.feed_id: update.blob(m.feed_id)})
             try:
                 m.update_fee = await self.pull_oracle.update_fee(m.update, m.pyth)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 m.fresh, m.update, m.fresh_error = None, None, f"pull oracle fee: {e}"
 
     # ---- valuation -----------------------------------------------------------------------------
@@ -491,7 +491,7 @@ class PerennialV2Adapter(Adapter[PerennialV2Config]):
                 txs.append(self._commit_tx(m, c))
         to_settle = []
         for ow in sorted(pending, key=lambda x: x.version):
-            if ow.committed and ow.valid or (choice and ow.version == choice.version):
+            if (ow.committed and ow.valid) or (choice and ow.version == choice.version):
                 to_settle.append(ow.account)
                 total += ow.amount
         if total <= 0:

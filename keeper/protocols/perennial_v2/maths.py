@@ -54,7 +54,7 @@ class Risk:
     stale_after: int
 
     @classmethod
-    def from_tuple(cls, t: tuple) -> "Risk":
+    def from_tuple(cls, t: tuple) -> Risk:
         """riskParameter() answer -> the figures used here."""
         return cls(margin=t[0], maintenance=t[1], liquidation_fee=t[6], min_margin=t[9], min_maintenance=t[10],
                    stale_after=t[11])
