@@ -135,6 +135,8 @@ class MarketState:
 
 
 class PerennialV2Adapter(Adapter):
+    cfg: PerennialV2Config
+
     def __init__(self, cfg: PerennialV2Config, services: Services):
         self.cfg = cfg
         self.name = cfg.name

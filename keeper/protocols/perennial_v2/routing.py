@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from keeper.abi import load
+from keeper.abi import Abi, load
 from keeper.chain.client import Chain
 from keeper.chain.multicall import Call
 
@@ -42,9 +42,9 @@ class Route:
     settlement_gas_oracle: str
 
 
-async def _read(chain: Chain, calls: list[tuple[str, object, str, tuple]], what: str) -> list:
+async def _read(chain: Chain, calls: list[tuple[str, Abi, str, tuple]], what: str) -> list:
     try:
-        return await chain.multicall_strict([Call(to, abi.fn(name).encode(*args), abi.fn(name).decode)  # type: ignore[attr-defined]
+        return await chain.multicall_strict([Call(to, abi.fn(name).encode(*args), abi.fn(name).decode)
                                              for to, abi, name, args in calls])
     except Exception as e:
         raise RouteError(f"{what}: {e}") from None
