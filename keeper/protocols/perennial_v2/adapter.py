@@ -58,13 +58,18 @@ ORDER_CREATED = MARKET.event("OrderCreated")
 CREATION_TOPICS = [MARKET_FACTORY.event("InstanceRegistered").topic, MARKET_FACTORY.event("MarketCreated").topic]
 PROTECTION = 9  # Order.protection, index in the tuple
 TOKEN18 = 10**12  # UFixed6 DSU -> the 18-decimal token
-# Estimates before simulation, from the stand-ins on Anvil (the profit gate uses the simulated gas):
-# a commit (Pyth verification, the market's settle(0), the fee claim and payout) ~245-300k, a
-# protected close ~300-380k, KeeperFactory.settle ~60k + ~90k per callback, claimFee ~50k.
-COMMIT_GAS = 300_000
-CLOSE_GAS = 380_000
-SETTLE_GAS = 60_000
-SETTLE_CALLBACK_GAS = 90_000
+# Estimates before simulation (ranking, the cheap pre-check); the profit gate uses the simulated gas.
+# Measured on the stand-ins on Anvil: a fresh commit (Pyth verification, the market's settle(0),
+# the fee claim) ~445k, a requested one (its gas oracles and the sync fee payout too) ~670k, a
+# protected close ~610k (~770k for the first, which settles the market), KeeperFactory.settle ~160k a
+# callback, claimFee ~55k; Perennial's own contracts were measured at about twice the previous
+# estimates (150k, 550k, 160k).
+COMMIT_GAS = 450_000
+COMMIT_REQUESTED_GAS = 680_000
+CLOSE_GAS = 650_000
+CLOSE_FIRST_EXTRA_GAS = 150_000
+SETTLE_GAS = 40_000
+SETTLE_CALLBACK_GAS = 160_000
 CLAIM_GAS = 60_000
 ACCOUNTS_PER_CALL = 60  # accounts per Multicall3 eth_call (5 calls each, within one chunk)
 OUTSTANDING_READ = 4  # requested versions read ahead (a timed-out one is committed invalid first)
@@ -484,9 +489,16 @@ class PerennialV2Adapter(Adapter):
         commits, version, price, why_no_fresh = self._commit_plan(m)
         out: list[Opportunity] = []
         liquidatable: list[tuple[str, Opportunity]] = []
+        # Our protected closes at a timed-out version the plan commits invalid are voided first: the
+        # account is judged as it will then be (its position kept, its settlement fee share paid).
+        voided = {ow.account: ow.version for ow in m.lost for c in commits if not c.valid and c.version == ow.version}
         for u, st in m.accounts.items():
             if st.block < 0 or st.position is None or (st.position.magnitude == 0 and not st.pending_orders):
                 continue
+            if u in voided and st.pending_orders == 1 and st.pending_protected and st.local:
+                cb = max(m.callbacks.get(voided[u], 0), 1)
+                fee = pm.settlement_fee(*self._fees(m, cb, valid=False), cb) // cb
+                st = replace(st, pending=(), local=replace(st.local, collateral=st.local.collateral - fee))
             row, coll, maint = self._row(m, u, st, version, price)
             if st.pending_protected:
                 out.append(replace(row, liquidatable=False, reason="liquidation pending settlement"))
@@ -533,7 +545,9 @@ class PerennialV2Adapter(Adapter):
         dsu = m.r.dsu
         plan = replace(row, label=label, txs=tuple(txs), deferred={dsu: reward * len(accounts) * TOKEN18},
                        expected={dsu: income * TOKEN18} if income else {}, prices={dsu: self._dsu()},
-                       details=details, gas_estimate=COMMIT_GAS * len(commits) + CLOSE_GAS * len(accounts))
+                       details=details, gas_estimate=sum(COMMIT_REQUESTED_GAS if c.requested else COMMIT_GAS
+                                                         for c in commits)
+                       + CLOSE_GAS * len(accounts) + CLOSE_FIRST_EXTRA_GAS)
         covered = [replace(r, label=label, reason=f"liquidated in one plan with {first}",
                            details={"batched_with": first}) for _, r in liquidatable[1:]]
         return [plan, *covered]
@@ -584,7 +598,7 @@ class PerennialV2Adapter(Adapter):
         elif rest:
             txs.append(TxRequest(m.market, market_settle.encode(rest[0]), what=f"settle {rest[0]}"))
         txs.append(TxRequest(m.market, MARKET.fn("claimFee").encode(self.liquidator), what="claimFee"))
-        gas = ((COMMIT_GAS if commit else 0) + (SETTLE_GAS + SETTLE_CALLBACK_GAS * callbacks if versions else 0)
+        gas = ((COMMIT_REQUESTED_GAS if commit else 0) + (SETTLE_GAS + SETTLE_CALLBACK_GAS * callbacks if versions else 0)
                + SETTLE_GAS * len(rest) + CLAIM_GAS)
         dsu = r.dsu
         return Opportunity(

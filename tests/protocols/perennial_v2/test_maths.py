@@ -112,7 +112,7 @@ def test_stale_and_current_version():
 
 
 def test_commit_plan():
-    plan = lambda pub, latest=900, out=(), now=None: pm.commit_plan(pub, latest, list(out), now or pub, 60, 4, 10)  # noqa: E731
+    plan = lambda pub, latest=900, out=(), now=None: pm.commit_plan(pub, latest, list(out), now or pub, 60, 4, 10)
     # no request outstanding: a fresh unrequested version publish - validFrom
     assert plan(1_000) == [pm.Commit(996, False)]
     assert "no newer price" in plan(1_000, latest=996)

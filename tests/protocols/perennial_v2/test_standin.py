@@ -23,7 +23,6 @@ from keeper_devnet.protocols.perennial_v2.world import (
     advance_to,
     commit_invalid,
     commit_price,
-    create_market,
     deploy_perennial,
     factory_abi,
     market_abi,
@@ -127,7 +126,7 @@ async def test_deployed_split_market_router_keeper_oracle(deployer, world):
         await d.transact(dep.keeper_oracle, ko, "request", dep.market, users[0], sender=other)
     with pytest.raises(DeployError, match="OracleNotMarketError|0x"):
         await d.transact(dep.oracle, await abi_of("oracle"), "request", dep.market, users[0], sender=other)
-    with pytest.raises(Exception):  # the router answers no timeout() (selector 0x70dea79a)
+    with pytest.raises(Exception):  # noqa: B017 - the router answers no timeout() (selector 0x70dea79a)
         await d.call(dep.oracle, ko, "timeout")
     assert await d.call(dep.keeper_oracle, ko, "timeout") == dep.oracle_params.timeout
     # the keeper factory's records and the oracle factory's agree on the id
@@ -196,11 +195,6 @@ async def test_maintenance_rule_and_protected_close(deployer, world):
             with pytest.raises(DeployError):
                 await market_transact(d, dep, "update", u, 0, size, 0, 0, False, sender=u)
     assert seen == {True, False}
-
-
-async def drop_and_commit(d, dep: PerennialDeployment, bps=3_000):
-    await set_price(d, dep.weth, dep.weth.price * (10_000 - bps) // 10_000)
-    return await commit_price(d, dep)
 
 
 async def test_partial_or_collateral_moving_protected_orders_are_refused(deployer, world):
