@@ -456,3 +456,43 @@ async def test_configured_market_not_made_by_the_factory_is_refused(deployer, wo
     keeper = await make_keeper(world, tmp_path)
     await keeper.close()
     assert list(keeper.by_name["perennial_v2"].markets) == [dep.market]
+
+
+async def move_to_a_new_keeper_factory(d, dep: PerennialDeployment) -> tuple[str, str]:
+    """What Perennial's owner does to move a market's oracle: a new PythFactory registered with the
+    OracleFactory, its KeeperOracle for the same id registered to the router, OracleFactory.update."""
+    kf_abi, ko_abi, of_abi = await abi_of("keeper_factory"), await abi_of("keeper_oracle"), await abi_of("oracle_factory")
+    p = dep.oracle_params
+    kf2 = await d.deploy((await perennial_artifacts())["keeper_factory"], dep.pyth_forwarder, dep.commitment_gas_oracle,
+                         dep.settlement_gas_oracle, dep.oracle_factory, p.timeout)
+    await d.transact(kf2, kf_abi, "updateParameter", p.granularity, 0, p.valid_from, p.valid_to)
+    await d.transact(dep.oracle_factory, of_abi, "register", kf2)
+    oid = bytes.fromhex(dep.oracle_id[2:])
+    await d.transact(kf2, kf_abi, "create", oid, bytes.fromhex(dep.feed_id[2:]), ("0x" + "00" * 20, 0))
+    ko2 = await d.call(kf2, kf_abi, "oracles", oid)
+    await d.transact(ko2, ko_abi, "register", dep.oracle)
+    await d.transact(dep.oracle_factory, of_abi, "update", oid, kf2)
+    return kf2, ko2
+
+
+async def test_route_followed_again_when_the_router_moves_to_a_new_provider(deployer, world, tmp_path):
+    d, dep, users = deployer, dep_of(world), traders(world)
+    keeper = await keeper_for(world, tmp_path)
+    try:
+        await keeper.step(await keeper.chain.block_number())
+        m = keeper.by_name["perennial_v2"].markets[dep.market]
+        assert m.route.epoch == 1 and m.route.provider == dep.keeper_oracle
+        kf2, ko2 = await move_to_a_new_keeper_factory(d, dep)
+        assert (await router_call(d, dep, "global"))[0] == 2
+        await drop_weth(d, world)
+        await run_until_quiet(keeper)
+    finally:
+        await keeper.close()
+    assert m.route.epoch == 2 and (m.route.provider, m.route.keeper_factory) == (ko2, kf2)
+    report = keeper.recorder.report()
+    assert report["reverted"] == [] and report["failed"] == []
+    (liq,) = report["liquidations"]
+    rcs = await receipts(d, liq)
+    assert rcs[0]["to"] == kf2  # the fresh price committed through the new provider's factory
+    assert sorted(await closes_in(d, dep.market, liq)) == sorted(users[i] for i in DEMO_UNHEALTHY)
+    assert await d.call(ko2, await abi_of("keeper_oracle"), "next") > 0  # the closes requested from it
