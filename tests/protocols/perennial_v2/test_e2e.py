@@ -49,6 +49,7 @@ from tests.helpers.keeper import (
     startup_error,
 )
 
+
 @pytest.fixture(scope="module")
 async def perennial_world(deployer) -> World:
     world = await bare_world(deployer)
@@ -285,7 +286,7 @@ async def test_timed_out_version_is_reported_lost_and_nothing_claimed(deployer, 
     assert (await market_call(d, dep, "locals", KEEPER_ADDRESS))[3] == 0
     # the timed-out version was committed invalid by the keeper's next plan, then the same accounts
     # (their closes voided) liquidated again at a new version
-    first, second = report["liquidations"]
+    _, second = report["liquidations"]
     assert second["details"]["commit_versions"][0] == version
     assert (await oracle_call(d, dep, "at", version))[0][2] is False
     assert set(second["details"]["accounts"]) == unhealthy
@@ -319,7 +320,7 @@ async def test_borderline_account_pushed_below_maintenance_by_funding(deployer, 
         adapter = keeper.by_name["perennial_v2"]
         m = adapter.markets[dep.market]
         st = m.accounts[border]
-        commits, version, at_price, _ = adapter._commit_plan(m)
+        _, version, at_price, _ = adapter._commit_plan(m)
         judged = pm.collateral_at(st.local.collateral, st.position, m.glob, m.risk, version, at_price)
         no_funding = pm.collateral_at(st.local.collateral, st.position, replace(m.glob, rate=0),
                                       pm.Risk(**{**risk.__dict__, "p_controller": pm.PController(0, 0, 0)}),
@@ -496,3 +497,18 @@ async def test_route_followed_again_when_the_router_moves_to_a_new_provider(depl
     assert rcs[0]["to"] == kf2  # the fresh price committed through the new provider's factory
     assert sorted(await closes_in(d, dep.market, liq)) == sorted(users[i] for i in DEMO_UNHEALTHY)
     assert await d.call(ko2, await abi_of("keeper_oracle"), "next") > 0  # the closes requested from it
+
+
+async def test_profit_gate_uses_the_simulated_gas(deployer, world, tmp_path, monkeypatch):
+    """An estimate far above the real gas does not keep a profitable liquidation from being sent: the
+    plan is simulated and judged on the simulated gas."""
+    from keeper.protocols.perennial_v2 import adapter as adapter_module
+    monkeypatch.setattr(adapter_module, "CLOSE_GAS", 10**12)
+    d, dep, users = deployer, dep_of(world), traders(world)
+    await drop_weth(d, world)
+    keeper = await keeper_for(world, tmp_path)
+    await run_and_close(keeper, until_quiet=True)
+    report = keeper.recorder.report()
+    (liq,) = report["liquidations"]
+    assert liq["details"]["gas_simulated"] < 10**7 and liq["predicted_profit_usd"] > 0
+    assert sorted(await closes_in(d, dep.market, liq)) == sorted(users[i] for i in DEMO_UNHEALTHY)
