@@ -217,16 +217,18 @@ class PerennialV2Adapter(Adapter):
             log.info("perennial.oracle_provider_moved", protocol=self.name, market=m.market, epoch=route.epoch,
                      provider=route.provider, keeper_factory=route.keeper_factory, previous=old.provider)
 
-    async def _read_parameters(self, m: MarketState) -> None:
+    async def _read_parameters(self, m: MarketState, block: int | str = "latest") -> None:
         assert self.chain
         r = m.r
         kp, op = await self.chain.multicall_strict([
             Call(r.keeper_factory, KEEPER_FACTORY.fn("parameter").encode(), KEEPER_FACTORY.fn("parameter").decode),
-            Call(r.oracle_factory, ORACLE_FACTORY.fn("parameter").encode(), ORACLE_FACTORY.fn("parameter").decode)])
-        latest_g, current_g, effective_after, _fee, m.valid_from, m.valid_to = kp
-        m.granularity = current_g  # in force from effectiveAfter (KeeperFactory.current)
+            Call(r.oracle_factory, ORACLE_FACTORY.fn("parameter").encode(), ORACLE_FACTORY.fn("parameter").decode)],
+            block)
+        # KeeperOracleParameter: (latestGranularity, currentGranularity, effectiveAfter, oracleFee,
+        # validFrom, validTo); OracleParameter: (maxGranularity, maxSettlementFee, maxOracleFee)
+        _, m.granularity, _, _, m.valid_from, m.valid_to = kp
         m.max_settlement_fee = op[1]
-        if m.granularity == 0 or latest_g == 0 and effective_after:
+        if m.granularity == 0:
             raise RouteError(f"keeper factory {r.keeper_factory} has granularity 0")
 
     # ---- discovery ---------------------------------------------------------------------------
@@ -296,6 +298,8 @@ class PerennialV2Adapter(Adapter):
                                                                ORACLE.fn("global").decode)], block)
         if epoch != m.r.epoch:
             await self._resolve(m)
+        else:
+            await self._read_parameters(m, block)  # the publish window and fee bound may change
         r, f, o, k = m.r, MARKET.fn, ORACLE.fn, KEEPER_ORACLE.fn
         calls = [Call(r.market, f("riskParameter").encode(), f("riskParameter").decode),
                  Call(r.oracle, o("status").encode(), o("status").decode),

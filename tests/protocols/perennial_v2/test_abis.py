@@ -18,6 +18,8 @@ from keeper_devnet.protocols.perennial_v2 import FROM_SDK, FROM_STAND_IN, UPDATE
 from keeper_devnet.protocols.perennial_v2.sdk_abi import sdk_abis, sdk_version
 from keeper_devnet.protocols.perennial_v2.world import perennial_artifacts
 
+pytestmark = pytest.mark.anvil  # needs the node tools (npm ci): the sdk's ABIs and the stand-ins' compiler
+
 ABIS = Path(__file__).resolve().parents[3] / "abis" / "perennial_v2"
 Entry = dict[str, Any]
 
