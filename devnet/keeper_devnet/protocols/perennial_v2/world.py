@@ -34,7 +34,6 @@ SOURCES = {  # artifact key -> (source, contract)
 # The factories' creation events (root IFactory, IMarketFactory with MarketDefinition(token, oracle)).
 INSTANCE_REGISTERED = "0x" + keccak(b"InstanceRegistered(address)").hex()
 MARKET_CREATED = "0x" + keccak(b"MarketCreated(address,(address,address))").hex()
-ORACLE_CREATED = "0x" + keccak(b"OracleCreated(address,bytes32)").hex()
 UNIT = 10**6  # UFixed6 / Fixed6
 DSU_TO_18 = 10**12
 # Pyth's ETH/USD price feed id, and the id of the Perennial oracle built on it.
