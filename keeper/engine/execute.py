@@ -111,11 +111,13 @@ class Executor:
                                             f"gas price {fees.expected_price / GWEI:.2f} gwei above "
                                             f"max_gas_price_gwei {lim.max_gas_price / GWEI:.2f}"))
         native_usd = gas_cost_usd(plan.native_spent, 1, native_price)  # e.g. a pull-oracle fee
-        est_net = plan.gross_usd - gas_cost_usd(plan.gas_estimate, fees.expected_price, native_price) - native_usd
+        # The profit gate is the simulated gas (below): before simulating, only a plan that cannot
+        # pay even with no gas is dropped (a gas estimate may be off either way).
+        est_net = plan.gross_usd - native_usd
         if est_net < lim.min_profit and not plan.force:
             return self._skip(r, plan, Skip(SkipCode.BELOW_MIN_PROFIT,
-                                            f"expected profit {est_net / 1e8:.2f} USD below min_profit_usd "
-                                            f"{lim.min_profit / 1e8:.2f}"), predicted_profit=est_net)
+                                            f"expected profit {est_net / 1e8:.2f} USD before gas below "
+                                            f"min_profit_usd {lim.min_profit / 1e8:.2f}"), predicted_profit=est_net)
         for s in plan.spends:
             if budget.get(s.token, 0) < s.amount:
                 return self._skip(r, plan, Skip(SkipCode.NO_INVENTORY,

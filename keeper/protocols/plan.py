@@ -71,6 +71,7 @@ class SkipCode(StrEnum):
     BELOW_MIN_PROFIT = "below_min_profit"  # estimated or simulated profit below min_profit_usd
     BELOW_GAS_MULTIPLE = "below_gas_multiple"  # worth less than the plan's min_gas_multiple x its gas
     SIMULATION_REVERT = "simulation_revert"  # the node says the transactions would revert
+    REWARD_LOST = "reward_lost"  # a deferred reward the protocol will never pay (e.g. its oracle version timed out)
 
 
 @dataclass(frozen=True)
