@@ -75,7 +75,7 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-async def _init(args) -> int:
+async def _init(args: argparse.Namespace) -> int:
     return run_init(args)
 
 
@@ -163,7 +163,7 @@ async def _demo(args: argparse.Namespace) -> int:
     return 0 if not report["reverted"] else 1
 
 
-async def _executor(args) -> int:
+async def _executor(args: argparse.Namespace) -> int:
     from keeper.engine.daemon import load_signer
     from keeper.executor.commands import run
     return await run(args, load_signer)

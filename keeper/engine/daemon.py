@@ -3,6 +3,7 @@ send -> record, until told to stop."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 
 import structlog
@@ -191,7 +192,5 @@ class Keeper:
                 raise
             except Exception as e:
                 log.error("step.failed", error=str(e), error_type=type(e).__name__)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.cfg.chain.poll_interval_seconds)
-            except TimeoutError:
-                pass

@@ -121,7 +121,8 @@ class Executor:
         for s in plan.spends:
             if budget.get(s.token, 0) < s.amount:
                 return self._skip(r, plan, Skip(SkipCode.NO_INVENTORY,
-                                                f"wallet holds {budget.get(s.token, 0)} of {s.token}, needs {s.amount}"))
+                                                f"wallet holds {budget.get(s.token, 0)} of {s.token}, "
+                                                f"needs {s.amount}"))
         approvals = await self._approvals(plan)
         sim = await simulate(self.chain, self.wallet, approvals + list(plan.txs), after=await self._unmined())
         if not sim.ok and sim.estimated and approvals and len(plan.txs) == 1:
@@ -171,28 +172,6 @@ class Executor:
                 flight.hashes.append(tx_hash)
             self._sent.append((tx_hash, tx))
         return flight
-
-    async def _approve_first(self, opp: Opportunity, approvals: list[TxRequest], fees: Fees) -> Outcome:
-        """A node without eth_simulateV1 cannot run a plan after its approvals: the approvals (each
-        estimated alone) go out now and the plan is simulated on a later block, once they are mined."""
-        why = "node has no eth_simulateV1: approvals first, the plan is simulated once they are mined"
-        if self.limits.dry_run:
-            return self._skip(opp, f"simulation: {why} (dry-run: not sent)")
-        for tx in approvals:
-            key = (tx.to, "0x" + tx.data[16:36].hex())
-            if key in self._approving:
-                continue
-            sim = await simulate(self.chain, self.wallet, [tx])
-            if not sim.ok:
-                return self._skip(opp, f"simulation: {sim.reason}")
-            gas = sim.gas_used[0] * self.limits.gas_margin_pct // 100 + 30_000
-            try:
-                tx_hash = await self.sender.send(replace(tx, gas=gas), fees)
-            except RpcError as e:
-                return self._skip(opp, f"sending {tx.what} failed: {e}")
-            self._approving.add(key)
-            self._sent.append((tx_hash, tx))
-        return self._skip(opp, f"simulation: {why}")
 
     async def _approve_first(self, r: Ranked, plan: Plan, approvals: list[TxRequest], fees: Fees) -> Outcome:
         """A node without eth_simulateV1 cannot run a plan after its approvals: the approvals (each
@@ -270,7 +249,8 @@ class Executor:
                            realised_profit=-(gas_paid * native_price // 10**18),
                            details={**details, "tx_hashes": hashes, "gas_paid_wei": gas_paid})
         if flight.send_error:  # part of the plan is on chain, the rest could not be sent
-            return outcome(Status.FAILED, flight.send_error, tx_hash=hashes[-1], details={**details, "tx_hashes": hashes})
+            return outcome(Status.FAILED, flight.send_error, tx_hash=hashes[-1],
+                           details={**details, "tx_hashes": hashes})
         last = receipts[-1]
         fee_paid = sum(rc.fee_paid for rc in receipts) + plan.native_spent  # gas + native value sent
         # Accrual: deferred credits are booked now; a claim counts only what differs from what it collects.

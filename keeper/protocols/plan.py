@@ -234,6 +234,7 @@ class Assessment:
         for v in self.views:
             if isinstance(v.status, Planned) and (id(v.status.plan) not in ids or v.status.plan.account != v.account):
                 raise ValueError(f"{v.protocol} {v.account} is Planned but does not lead a listed plan")
-            if isinstance(v.status, Covered) and (id(v.status.plan) not in ids or v.account not in v.status.plan.accounts):
+            if isinstance(v.status, Covered) and (id(v.status.plan) not in ids
+                                                  or v.account not in v.status.plan.accounts):
                 raise ValueError(f"{v.protocol} {v.account} is Covered by a plan that is not listed or does not "
                                  "list it")

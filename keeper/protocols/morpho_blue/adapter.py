@@ -158,10 +158,12 @@ class MorphoBlueAdapter(Adapter[MorphoBlueConfig]):
         assert self.chain
         ts = int((await self.chain.get_block(block))["timestamp"], 16) + 1  # the next block, at the earliest
         markets = list(self.markets.values())
-        mfn, pfn, price_fn, rate_fn = MORPHO.fn("market"), MORPHO.fn("position"), ORACLE.fn("price"), IRM.fn("borrowRateView")
+        mfn, pfn = MORPHO.fn("market"), MORPHO.fn("position")
+        price_fn, rate_fn = ORACLE.fn("price"), IRM.fn("borrowRateView")
         calls: list[Call] = []
         for m in markets:
-            calls += [Call(self.morpho, mfn.encode(m.id), mfn.decode), Call(m.params[2], price_fn.encode(), price_fn.decode)]
+            calls += [Call(self.morpho, mfn.encode(m.id), mfn.decode),
+                      Call(m.params[2], price_fn.encode(), price_fn.decode)]
         res = await self.chain.multicall(calls, block)
         rate_calls, rate_markets = [], []
         for i, m in enumerate(markets):

@@ -407,7 +407,8 @@ class PerennialV2Adapter(Adapter[PerennialV2Config]):
         g_calls = [Call(r.market, f("settle").encode(r.market), None),
                    Call(r.market, f("position").encode(), f("position").decode),
                    Call(r.market, f("global").encode(), f("global").decode),
-                   Call(r.commitment_gas_oracle, GAS_ORACLE.fn("cost").encode(m.update_fee), GAS_ORACLE.fn("cost").decode),
+                   Call(r.commitment_gas_oracle, GAS_ORACLE.fn("cost").encode(m.update_fee),
+                        GAS_ORACLE.fn("cost").decode),
                    Call(r.commitment_gas_oracle, GAS_ORACLE.fn("cost").encode(0), GAS_ORACLE.fn("cost").decode),
                    Call(r.settlement_gas_oracle, GAS_ORACLE.fn("cost").encode(0), GAS_ORACLE.fn("cost").decode)]
         res = await self.chain.multicall(g_calls, block)
@@ -653,7 +654,8 @@ class PerennialV2Adapter(Adapter[PerennialV2Config]):
         elif rest:
             txs.append(TxRequest(m.market, market_settle.encode(rest[0]), what=f"settle {rest[0]}"))
         txs.append(TxRequest(m.market, MARKET.fn("claimFee").encode(self.liquidator), what="claimFee"))
-        gas = ((COMMIT_REQUESTED_GAS if commit else 0) + (SETTLE_GAS + SETTLE_CALLBACK_GAS * callbacks if versions else 0)
+        gas = ((COMMIT_REQUESTED_GAS if commit else 0)
+               + (SETTLE_GAS + SETTLE_CALLBACK_GAS * callbacks if versions else 0)
                + SETTLE_GAS * len(rest) + CLAIM_GAS)
         dsu = r.dsu
         settled_now = tuple(sorted({ow.account for ow in ready

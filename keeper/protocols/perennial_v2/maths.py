@@ -96,7 +96,7 @@ class Values:
     long: int = 0
     short: int = 0
 
-    def plus(self, o: "Values") -> "Values":
+    def plus(self, o: Values) -> Values:
         return Values(self.maker + o.maker, self.long + o.long, self.short + o.short)
 
 
@@ -274,11 +274,11 @@ def commit_plan(publish_time: int, latest: int, outstanding: list[int], now: int
         latest = pending.pop(0)
     nxt = pending[0] if pending else 0
     if nxt and nxt + valid_from <= publish_time <= nxt + valid_to:
-        return commits + [Commit(nxt, True)]
+        return [*commits, Commit(nxt, True)]
     version = publish_time - valid_from
     if version <= latest:
         return "no newer price than the latest committed version"
     if nxt and version >= nxt:
         return (f"requested version {nxt} is outstanding and the price (published {publish_time}) "
                 f"is outside its window [{nxt + valid_from}, {nxt + valid_to}]")
-    return commits + [Commit(version, False)]
+    return [*commits, Commit(version, False)]
