@@ -25,6 +25,7 @@ log = structlog.get_logger()
 ERC20 = load("ERC20")
 UINT_MAX = 2**256 - 1
 APPROVE_GAS = 60_000
+MAX_NEXT_PLANS = 4  # plans tried after a simulation refusal, per account and block
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,10 @@ class Executor:
                 results.append(self._skip(opp, opp.reason or "nothing left to plan with"))
                 continue
             res = await self._one(opp, budget, fees, native_price)
+            if isinstance(res, Refused):
+                res = await self._next_plans(res, adapters[opp.protocol], budget, fees, native_price)
             if isinstance(res, InFlight):
-                for sp in opp.spends:  # reserved until the receipts are in: later plans get the rest
+                for sp in res.opp.spends:  # reserved until the receipts are in: later plans get the rest
                     budget[sp.token] = budget.get(sp.token, 0) - sp.amount
             results.append(res)
         flying = [x for x in results if isinstance(x, InFlight)]
@@ -101,8 +104,28 @@ class Executor:
             kw.setdefault("details", keep)
         return self.recorder.add(Outcome("skipped", opp.protocol, opp.account, opp.label, reason, **kw))
 
+    async def _next_plans(self, refused: "Refused", adapter: Adapter, budget: dict[str, int], fees: Fees,
+                          native_price: int) -> "Outcome | InFlight":
+        """Simulation refused a plan: record the refusal (once: the adapter remembers it and does
+        not offer the same plan again while the account is unchanged), then try the adapter's next
+        plans, up to MAX_NEXT_PLANS, until one is not refused."""
+        alts = adapter.alternatives(refused.opp, refused.reason, budget)
+        if not alts:
+            return self._skip(refused.opp, f"simulation: {refused.reason}")
+        self._skip(refused.opp, f"simulation: {refused.reason}; next plan: {alts[0].label}")
+        rank = _ranking(refused.opp)
+        for _ in range(MAX_NEXT_PLANS):
+            res = await self._one(replace(alts[0], details={**alts[0].details, **rank}), budget, fees, native_price)
+            if not isinstance(res, Refused):
+                return res
+            refused = res
+            alts = adapter.alternatives(refused.opp, refused.reason, budget)
+            if not alts:
+                break
+        return self._skip(refused.opp, f"simulation: {refused.reason} (a next plan)")
+
     async def _one(self, opp: Opportunity, budget: dict[str, int], fees: Fees,
-                   native_price: int) -> "Outcome | InFlight":
+                   native_price: int) -> "Outcome | InFlight | Refused":
         lim = self.limits
         if fees.expected_price > lim.max_gas_price:
             return self._skip(opp, f"gas price {fees.expected_price / GWEI:.2f} gwei above "
@@ -118,7 +141,7 @@ class Executor:
         approvals = await self._approvals(opp)
         sim = await simulate(self.chain, self.wallet, approvals + list(opp.txs), after=await self._unmined())
         if not sim.ok:
-            return self._skip(opp, f"simulation: {sim.reason}")
+            return Refused(opp, sim.reason or "refused")
         gas = sum(sim.gas_used[len(approvals):])
         gas_usd = gas_cost_usd(gas, fees.expected_price, native_price)
         predicted = opp.gross_usd - gas_usd - native_usd
@@ -228,6 +251,17 @@ class Executor:
         return Outcome("confirmed", opp.protocol, opp.account, opp.label, None, tx_hash=last.tx_hash,
                        block=last.block_number, predicted_profit=predicted, realised_profit=realised,
                        gas_used=gas_used, details=details)
+
+
+def _ranking(opp: Opportunity) -> dict:
+    return {k: opp.details[k] for k in ("rank", "ranked_net_usd") if k in opp.details}
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Simulation refused ``opp`` (not recorded yet: the adapter may have a next plan)."""
+    opp: Opportunity
+    reason: str
 
 
 @dataclass

@@ -141,6 +141,13 @@ class Adapter(ABC):
     def replan(self, opp: Opportunity, budget: dict[str, int]) -> Opportunity:
         """The same account planned again against a smaller budget."""
 
+    def alternatives(self, opp: Opportunity, refusal: str, budget: dict[str, int]) -> list[Opportunity]:
+        """Simulation refused ``opp`` (``refusal``: the decoded revert): the account's next plans
+        against ``budget``, best first, none already refused in the account's current state (the
+        adapter remembers refusals, so that an unchanged account is not planned the same refused
+        way every block). None by default."""
+        return []
+
     def tokens(self) -> set[str]:
         """Tokens the adapter may spend from the wallet (their balances make the budget)."""
         return set()

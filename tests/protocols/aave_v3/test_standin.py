@@ -1,7 +1,8 @@
 """The Aave V3 v3.3 stand-in on Anvil: the v3.3 close factor (50% of the user's total debt in base
-currency, 100% at HF <= 0.95 or below 2000 USD), the MustNotLeaveDust rule, protocol fee, bad debt,
-the 1.19.3 view ABI, checked against on-chain effects and an integer model of v3.3's maths written
-here (aave-dao/aave-v3-origin v3.3 LiquidationLogic / GenericLogic)."""
+currency, 100% at HF <= 0.95 or below 2000 USD), the MustNotLeaveDust rule (collateral left after
+the protocol fee), protocol fee, bad debt, the latest release's rounding, the 1.19.3 view ABI,
+checked against on-chain effects and an integer model of the maths in helpers.py
+(aave-dao/aave-v3-origin v3.7 LiquidationLogic; GenericLogic with v3.0 rounding)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,9 +34,10 @@ from keeper_devnet.tokens import (
 )
 
 from tests.protocols.aave_v3.helpers import (
+    Dust,
     Leg,
+    ceil_div,
     liquidation,
-    pdiv,
     pmul,
 )
 
@@ -277,8 +279,10 @@ async def test_half_of_total_debt_when_hf_above_095(e):
     assert 95 * 10**16 < hf < WAD and hf == health_factor([(28_500 * USD, 8000, 8250)], 24_000 * USD)[2]
     repaid, to_liq, fee = await liquidate_and_check(e, "WETH", "USDC", user, UINT_MAX)
     assert repaid == 12_000 * 10**6  # 50% of 24,000 USD of debt
-    # 12,000 USD of WETH at 2,850 (4.210526315789473684) plus 5%; 10% of the bonus part is the fee.
-    assert (to_liq + fee, fee) == (4_421_052_631_578_947_368, 21_052_631_578_947_368)
+    # 12,000 USD of WETH at 2,850 (4.210526315789473684) plus 5%, rounded down; the fee is 10% of the
+    # bonus part (4.421052631578947368 - floor(/1.05) = 0.210526315789473685), rounded UP (v3.7:
+    # 0.0210526315789473685 -> ...369, where v3.0's half-up percentDiv / percentMul give ...368).
+    assert (to_liq + fee, fee) == (4_421_052_631_578_947_368, 21_052_631_578_947_369)
 
 
 async def test_half_of_total_debt_is_shared_across_debt_reserves(e):
@@ -345,16 +349,25 @@ async def test_must_not_leave_dust_collateral_side(e):
     await set_price(e.d, e.t["WETH"], 2_500 * USD)  # HF 0.915
     # Seizing ~2,450 USD of the 3,000 USD of WBTC would leave ~565 USD: refused.
     await expect_revert(liquidate(e, "WBTC", "USDC", user, 2_300 * 10**6), "MustNotLeaveDust()")
+    # The collateral left is counted AFTER the protocol fee (the released code; v3.3.0 counted it
+    # before). Repaying X USDC seizes 1.065 X USD of WBTC (the fee, 0.0065 X, included): X = 1,885
+    # leaves 992.5 USD after the fee, 1,004.7 USD before it: refused.
+    hf, total, c, d = await legs(e, user, "WBTC", "USDC")
+    with pytest.raises(Dust):
+        liquidation("v3.3", hf, total, c, d, 10_650, 1_000, 1_885 * 10**6)
+    seized = (1_885 * 10**8 // 60_000) * 10_650 // 10_000  # WBTC sats, fee included
+    fee = ceil_div((seized - seized * 10_000 // 10_650) * 1_000, 10_000)
+    assert (5_000_000 - seized) * 60_000 < 1_000 * USD <= (5_000_000 - seized + fee) * 60_000
+    await expect_revert(liquidate(e, "WBTC", "USDC", user, 1_885 * 10**6), "MustNotLeaveDust()")
     snap = await e.d.rpc("evm_snapshot", [])
-    # v3.3 counts the collateral left before the protocol fee is taken: 1,885 USDC seizes 2,007.5 USD
-    # of WBTC, of which 12.2 USD is the fee; left: 1,004.7 USD by v3.3's count (992.5 after the fee).
-    _, to_liq, fee = await liquidate_and_check(e, "WBTC", "USDC", user, 1_885 * 10**6)
+    # X = 1,877 leaves 1,000.9 USD after the fee: accepted.
+    _, to_liq, fee = await liquidate_and_check(e, "WBTC", "USDC", user, 1_877 * 10**6)
     left = 5_000_000 - to_liq - fee
-    assert left * 60_000 < 1_000 * 10**8 <= (left + fee) * 60_000
+    assert 1_000 * USD <= left * 60_000 < 1_001 * USD
     await e.d.rpc("evm_revert", [snap])
     # Taking all the WBTC (the collateral reserve cleared) passes.
     repaid, to_liq, fee = await liquidate_and_check(e, "WBTC", "USDC", user, UINT_MAX)
-    assert to_liq + fee == 5_000_000 and repaid == pdiv(3_000 * 10**6, 10_650)
+    assert to_liq + fee == 5_000_000 and repaid == ceil_div(3_000 * 10**6 * 10_000, 10_650)  # percentDivCeil
     assert (await call(e, "getUserConfiguration", user))[0] == 0b100001  # WBTC no longer collateral
 
 
@@ -381,9 +394,9 @@ async def test_receive_a_token(e):
     assert [(x["debtToCover"], x["liquidatedCollateralAmount"], x["receiveAToken"])
             for x in await events(e, r, "LiquidationCall")] == [(repaid, to_liq, True)]
     assert await a_balance(e, "WETH", e.liquidator) == to_liq
-    assert await events(e, r, "ReserveUsedAsCollateralEnabled") == [
-        {"reserve": e.t["WETH"].address, "user": e.liquidator}]
-    assert (await call(e, "getUserConfiguration", e.liquidator))[0] == 0b100000
+    # v3.6+: the aTokens received are not enabled as the liquidator's collateral
+    assert await events(e, r, "ReserveUsedAsCollateralEnabled") == []
+    assert (await call(e, "getUserConfiguration", e.liquidator))[0] == 0
 
 
 async def test_bad_debt_is_burned_when_the_last_collateral_goes(e):
@@ -392,13 +405,13 @@ async def test_bad_debt_is_burned_when_the_last_collateral_goes(e):
     await set_price(e.d, e.t["WBTC"], 30_000 * USD)  # 3,000 USD of collateral for 4,000 of debt
     hf, total, c, d = await legs(e, user, "WBTC", "USDC")
     repaid, to_liq, fee = liquidation("v3.3", hf, total, c, d, 10_650, 1_000, UINT_MAX)
-    assert to_liq + fee == 10_000_000 and repaid == pdiv(3_000 * 10**6, 10_650)
+    assert to_liq + fee == 10_000_000 and repaid == ceil_div(3_000 * 10**6 * 10_000, 10_650)  # percentDivCeil
     r = await liquidate(e, "WBTC", "USDC", user, UINT_MAX)
     assert [(x["debtToCover"], x["liquidatedCollateralAmount"]) for x in await events(e, r, "LiquidationCall")] \
         == [(repaid, to_liq)]
     # v3.3: the unpaid rest is burned too and booked as the reserve's deficit.
     assert await events(e, r, "DeficitCreated") == [
-        {"user": user, "debtAsset": e.t["USDC"].address, "amount": 4_000 * 10**6 - repaid}]
+        {"user": user, "debtAsset": e.t["USDC"].address, "amountCreated": 4_000 * 10**6 - repaid}]
     assert await call(e, "getReserveDeficit", e.t["USDC"].address) == 4_000 * 10**6 - repaid
     assert await debt_balance(e, "USDC", user) == 0
     assert (await call(e, "getUserConfiguration", user))[0] == 0
