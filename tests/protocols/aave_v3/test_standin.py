@@ -14,11 +14,13 @@ from keeper_devnet.deploy import Deployer, DeployError
 from keeper_devnet.protocols.aave_v3.common import (
     DEFAULT_RESERVE_PARAMS,
     AaveDeployment,
+    EModeParams,
     borrow,
     supply,
 )
 from keeper_devnet.protocols.aave_v3.standin import (
     atoken_artifact,
+    configure_emode,
     deploy_aave_v33_standin,
     pool_artifact,
     provider_artifact,
@@ -127,14 +129,18 @@ async def events(e: Env, receipt: dict, name: str) -> list[dict]:
             if log["address"] == e.dep.pool and log["topics"] and bytes(log["topics"][0]) == topic]
 
 
-async def expect_revert(coro, reason: str) -> None:
-    """Reverts with Aave's string code ``reason`` ("45") or the custom error ``reason`` ("X()")."""
+async def expect_revert(coro, reason: str, args: tuple = ()) -> None:
+    """Reverts with Aave's string code ``reason`` ("45") or the custom error ``reason`` ("X()",
+    "Y(address,uint8)" with ``args``)."""
     with pytest.raises(DeployError) as info:
         await coro
     data = getattr(info.value.__cause__, "data", None)
     assert isinstance(data, str), repr(info.value)
-    if reason.endswith("()"):
+    if reason.endswith(")"):
         assert data[:10] == "0x" + keccak(text=reason)[:4].hex(), repr(info.value)
+        types = reason[reason.index("(") + 1:-1]
+        if types:
+            assert decode(types.split(","), bytes.fromhex(data[10:])) == args
     else:
         assert data[:10] == "0x08c379a0", repr(info.value)
         assert decode(["string"], bytes.fromhex(data[10:]))[0] == reason
@@ -179,11 +185,14 @@ async def legs(e: Env, user: str, coll: str, debt: str) -> tuple[int, int, Leg, 
             Leg(d.price, d.decimals, await debt_balance(e, debt, user)))
 
 
-async def liquidate_and_check(e: Env, coll: str, debt: str, user: str, amount: int) -> tuple[int, int, int]:
-    """Liquidate and check every on-chain effect against the model; returns (repaid, to liquidator, fee)."""
+async def liquidate_and_check(e: Env, coll: str, debt: str, user: str, amount: int,
+                              bonus: int | None = None) -> tuple[int, int, int]:
+    """Liquidate and check every on-chain effect against the model (with the reserve's bonus unless
+    ``bonus``); returns (repaid, to liquidator, fee)."""
     hf, total_debt, c, d = await legs(e, user, coll, debt)
     p = DEFAULT_RESERVE_PARAMS[coll]
-    repaid, to_liq, fee = liquidation("v3.3", hf, total_debt, c, d, p.liquidation_bonus, p.protocol_fee, amount)
+    repaid, to_liq, fee = liquidation("v3.3", hf, total_debt, c, d, bonus or p.liquidation_bonus, p.protocol_fee,
+                                      amount)
     treasury = e.dep.extra["treasury"]
     await fund_liquidator(e, debt)
     before = (await balance_of(e.d, e.t[coll], e.liquidator), await a_balance(e, coll, treasury),
@@ -416,3 +425,74 @@ async def test_bad_debt_is_burned_when_the_last_collateral_goes(e):
     assert await debt_balance(e, "USDC", user) == 0
     assert (await call(e, "getUserConfiguration", user))[0] == 0
     assert await account(e, user) == (0, 0, 0, 0, 0, UINT_MAX)
+
+
+# ---------------------------------------------------------------------------------------------
+# eMode as from v3.2: categories, collateral and borrowable bitmaps
+
+# Category 1: WETH collateral at 90% / 93% and a 3% bonus (the reserve's: 80% / 82.5%, 5%), USDC
+# borrowable. Category 2: WETH and WBTC collateral, 8% bonus, USDC and WBTC borrowable.
+CAT1 = EModeParams(9_000, 9_300, 10_300, collateral=("WETH",), borrowable=("USDC",), label="low bonus")
+CAT2 = EModeParams(8_500, 8_800, 10_800, collateral=("WETH", "WBTC"), borrowable=("USDC", "WBTC"), label="high")
+
+
+async def with_categories(e: Env) -> None:
+    await configure_emode(e.d, e.dep, 1, CAT1)
+    await configure_emode(e.d, e.dep, 2, CAT2)
+
+
+async def test_emode_category_views(e):
+    await with_categories(e)
+    assert await call(e, "getEModeCategoryCollateralConfig", 1) == (9_000, 9_300, 10_300)
+    assert await call(e, "getEModeCategoryCollateralBitmap", 1) == 0b100  # WETH is reserve 2
+    assert await call(e, "getEModeCategoryBorrowableBitmap", 1) == 0b001  # USDC is reserve 0
+    assert await call(e, "getEModeCategoryCollateralBitmap", 2) == 0b110
+    assert await call(e, "getEModeCategoryLabel", 2) == "high"
+    assert await call(e, "getEModeCategoryData", 2) == (8_500, 8_800, 10_800, "0x" + "00" * 20, "high")
+    # The reserve configuration's old eMode bits (168-175) are not used from v3.2 on.
+    assert (await call(e, "getReserveData", e.t["WETH"].address))[0][0] >> 168 & 0xFF == 0
+    await expect_revert(tx(e, "configureEModeCategoryCollateralBitmap", 0, 1, sender=e.d.sender),
+                        "EModeCategoryReserved()")
+
+
+async def test_set_user_emode_rules(e):
+    await with_categories(e)
+    user = e.users[0]
+    await open_position(e, user, {"WETH": 10 * WAD}, {"WBTC": 10_000_000})  # 6,000 USD of WBTC debt
+    await expect_revert(tx(e, "setUserEMode", 3, sender=user), "InconsistentEModeCategory()")
+    # WBTC is not borrowable in category 1.
+    await expect_revert(tx(e, "setUserEMode", 1, sender=user), "InvalidDebtInEmode(address,uint8)",
+                        (e.t["WBTC"].address.lower(), 1))
+    r = await tx(e, "setUserEMode", 2, sender=user)
+    assert await events(e, r, "UserEModeSet") == [{"user": user, "categoryId": 2}]
+    assert await call(e, "getUserEMode", user) == 2
+    # In category 2 the WETH collateral counts at 85% / 88%.
+    coll, thr, hf = health_factor([(30_000 * USD, 8_500, 8_800)], 6_000 * USD)
+    assert await account(e, user) == (coll, 6_000 * USD, pmul(coll, 8_500) - 6_000 * USD, thr, 8_500, hf)
+    # Borrowing in eMode: only what the category's borrowable bitmap holds (WETH is not in it).
+    await expect_revert(borrow(e.d, e.dep, user, e.t["WETH"], WAD), "NotBorrowableInEMode()")
+    # Up to the category's ltv: 85% of 30,000 = 25,500 USD, 6,000 of it already borrowed.
+    await borrow(e.d, e.dep, user, e.t["USDC"], 19_500 * 10**6)
+    await expect_revert(borrow(e.d, e.dep, user, e.t["USDC"], 1), "36")
+    # Leaving eMode would put the health factor below 1 (80% / 82.5% outside): refused.
+    await expect_revert(tx(e, "setUserEMode", 0, sender=user), "35")
+
+
+async def test_emode_bonus_only_for_collateral_in_the_category_bitmap(e):
+    """Category 1 covers WETH, not WBTC: liquidating WETH pays the category's 3% bonus, WBTC its
+    reserve's 6.5% (LiquidationLogic: the category bonus when the collateral is in the bitmap)."""
+    await with_categories(e)
+    user = e.users[0]
+    await tx(e, "setUserEMode", 1, sender=user)
+    await open_position(e, user, {"WETH": 10 * WAD, "WBTC": 10_000_000}, {"USDC": 31_000 * 10**6})
+    # 30,000 x 93% + 6,000 x 75% = 32,400 of adjusted collateral for 31,000 of debt: HF 1.045.
+    assert (await account(e, user))[5] == health_factor([(30_000 * USD, 9_000, 9_300),
+                                                         (6_000 * USD, 7_000, 7_500)], 31_000 * USD)[2]
+    await set_price(e.d, e.t["WETH"], 2_750 * USD)  # HF 0.970
+    assert 95 * 10**16 < (await account(e, user))[5] < WAD
+    snap = await e.d.rpc("evm_snapshot", [])
+    repaid, to_liq, fee = await liquidate_and_check(e, "WETH", "USDC", user, 10_000 * 10**6, bonus=10_300)
+    assert (repaid, to_liq + fee) == (10_000 * 10**6, (10_000 * 10**18 // 2_750) * 10_300 // 10_000)
+    await e.d.rpc("evm_revert", [snap])
+    repaid, to_liq, fee = await liquidate_and_check(e, "WBTC", "USDC", user, 1_000 * 10**6, bonus=10_650)
+    assert to_liq + fee == (1_000 * 10**8 // 60_000) * 10_650 // 10_000  # 1,774,999 sats
