@@ -121,7 +121,9 @@ class Candidate:
 
     @property
     def key(self) -> tuple[str, str, int]:
-        return (self.collateral, self.debt, self.amount)
+        """What a refusal is remembered by: the pair and the margin (not the amount, which moves
+        with interest)."""
+        return (self.collateral, self.debt, self.margin_bps)
 
 
 @dataclass
@@ -151,8 +153,8 @@ class AaveV3Adapter(Adapter):
         self.users: dict[str, UserState] = {}
         check_rules(cfg.close_factor_rules)
         self.emode: dict[int, EMode] = {}  # the users' categories, read every refresh
-        # account -> (state fingerprint, plans simulation refused in that state)
-        self.refused: dict[str, tuple[tuple, set[tuple[str, str, int]]]] = {}
+        # account -> (state fingerprint, plans and pairs simulation refused in that state)
+        self.refused: dict[str, tuple[tuple, set[tuple[str, str, int]], set[tuple[str, str]]]] = {}
         self.chain: Chain | None = None
 
     def contracts(self) -> dict[str, str]:
@@ -297,23 +299,25 @@ class AaveV3Adapter(Adapter):
 
     def alternatives(self, opp: Opportunity, refusal: str, budget: dict[str, int]) -> list[Opportunity]:
         """Simulation refused ``opp``: remember it (while the account's state is unchanged) and
-        return the next plans, best first. A dust refusal keeps the pair with a smaller amount
-        (margins over the 1000 USD limit) besides the other pairs; any other refusal of a pair
-        (collateral not liquidatable, reserve paused, ...) drops the pair; a healthy account has
-        none."""
+        return the next plans, best first. After a dust refusal the pair stays, with smaller
+        amounts (margins over the 1000 USD limit); any other refusal of a pair (collateral not
+        liquidatable, reserve paused, ...) drops the pair; a healthy account has none."""
         st = self.users.get(opp.account)
         if st is None or not opp.planned or any(r in refusal for r in ACCOUNT_REFUSALS):
             return []
         d = opp.details
-        self._remember(opp.account, st, (d["collateral"], d["debt"], d["debt_to_cover_arg"]))
         dust = any(r in refusal for r in DUST_REFUSALS)
-        found, _ = self._candidates(st, budget, margins=DUST_MARGINS_BPS if dust else ())
-        refused = self._refused_here(opp.account, st)
-        pair = (d["collateral"], d["debt"])
-        nxt = [c for c in found if c.key not in refused
-               and ((c.collateral, c.debt) != pair or (dust and c.out.debt_repaid < d["debt_to_cover"]))]
+        self._remember(opp.account, st, (d["collateral"], d["debt"], d["dust_margin_bps"]), whole_pair=not dust)
         base = self._base(opp.account, st)
-        return [self._opportunity(opp.account, base, c) for c in sorted(nxt, key=lambda c: -c.profit)]
+        return [self._opportunity(opp.account, base, c) for c in self._untried(opp.account, st, budget)]
+
+    def _untried(self, user: str, st: UserState, budget: dict[str, int]) -> list[Candidate]:
+        """The account's candidates not refused in its current state, best first (with the dust
+        margins once something was refused)."""
+        keys, pairs = self._refused_here(user, st)
+        found, _ = self._candidates(st, budget, margins=DUST_MARGINS_BPS if keys else ())
+        fresh = [c for c in found if c.key not in keys and (c.collateral, c.debt) not in pairs]
+        return sorted(fresh, key=lambda c: -c.profit)
 
     def _state_key(self, st: UserState) -> tuple:
         assets = sorted(set(st.collateral) | set(st.debt))
@@ -327,19 +331,19 @@ class AaveV3Adapter(Adapter):
         pairs = list(zip(a[1], b[1])) + list(zip(a[2], b[2]))
         return all(abs(x - y) * 10_000 <= STATE_TOLERANCE_BPS * max(x, y) for (_, x), (_, y) in pairs)
 
-    def _refused_here(self, user: str, st: UserState) -> set[tuple[str, str, int]]:
-        """Plans simulation refused for ``user`` in (about) its current state."""
+    def _refused_here(self, user: str, st: UserState) -> tuple[set[tuple[str, str, int]], set[tuple[str, str]]]:
+        """Plans and pairs simulation refused for ``user`` in (about) its current state."""
         got = self.refused.get(user)
         if got is None:
-            return set()
+            return set(), set()
         if not self._same_state(got[0], self._state_key(st)):
             del self.refused[user]  # the account moved: every plan may be tried again
-            return set()
-        return got[1]
+            return set(), set()
+        return got[1], got[2]
 
-    def _remember(self, user: str, st: UserState, key: tuple[str, str, int]) -> None:
-        keys = self._refused_here(user, st)
-        self.refused[user] = (self._state_key(st), keys | {key})
+    def _remember(self, user: str, st: UserState, key: tuple[str, str, int], whole_pair: bool) -> None:
+        keys, pairs = self._refused_here(user, st)
+        self.refused[user] = (self._state_key(st), keys | {key}, pairs | ({key[:2]} if whole_pair else set()))
 
     def _base(self, user: str, st: UserState) -> Opportunity:
         hf = st.health_factor
@@ -361,14 +365,13 @@ class AaveV3Adapter(Adapter):
             return base.skip("no balances read")
         if not any(st.collateral.values()):
             return base.skip("bad debt: no collateral left to seize")
-        found, reasons = self._candidates(st, budget)
-        refused = self._refused_here(user, st)
-        fresh = [c for c in found if c.key not in refused]
+        fresh = self._untried(user, st, budget)
         if not fresh:
+            found, reasons = self._candidates(st, budget)
             if found:
-                reasons.append("every valid plan was refused by simulation in this state")
+                reasons = ["every valid plan was refused by simulation in this state"]
             return base.skip("; ".join(dict.fromkeys(reasons)) or "no liquidatable collateral/debt pair")
-        return self._opportunity(user, base, max(fresh, key=lambda c: c.profit))
+        return self._opportunity(user, base, fresh[0])
 
     def _bonus(self, st: UserState, cr: Reserve) -> tuple[int, str | None]:
         """The liquidation bonus the Pool applies to this collateral for this user (or why the
@@ -406,6 +409,7 @@ class AaveV3Adapter(Adapter):
                 dr = self.reserves[d_asset]
                 if d_bal == 0 or not dr.active or dr.paused or cr.price == 0 or dr.price == 0:
                     continue
+                amounts = set()
                 for margin in (0, *margins):
                     cand = self._pair(st, cr, dr, c_bal, d_bal, bonus, budget, dry, margin)
                     if cand is None:
@@ -413,7 +417,8 @@ class AaveV3Adapter(Adapter):
                             reasons.append(f"no valid amount for {cr.symbol}/{dr.symbol} "
                                            f"(wallet holds {budget.get(d_asset, 0)} {dr.symbol})")
                         continue
-                    if all(c.key != cand.key for c in out):
+                    if cand.amount not in amounts:  # a margin that changes nothing is no new plan
+                        amounts.add(cand.amount)
                         out.append(cand)
         return out, reasons
 
@@ -460,9 +465,8 @@ class AaveV3Adapter(Adapter):
                    "emode": st.emode, "rules": self.cfg.close_factor_rules,
                    # v3.3: the call takes the last collateral: the Pool burns the rest of the debt
                    "leaves_bad_debt": takes_last_collateral(self.cfg.close_factor_rules,
-                                                            st.total_collateral_base, coll, out)}
-        if c.margin_bps:
-            details["dust_margin_bps"] = c.margin_bps
+                                                            st.total_collateral_base, coll, out),
+                   "dust_margin_bps": c.margin_bps}
         expected = {c.debt: -out.debt_repaid, c.collateral: out.collateral_to_liquidator}
         prices = {c.collateral: self._price(c.collateral), c.debt: self._price(c.debt)}
         if dry:
