@@ -496,3 +496,64 @@ async def test_emode_bonus_only_for_collateral_in_the_category_bitmap(e):
     await e.d.rpc("evm_revert", [snap])
     repaid, to_liq, fee = await liquidate_and_check(e, "WBTC", "USDC", user, 1_000 * 10**6, bonus=10_650)
     assert to_liq + fee == (1_000 * 10**8 // 60_000) * 10_650 // 10_000  # 1,774,999 sats
+
+
+# ---------------------------------------------------------------------------------------------
+# The latest release's rounding (aave-v3-origin v3.5 / v3.7)
+
+
+async def test_collateral_and_fee_rounding_as_released(e):
+    """1,000.004 USDC at WBTC 50,000 is 2,000,008 sats; with the 6.5% bonus 2,130,008.52: rounded
+    down (percentMulFloor; half up: ...009). Its base part 2,130,008 / 1.065 = 2,000,007.5:
+    rounded down (percentDivFloor), so the bonus part is 130,001 (half up: 130,000); the fee, 10%
+    of it, 13,000.1: rounded up (percentMulCeil) to 13,001 (half up: 13,000)."""
+    user = e.users[0]
+    await open_position(e, user, {"WBTC": 50_000_000}, {"USDC": 21_000 * 10**6})
+    await set_price(e.d, e.t["WBTC"], 50_000 * USD)  # HF 0.893
+    repaid, to_liq, fee = await liquidate_and_check(e, "WBTC", "USDC", user, 1_000_004_000)
+    assert (repaid, to_liq + fee, fee) == (1_000_004_000, 2_130_008, 13_001)
+
+
+async def test_close_factor_values_the_reserve_debt_rounding_up(e):
+    """The 2,000 USD threshold and the "more than half of the total debt" test value the reserve's
+    debt rounding up (MathUtils.mulDivCeil), and so does the dust rule's debt left. With the 50%
+    close factor a reserve debt near 2,000 USD can only be repaid in part, leaving >= 1,000 USD."""
+    a, b = e.users[0], e.users[1]
+    # a: 1.111111111111111111 WETH of debt: 1,999.99999999(99) USD at 1,800, 2,000 rounded up.
+    await open_position(e, a, {"WBTC": 10_000_000}, {"WETH": 1_111_111_111_111_111_111, "USDC": 800 * 10**6})
+    # b: one wei more: 2,000.00000000(00016) USD, against as much USDC debt (4,000 USD in all).
+    await open_position(e, b, {"WBTC": 13_000_000}, {"WETH": 1_111_111_111_111_111_112, "USDC": 2_000 * 10**6})
+    await set_price(e.d, e.t["WETH"], 1_800 * USD)
+    await set_price(e.d, e.t["WBTC"], 36_500 * USD)  # a: HF 0.978
+    hf, total, c, d = await legs(e, a, "WBTC", "WETH")
+    assert 95 * 10**16 < hf < WAD and d.base(d.balance) < 2_000 * USD <= d.base_up(d.balance)
+    # At 2,000 USD the close factor is 50% of the 2,800 USD total: repaying max would leave 600
+    # USD of WETH debt (rounded down, 100% would be allowed and clear it).
+    await expect_revert(liquidate(e, "WBTC", "WETH", a, UINT_MAX), "MustNotLeaveDust()")
+    # Leaving 0.555555555555555555 WETH: 999.99999999(99) USD, 1,000 rounded up: accepted.
+    left = 555_555_555_555_555_555
+    assert d.base(left) < 1_000 * USD == d.base_up(left)
+    repaid, _, _ = await liquidate_and_check(e, "WBTC", "WETH", a, d.balance - left)
+    assert await debt_balance(e, "WETH", a) == left
+    await set_price(e.d, e.t["WBTC"], 40_000 * USD)  # b: HF 0.975
+    hf, total, c, d = await legs(e, b, "WBTC", "WETH")
+    assert 95 * 10**16 < hf < WAD and total == 4_000 * USD and d.base(d.balance) == total // 2 < d.base_up(d.balance)
+    # Rounded up, b's WETH debt is above half the total: capped at 2,000 USD of WETH, one wei
+    # short of all of it, which leaves dust.
+    with pytest.raises(Dust):
+        liquidation("v3.3", hf, total, c, d, 10_650, 1_000, UINT_MAX)
+    await expect_revert(liquidate(e, "WBTC", "WETH", b, UINT_MAX), "MustNotLeaveDust()")
+
+
+async def test_half_of_total_debt_rounds_half_up(e):
+    """The close factor's 50% of the total debt stays the half-up percentMul (v3.7): 16,250.00000001
+    USD of debt gives 8,125.00000001 USD (812,500,000,001 base units; rounded down: ...000)."""
+    user = e.users[0]
+    weth = 5 * 10**18 + 3_508_772  # 14,250.00000001 USD at 2,850 (rounded down)
+    await open_position(e, user, {"WBTC": 50_000_000}, {"WETH": weth, "USDC": 2_000 * 10**6})
+    await set_price(e.d, e.t["WETH"], 2_850 * USD)
+    await set_price(e.d, e.t["WBTC"], 42_700 * USD)  # HF 0.985
+    hf, total, c, d = await legs(e, user, "WBTC", "WETH")
+    assert total == 1_625_000_000_001 and 95 * 10**16 < hf < WAD
+    repaid, _, _ = await liquidate_and_check(e, "WBTC", "WETH", user, UINT_MAX)
+    assert repaid == 812_500_000_001 * 10**18 // (2_850 * USD)
