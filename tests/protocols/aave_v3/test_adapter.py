@@ -113,7 +113,7 @@ def test_a_pair_refused_for_another_reason_is_dropped_and_a_healthy_account_has_
 def test_every_plan_refused_leaves_a_reason():
     a = adapter("v3.3", weth_emode_bits=0, emode=CAT_V32)
     opp = plan(a)
-    while True:
+    for _ in range(10):  # (bounded: a keeper that forgot refusals would offer plans for ever)
         nxt = a.alternatives(opp, "29 RESERVE_PAUSED", BUDGET)
         if not nxt:
             break

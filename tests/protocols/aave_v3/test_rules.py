@@ -128,9 +128,12 @@ def test_v33_more_than_half_of_total_debt_values_the_debt_rounding_up():
 
 
 def test_v33_half_of_total_debt_rounds_half_up():
-    # 3,000.00000001 USD of total debt: half is 1,500.000000005 -> 150,000,000,001 base units.
-    got = max_liquidatable_debt("v3.3", HF_099, 300_000_000_001, WETH(20 * E18), USDC(2_500 * 10**6))
-    assert got == 150_000_000_001 * 10**6 // USD == 1_500_000_000
+    # 16,250.00000001 USD of total debt (5.000000000003508772 WETH at 2,850 and 2,000 USDC): half
+    # is 8,125.000000005 -> 812,500,000,001 base units (v3.7 keeps the half-up percentMul here).
+    debt = Side(2_850 * USD, 18, 5 * E18 + 3_508_772)
+    assert debt.base(debt.balance) == 1_425_000_000_001
+    got = max_liquidatable_debt("v3.3", HF_099, 1_625_000_000_001, WBTC(10**8), debt)
+    assert got == 812_500_000_001 * E18 // (2_850 * USD) == 2_850_877_192_985_964_912  # (down: ..._982_456_140)
 
 
 def test_dust_rule_and_best_amount_avoid_it():
