@@ -26,6 +26,7 @@ log = structlog.get_logger()
 ERC20 = load("ERC20")
 UINT_MAX = 2**256 - 1
 APPROVE_GAS = 60_000
+MAX_NEXT_PLANS = 4  # plans tried after a simulation refusal, per account and block
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,10 @@ class Executor:
                 results.append(self._skip(r, r.plan, plan))
                 continue
             res = await self._one(r, plan, budget, fees, native_price)
+            if isinstance(res, Refused):
+                res = await self._next_plans(r, res, adapters.get(plan.protocol), budget, fees, native_price)
             if isinstance(res, InFlight):
-                for sp in plan.spends:  # reserved until the receipts are in: later plans get the rest
+                for sp in res.plan.spends:  # reserved until the receipts are in: later plans get the rest
                     budget[sp.token] = budget.get(sp.token, 0) - sp.amount
             results.append(res)
         flying = [x for x in results if isinstance(x, InFlight)]
@@ -103,8 +106,29 @@ class Executor:
     def _skip(self, r: Ranked, plan: Plan, skip: Skip, **kw: Any) -> Outcome:
         return self.recorder.add(self._outcome(Status.SKIPPED, r, plan, skip.message, reason_code=skip.code, **kw))
 
+    async def _next_plans(self, r: Ranked, refused: Refused, adapter: Adapter[Any] | None, budget: Budget,
+                          fees: Fees, native_price: int) -> Outcome | InFlight:
+        """Simulation refused a plan: record the refusal (once: the adapter remembers it and does
+        not offer the same plan again while the account is unchanged), then try the adapter's next
+        plans, up to MAX_NEXT_PLANS, until one is not refused."""
+        alts = adapter.alternatives(refused.plan, refused.reason, budget) if adapter else []
+        if not alts:
+            return self._skip(r, refused.plan, Skip(SkipCode.SIMULATION_REVERT, f"simulation: {refused.reason}"))
+        self._skip(r, refused.plan, Skip(SkipCode.SIMULATION_REVERT,
+                                         f"simulation: {refused.reason}; next plan: {alts[0].label}"))
+        for _ in range(MAX_NEXT_PLANS):
+            res = await self._one(r, alts[0], budget, fees, native_price)
+            if not isinstance(res, Refused):
+                return res
+            refused = res
+            alts = adapter.alternatives(refused.plan, refused.reason, budget) if adapter else []
+            if not alts:
+                break
+        return self._skip(r, refused.plan, Skip(SkipCode.SIMULATION_REVERT,
+                                                f"simulation: {refused.reason} (a next plan)"))
+
     async def _one(self, r: Ranked, plan: Plan, budget: Budget, fees: Fees,
-                   native_price: int) -> Outcome | InFlight:
+                   native_price: int) -> Outcome | InFlight | Refused:
         lim = self.limits
         if fees.expected_price > lim.max_gas_price:
             return self._skip(r, plan, Skip(SkipCode.GAS_PRICE_CAP,
@@ -128,7 +152,7 @@ class Executor:
         if not sim.ok and sim.estimated and approvals and len(plan.txs) == 1:
             return await self._approve_first(r, plan, approvals, fees)
         if not sim.ok:
-            return self._skip(r, plan, Skip(SkipCode.SIMULATION_REVERT, f"simulation: {sim.reason}"))
+            return Refused(plan, sim.reason or "refused")
         gas = sum(sim.gas_used[len(approvals):])
         gas_usd = gas_cost_usd(gas, fees.expected_price, native_price)
         predicted = plan.gross_usd - gas_usd - native_usd
@@ -261,6 +285,15 @@ class Executor:
                    "blocks": sorted({rc.block_number for rc in receipts})}
         return outcome(Status.CONFIRMED, None, tx_hash=last.tx_hash, block=last.block_number,
                        realised_profit=realised, gas_used=gas_used, details=details)
+
+
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Simulation refused ``plan`` (not recorded yet: the adapter may have a next plan)."""
+    plan: Plan
+    reason: str
 
 
 @dataclass

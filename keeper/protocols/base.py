@@ -102,6 +102,13 @@ class Adapter(ABC, Generic[C]):
     def replan(self, plan: Plan, budget: Budget) -> Plan | Skip:
         """``plan`` made again against a smaller budget (the same accounts), or why it cannot be."""
 
+    def alternatives(self, plan: Plan, refusal: str, budget: Budget) -> list[Plan]:
+        """Simulation refused ``plan`` (``refusal``: the decoded revert): the account's next plans
+        against ``budget``, best first, none already refused in the account's current state (the
+        adapter remembers refusals, so that an unchanged account is not planned the same refused
+        way every block). None by default."""
+        return []
+
     def tokens(self) -> set[str]:
         """Tokens the adapter may spend from the wallet (their balances make the budget)."""
         return set()
