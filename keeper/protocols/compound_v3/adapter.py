@@ -23,6 +23,7 @@ from keeper.protocols.base import (
     Budget,
     Covered,
     Details,
+    ObservedLiquidation,
     Plan,
     PlanKind,
     Planned,
@@ -449,3 +450,45 @@ class CompoundV3Adapter(Adapter[CompoundV3Config]):
                     spends=spends, expected=expected, prices=prices, gas_estimate=BUY_GAS * len(buys),
                     details=BuyOnlyDetails(buys=self._buy_details(buys), reserves=self.reserves,
                                            target_reserves=self.target_reserves))
+
+    # ---- shadow mode and fork rehearsals ----------------------------------------------------------
+    async def liquidation_events(self, from_block: int, to_block: int) -> list[ObservedLiquidation]:
+        """AbsorbDebt (one per borrower; the absorber is the winner) and BuyCollateral. Absorbing pays
+        the absorber nothing: the value is the buys' discount (collateral at the feed price minus the
+        base paid), counted on the first account absorbed in the same transaction, as the keeper's
+        absorb-and-buy plans are; a buy alone is a BUY of the market."""
+        assert self.chain
+        absorb, buy = COMET.event("AbsorbDebt"), COMET.event("BuyCollateral")
+        logs = await self.chain.get_logs(self.comet, [[absorb.topic, buy.topic]], from_block, to_block)
+        discount: dict[str, int | None] = {}  # tx -> value of its buys
+        for lg in logs:
+            if lg.topics[0] == buy.topic:
+                e = buy.decode(lg.topics, lg.data)
+                v = (self._price(e["asset"]).usd(e["collateralAmount"]) - self._price(self.base).usd(e["baseAmount"])
+                     if e["asset"] in self.assets else None)
+                prev = discount.get(lg.tx_hash, 0)
+                discount[lg.tx_hash] = None if v is None or prev is None else prev + v
+        with_absorb = {lg.tx_hash for lg in logs if lg.topics[0] == absorb.topic}
+        out: list[ObservedLiquidation] = []
+        valued: set[str] = set()  # transactions whose buys are counted
+        for lg in logs:
+            first = lg.tx_hash not in valued
+            valued.add(lg.tx_hash)
+            if lg.topics[0] == absorb.topic:
+                e = absorb.decode(lg.topics, lg.data)
+                out.append(ObservedLiquidation(self.name, PlanKind.LIQUIDATION, e["borrower"], e["absorber"],
+                                               lg.block_number, lg.tx_hash, lg.log_index,
+                                               discount.get(lg.tx_hash, 0) if first else 0,
+                                               f"absorb/{self.base_symbol}"))
+            elif first and lg.tx_hash not in with_absorb:  # one BUY per transaction, its buys' total value
+                e = buy.decode(lg.topics, lg.data)
+                sym = self.assets[e["asset"]].symbol if e["asset"] in self.assets else "?"
+                out.append(ObservedLiquidation(self.name, PlanKind.BUY, self.comet, e["buyer"], lg.block_number,
+                                               lg.tx_hash, lg.log_index, discount.get(lg.tx_hash), f"buy {sym}"))
+        return out
+
+    async def price_feeds(self) -> dict[str, set[str]]:
+        """The base token's and each collateral's price feed in the Comet configuration."""
+        out = {a.asset: {a.feed} for a in self.assets.values()}
+        out.setdefault(self.base, set()).add(self.base_feed)
+        return out

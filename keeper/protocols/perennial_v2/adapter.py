@@ -36,6 +36,7 @@ from keeper.protocols.base import (
     Budget,
     Covered,
     Details,
+    ObservedLiquidation,
     Plan,
     PlanKind,
     Planned,
@@ -516,3 +517,25 @@ class PerennialV2Adapter(Adapter[PerennialV2Config]):
             min_gas_multiple=self.cfg.claim_min_gas_multiple,
             details=ClaimDetails(market=m.market, claimable=m.claimable, settled_now=tuple(to_settle),
                                  commit_version=choice.version if choice else None, total=total))
+
+    # ---- shadow mode ---------------------------------------------------------------------------------
+    async def liquidation_events(self, from_block: int, to_block: int) -> list[ObservedLiquidation]:
+        """OrderCreated events of a protected order with a liquidator (Perennial's liquidation: the
+        liquidator closes the position); value = the liquidation fee it is owed (the last committed
+        version's settlement fee x riskParameter.liquidationFee, in DSU), as the keeper's plans count it."""
+        assert self.chain
+        if not self.markets:
+            return []
+        out = []
+        for lg in await self.chain.get_logs(list(self.markets), [[ORDER_CREATED.topic]], from_block, to_block):
+            m = self.markets.get(lg.address)
+            if m is None:
+                continue
+            e = ORDER_CREATED.decode(lg.topics, lg.data)
+            if not e["order"][PROTECTION] or int(e["liquidator"], 16) == 0:
+                continue
+            value = None if m.risk is None else self._dsu().usd(
+                pm.liquidation_fee(m.settlement_fee, m.risk.liquidation_fee) * TOKEN18)
+            out.append(ObservedLiquidation(self.name, PlanKind.LIQUIDATION, e["account"], e["liquidator"],
+                                           lg.block_number, lg.tx_hash, lg.log_index, value, "liquidation"))
+        return out
