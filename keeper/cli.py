@@ -1,4 +1,4 @@
-"""Command line: keeper run | scan | init | devnet | demo."""
+"""Command line: keeper run | scan | init | rehearse | shadow | devnet | demo."""
 from __future__ import annotations
 
 import argparse
@@ -13,6 +13,7 @@ import structlog
 
 from keeper.config import load_config
 from keeper.errors import ConfigError, StartupError
+from keeper.live.command import add_rehearse_arguments, add_shadow_arguments
 from keeper.log import setup_logging
 from keeper.presets.command import add_init_arguments, run_init
 
@@ -33,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     add_init_arguments(sub.add_parser("init", help="write a config for a chain's main markets (real addresses, "
                                                    "each with its source)"))
+    add_rehearse_arguments(sub.add_parser(
+        "rehearse", help="run the keeper on an Anvil fork of the chain (another chain id), after price shocks, "
+                         "and report predicted vs realised profit per plan"))
+    add_shadow_arguments(sub.add_parser(
+        "shadow", help="follow the chain read-only and report, for every liquidation others make, whether "
+                       "the keeper would have caught it"))
     dv = sub.add_parser("devnet", help="start Anvil with the demo world and write a ready config")
     dv.add_argument("--port", type=int, default=8545)
     dv.add_argument("--config-out", type=Path, default=None)
@@ -109,6 +116,18 @@ def _devnet_package():
     return keeper_devnet
 
 
+async def _rehearse(args) -> int:
+    from keeper.live.command import run_rehearse
+    return await run_rehearse(args)
+
+
+async def _shadow(args) -> int:
+    from keeper.live.command import run_shadow
+    stop = asyncio.Event()
+    _install_stop(stop)
+    return await run_shadow(args, stop)
+
+
 async def _devnet(args) -> int:
     _devnet_package()
     from keeper_devnet.world import serve_devnet
@@ -132,7 +151,8 @@ async def _demo(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(json_lines=args.log_json, level=args.log_level)
-    handler = {"run": _run, "scan": _scan, "init": _init, "devnet": _devnet, "demo": _demo}[args.command]
+    handler = {"run": _run, "scan": _scan, "init": _init, "rehearse": _rehearse, "shadow": _shadow,
+               "devnet": _devnet, "demo": _demo}[args.command]
     try:
         return asyncio.run(handler(args))
     except (ConfigError, StartupError) as e:

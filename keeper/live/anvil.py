@@ -54,6 +54,19 @@ def check_url(url: str, what: str) -> None:
         raise ConfigError(f"{what}: must be an http:// or https:// URL, got {redact(url)!r}")
 
 
+async def check_reachable(url: str, what: str) -> None:
+    """A StartupError (the URL shown without path, query or credentials) unless the node answers."""
+    from keeper.chain.rpc import Rpc
+    check_url(url, what)
+    rpc = Rpc(url, timeout=15, attempts=2)
+    try:
+        await rpc.request("eth_chainId", [])
+    except Exception as e:  # noqa: BLE001 - any failure to answer
+        raise StartupError(f"{what}: cannot reach the node at {redact(url)} ({type(e).__name__})") from None
+    finally:
+        await rpc.close()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

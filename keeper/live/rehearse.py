@@ -26,7 +26,7 @@ from keeper.engine.daemon import Keeper, load_signer
 from keeper.engine.mirror import mirror
 from keeper.engine.record import Outcome, Status, usd
 from keeper.errors import ConfigError, StartupError
-from keeper.live.anvil import ForkNode, check_url, find_anvil, redact
+from keeper.live.anvil import ForkNode, check_reachable, find_anvil, redact
 from keeper.live.fork import (
     AppliedShock,
     Shock,
@@ -184,7 +184,7 @@ class RealChain:
 async def read_real_chain(url: str, fork_block: int | None) -> RealChain:
     """The real chain's id, the fork block (its head unless given), its base fee and the mean block
     time of the blocks before it; read-only."""
-    check_url(url, "--fork-url")
+    await check_reachable(url, "--fork-url")
     rpc = Rpc(url, timeout=15, attempts=2)
     chain = Chain(rpc)
     try:
