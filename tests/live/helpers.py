@@ -4,7 +4,9 @@ from __future__ import annotations
 from keeper_devnet.protocols.aave_v3.common import account_data
 from keeper_devnet.protocols.compound_v3.world import comet_call
 from keeper_devnet.protocols.gearbox_v3.world import account_state
-from keeper_devnet.protocols.perennial_v2.world import DEMO_UNHEALTHY as PERENNIAL_UNHEALTHY
+from keeper_devnet.protocols.perennial_v2.world import (
+    DEMO_UNHEALTHY as PERENNIAL_UNHEALTHY,
+)
 from keeper_devnet.tokens import Token, balance_of, set_price
 
 E18 = 10**18

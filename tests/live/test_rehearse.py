@@ -4,30 +4,21 @@ each venue calls liquidatable after such a drop, with predicted and realised pro
 is left as it was."""
 from __future__ import annotations
 
-import copy
-import os
-
 import pytest
-from eth_account import Account
-from keeper_devnet.world import ALL_PROTOCOLS, KEEPER_ADDRESS, KEEPER_KEY, KEEPER_KEY_ENV, config_text
+from keeper_devnet.world import (
+    ALL_PROTOCOLS,
+    KEEPER_ADDRESS,
+    KEEPER_KEY,
+    KEEPER_KEY_ENV,
+    config_text,
+)
 
 from keeper.config import load_config
 from keeper.live.fork import Shock
 from keeper.live.rehearse import Options, rehearse
-from tests.helpers.keeper import world_with_aave_positions
-from tests.live.helpers import AAVE_POSITIONS, chain_state, drop_weth, venue_verdicts
+from tests.live.helpers import chain_state, drop_weth, venue_verdicts
 
 GEARBOX_FULL_ONLY = 5  # GEARBOX_DEMO_POSITIONS[5]: only a full liquidation resolves it (not sent)
-
-
-@pytest.fixture(scope="module")
-async def live_world(deployer):
-    return await world_with_aave_positions(deployer, ALL_PROTOCOLS, AAVE_POSITIONS)
-
-
-@pytest.fixture
-async def world(live_world, snapshot):
-    yield copy.deepcopy(live_world)
 
 
 @pytest.fixture
