@@ -121,12 +121,12 @@ async def run_rehearse(args: argparse.Namespace) -> int:
 async def run_shadow(args: argparse.Namespace, stop: asyncio.Event) -> int:
     from keeper.config import load_config
     from keeper.live.shadow import shadow
-    cfg = load_config(args.config)
-    await check_reachable(cfg.chain.rpc_url, "chain.rpc_url")
     if args.from_block is not None and args.to_block is None:
         raise ConfigError("--from-block replays history: give --to-block too")
     if args.to_block is not None and args.blocks is not None:
         raise ConfigError("--blocks follows the head; --to-block replays history: give one of them")
+    cfg = load_config(args.config)
+    await check_reachable(cfg.chain.rpc_url, "chain.rpc_url")
     report = await shadow(cfg, from_block=args.from_block, to_block=args.to_block, blocks=args.blocks,
                           wallet=args.wallet, stop=stop)
     _print(report.to_json(), report.text(), args.json)
