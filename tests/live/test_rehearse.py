@@ -4,6 +4,11 @@ each venue calls liquidatable after such a drop, with predicted and realised pro
 is left as it was."""
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import sys
+
 import pytest
 from keeper_devnet.world import (
     ALL_PROTOCOLS,
@@ -68,18 +73,26 @@ async def test_rehearsal_liquidates_on_the_fork_only(deployer, world, tmp_path, 
     assert "predicted_usd" in text and "realised_usd" in text and "WETH -30" in text
 
 
-async def test_rehearsal_funds_a_fresh_wallet(deployer, world, tmp_path):
-    """A throwaway key holds nothing on the real chain: the fork's balances are written for it
-    (native, and the ERC20s its plans spend, found by probing the balance slot)."""
+async def test_rehearse_command_funds_a_fresh_wallet(deployer, world, tmp_path):
+    """`keeper rehearse --throwaway-key --json`: a fresh key holds nothing on the real chain; the
+    fork's balances are written for it (native, and the ERC20s its plans spend, found by probing the
+    balance slot), and it liquidates there."""
     path = tmp_path / "keeper.toml"
     path.write_text(config_text(world, protocols=["aave_v3", "morpho_blue"]))
-    report = await rehearse(load_config(path), Options(fork_url=world.url, blocks=3, throwaway_key=True,
-                                                       shocks=(Shock.parse("weth=-30"),)))
-    assert report.signer != KEEPER_ADDRESS
-    funded = {f.token: f for f in report.funded}
-    assert funded["native"].before == 0 and funded["native"].amount == 10 * 10**18
+    env = {k: v for k, v in os.environ.items() if k != KEEPER_KEY_ENV}  # no key needed
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "keeper.cli", "--log-level", "warning", "rehearse", "--config", str(path),
+        "--fork-url", world.url, "--blocks", "3", "--throwaway-key", "--price-shock", "weth=-30", "--json",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 300)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    report = json.loads(out)
+    assert report["signer"] != KEEPER_ADDRESS and report["fork_chain_id"] != report["real_chain_id"]
+    funded = {f["token"]: f for f in report["funded"]}
+    assert funded["native"]["before"] == "0" and funded["native"]["amount"] == str(10 * 10**18)
     usdc = world.tokens["USDC"].address
-    assert funded[usdc].before == 0 and funded[usdc].amount > 0
-    assert {r.protocol for r in report.plans} == {"aave_v3", "morpho_blue"}
-    assert all(r.status == "confirmed" for r in report.plans)
-    assert await deployer.w3.eth.get_balance(report.signer) == 0
+    assert funded[usdc]["before"] == "0" and int(funded[usdc]["amount"]) > 0
+    assert {r["protocol"] for r in report["plans"]} == {"aave_v3", "morpho_blue"}
+    assert all(r["status"] == "confirmed" and not r["reverted"] for r in report["plans"])
+    assert report["totals"]["realised_usd"] == pytest.approx(report["totals"]["predicted_usd"], rel=0.01)
+    assert await deployer.w3.eth.get_balance(report["signer"]) == 0  # funded on the fork only
