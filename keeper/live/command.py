@@ -6,6 +6,7 @@ import asyncio
 import json
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
 from eth_utils import is_hex_address, to_checksum_address
 
@@ -100,7 +101,7 @@ def add_shadow_arguments(p: argparse.ArgumentParser) -> None:
                    help="size the plans to this address's token balances (default: an unlimited wallet)")
 
 
-def _print(report_json: dict, text: str, as_json: bool) -> None:
+def _print(report_json: dict[str, Any], text: str, as_json: bool) -> None:
     print(json.dumps(report_json, indent=1) if as_json else text)
 
 
