@@ -170,13 +170,16 @@ class Shadow:
                         s.skip = f"{v.skip.code.value}: {v.skip.message}"
         min_profit = int(self.cfg.keeper.min_profit_usd * USD)
         for r in rank([p for asm in assessments for p in asm.plans], fees.expected_price, native):
-            if r.plan.kind is PlanKind.CLAIM or (r.net_usd < min_profit and not r.plan.force):
+            if r.plan.kind is PlanKind.CLAIM:
                 continue
+            worth = r.net_usd >= min_profit or r.plan.force
             for acct in r.plan.accounts or (r.plan.account,):
                 s = self.sightings.setdefault((r.plan.protocol, acct), Sighting())
                 if s.first_liquidatable is None:
                     s.first_liquidatable = block
-                if s.send_block is None:
+                if not worth:
+                    s.skip = f"below_min_profit: {usd(r.net_usd):.2f} USD after estimated gas"
+                elif s.send_block is None:
                     s.send_block, s.net_usd = send_block, r.net_usd
 
     async def _budget(self, block: int) -> Budget:

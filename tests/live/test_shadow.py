@@ -10,11 +10,13 @@ import sys
 
 import pytest
 from keeper_devnet.protocols.aave_v3.common import account_data
-from keeper_devnet.tokens import approve, balance_of, mint
+from keeper_devnet.tokens import approve, balance_of, mint, set_price
 from keeper_devnet.world import config_text
 
 from keeper.abi import load
 from keeper.chain.multicall import calldata
+from keeper.config import load_config
+from keeper.live.shadow import Shadow
 from tests.helpers.keeper import world_with_aave_positions
 
 KEEPER = [sys.executable, "-m", "keeper.cli"]
@@ -119,3 +121,38 @@ async def test_shadow_names_the_winners_and_counts_what_the_keeper_would_have_wo
     text = out.decode()
     assert "summary: 4 liquidations, the keeper would have caught 2 (50.0%)" in text
     assert text.count(fast) == 2 and text.count(slow) == 2
+
+
+async def test_shadow_follows_the_head(deployer, snapshot, tmp_path):
+    """Following the head (not replaying): the shadow judges a liquidation made while it watches."""
+    d = deployer
+    world = await world_with_aave_positions(d, ("aave_v3",), POSITIONS[:1])
+    (user,) = world.extra["aave_borrowers"]
+    (fast,) = world.take_accounts(1)
+    usdc = world.tokens["USDC"]
+    await mint(d, usdc, fast, usdc.units(100_000))
+    await approve(d, usdc, fast, world.aave.pool, UINT_MAX)
+    await set_price(d, world.tokens["WETH"], 2_100 * 10**8)
+    cfg = tmp_path / "keeper.toml"
+    cfg.write_text(config_text(world, protocols=["aave_v3"]))
+    sh = Shadow(load_config(cfg))
+    await sh.start()
+    try:
+        task = asyncio.create_task(sh.run(from_block=None, to_block=None, blocks=3, stop=asyncio.Event()))
+        for _ in range(300):  # the first block is judged: the user is seen liquidatable
+            if sh.sightings or task.done():
+                break
+            await asyncio.sleep(0.05)
+        seen_at = sh.sightings[("aave_v3", user)].first_liquidatable
+        landed = await mined(d, await send(d, fast, world.aave.pool, liquidation(world, user)))
+        while not task.done():
+            await d.rpc("evm_mine", [])
+            await asyncio.sleep(0.2)
+        report = task.result()
+    finally:
+        await sh.close()
+    assert report.mode == "follow" and report.from_block == seen_at and report.to_block == seen_at + 2
+    (row,) = report.rows
+    assert (row.account, row.winner, row.block) == (user, fast, landed)
+    assert row.seen_liquidatable and row.seen_block == seen_at and row.send_block is not None
+    assert row.lag_blocks == row.send_block - landed >= 0 and not row.caught
