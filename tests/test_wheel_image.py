@@ -38,6 +38,7 @@ def test_wheel_alone_runs_init_and_finds_its_abis(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert any(n.startswith("keeper/abis/aave_v3/") for n in names)
     assert "keeper/presets/base.py" in names and "keeper/chain/l1fee.py" in names
+    assert "keeper/live/rehearse.py" in names and "keeper/live/aggregator.py" in names
     assert not [n for n in names if n.startswith(("keeper_devnet/", "tests/", "node_modules/", "devnet/"))]
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)

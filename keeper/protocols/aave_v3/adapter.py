@@ -33,6 +33,7 @@ from keeper.protocols.base import (
     Assessment,
     Budget,
     Details,
+    ObservedLiquidation,
     Plan,
     PlanKind,
     Planned,
@@ -524,3 +525,28 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
                     txs=(tx,), spends=(Spend(c.debt, self.pool, spend),), expected=expected, prices=prices,
                     gas_estimate=LIQUIDATION_GAS, debt_usd=base.debt_usd, details=details)
         return replace(base, label=label, status=Planned(plan)), plan
+
+    # ---- shadow mode and fork rehearsals ------------------------------------------------------------
+    async def liquidation_events(self, from_block: int, to_block: int) -> list[ObservedLiquidation]:
+        """Pool LiquidationCall events; value = collateral to the liquidator (the event's amount is net
+        of the protocol fee) minus the debt covered, at the oracle prices of the last refresh."""
+        assert self.chain
+        ev = POOL.event("LiquidationCall")
+        out = []
+        for lg in await self.chain.get_logs(self.pool, [[ev.topic]], from_block, to_block):
+            e = ev.decode(lg.topics, lg.data)
+            c, d = self.reserves.get(e["collateralAsset"]), self.reserves.get(e["debtAsset"])
+            value = None if c is None or d is None else (
+                self._price(c.asset).usd(e["liquidatedCollateralAmount"]) - self._price(d.asset).usd(e["debtToCover"]))
+            out.append(ObservedLiquidation(self.name, PlanKind.LIQUIDATION, e["user"], e["liquidator"], lg.block_number,
+                                           lg.tx_hash, lg.log_index, value,
+                                           f"{c.symbol if c else '?'}/{d.symbol if d else '?'}"))
+        return out
+
+    async def price_feeds(self) -> dict[str, set[str]]:
+        """Each reserve's source in the AaveOracle (getSourceOfAsset)."""
+        assert self.chain
+        fn = ORACLE.fn("getSourceOfAsset")
+        assets = list(self.reserves)
+        res = await self.chain.multicall([Call(self.oracle, fn.encode(a), fn.decode) for a in assets])
+        return {a: {f} for a, f in zip(assets, res) if isinstance(f, str) and int(f, 16)}

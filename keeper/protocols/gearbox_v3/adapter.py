@@ -36,6 +36,7 @@ from keeper.protocols.base import (
     Assessment,
     Budget,
     Details,
+    ObservedLiquidation,
     Plan,
     PlanKind,
     Planned,
@@ -435,3 +436,40 @@ class GearboxV3Adapter(Adapter[GearboxV3Config]):
                 min_seized=min_seized, debt_after=plan.debt_after.debt, hf_after=round(plan.hf_after, 6),
                 price_updates=len(m.updates)))
         return replace(row, label=label, status=Planned(out)), out
+
+    # ---- shadow mode and fork rehearsals ----------------------------------------------------------
+    async def liquidation_events(self, from_block: int, to_block: int) -> list[ObservedLiquidation]:
+        """The facades' PartiallyLiquidateCreditAccount (value = collateral seized minus the
+        underlying paid, repaidDebt + fee, at the oracle's prices of the last refresh) and
+        LiquidateCreditAccount (a full liquidation: its event does not tell the value)."""
+        assert self.chain
+        partial, full = FACADE.event("PartiallyLiquidateCreditAccount"), FACADE.event("LiquidateCreditAccount")
+        by_facade = {m.facade: m for m in self.managers.values() if m.facade}
+        if not by_facade:
+            return []
+        out = []
+        for lg in await self.chain.get_logs(list(by_facade), [[partial.topic, full.topic]], from_block, to_block):
+            m = by_facade[lg.address]
+            usym = m.symbols.get(m.underlying, "?")
+            if lg.topics[0] == partial.topic:
+                e = partial.decode(lg.topics, lg.data)
+                t = e["token"]
+                known = t in m.prices and m.underlying in m.prices
+                value = (m.token_price(t).usd(e["seizedCollateral"])
+                         - m.token_price(m.underlying).usd(e["repaidDebt"] + e["fee"])) if known else None
+                label = f"{m.symbols.get(t, '?')}/{usym}"
+            else:
+                e = full.decode(lg.topics, lg.data)
+                value, label = None, f"full/{usym}"
+            out.append(ObservedLiquidation(self.name, PlanKind.LIQUIDATION, e["creditAccount"], e["liquidator"],
+                                           lg.block_number, lg.tx_hash, lg.log_index, value, label))
+        return out
+
+    async def price_feeds(self) -> dict[str, set[str]]:
+        """Each collateral token's main feed in the manager's PriceOracleV3 (pull feeds left out)."""
+        out: dict[str, set[str]] = {}
+        for m in self.managers.values():
+            for t, f in m.feeds.items():
+                if f not in m.pull_feeds:
+                    out.setdefault(t, set()).add(f)
+        return out

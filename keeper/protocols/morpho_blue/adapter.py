@@ -24,6 +24,7 @@ from keeper.protocols.base import (
     Assessment,
     Budget,
     Details,
+    ObservedLiquidation,
     Plan,
     PlanKind,
     Planned,
@@ -252,3 +253,26 @@ class MorphoBlueAdapter(Adapter[MorphoBlueConfig]):
                                           repaid_assets=liq.repaid_assets, repaid_shares=liq.repaid_shares,
                                           bad_debt=liq.bad_debt))
         return replace(base, status=Planned(plan)), plan
+
+    # ---- shadow mode and fork rehearsals ----------------------------------------------------------
+    async def liquidation_events(self, from_block: int, to_block: int) -> list[ObservedLiquidation]:
+        """Morpho Liquidate events of the watched markets; value = collateral seized minus the loan
+        assets repaid, at the oracle and USD-feed prices of the last refresh."""
+        assert self.chain
+        ev = MORPHO.event("Liquidate")
+        out = []
+        for lg in await self.chain.get_logs(self.morpho, [[ev.topic]], from_block, to_block):
+            e = ev.decode(lg.topics, lg.data)
+            m = self.markets.get(e["id"])
+            if m is None:
+                continue
+            prices = self._prices(m)
+            value = None if prices is None else (prices[m.collateral].usd(e["seizedAssets"])
+                                                  - prices[m.loan].usd(e["repaidAssets"]))
+            out.append(ObservedLiquidation(self.name, PlanKind.LIQUIDATION, e["borrower"], e["caller"], lg.block_number,
+                                           lg.tx_hash, lg.log_index, value, f"{m.coll_symbol}/{m.loan_symbol}"))
+        return out
+
+    async def price_feeds(self) -> dict[str, set[str]]:
+        """The configured usd_feeds (a market's own oracle moves when it reads a feed shocked here)."""
+        return {t: {f.address} for t, f in self.feeds.items()}

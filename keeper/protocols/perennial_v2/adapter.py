@@ -42,6 +42,7 @@ from keeper.protocols.base import (
     Budget,
     Covered,
     Details,
+    ObservedLiquidation,
     Plan,
     PlanKind,
     Planned,
@@ -668,3 +669,35 @@ class PerennialV2Adapter(Adapter[PerennialV2Config]):
             details=ClaimDetails(market=m.market, claimable=m.claimable, settled_now=settled_now,
                                  settled_versions=tuple(versions), commit_version=commit.version if commit else None,
                                  keeper_fees=income, total=total))
+
+    # ---- shadow mode ---------------------------------------------------------------------------------
+    async def liquidation_events(self, from_block: int, to_block: int) -> list[ObservedLiquidation]:
+        """OrderCreated events of a protected order with a liquidator (Perennial's liquidation: the
+        liquidator closes the position); value = the liquidation fee it is owed (the last committed
+        version's settlement fee x riskParameter.liquidationFee, in DSU), as the keeper's plans count it."""
+        assert self.chain
+        if not self.markets:
+            return []
+        found = []
+        for lg in await self.chain.get_logs(list(self.markets), [[ORDER_CREATED.topic]], from_block, to_block):
+            m = self.markets.get(lg.address)
+            if m is None:
+                continue
+            e = ORDER_CREATED.decode(lg.topics, lg.data)
+            if e["order"][PROTECTION] and int(e["liquidator"], 16) != 0:
+                found.append((m, lg, e))
+        # The version's settlement fee is shared by its callbacks: the liquidations of the same
+        # market in the same block (as the keeper's own plans count them).
+        per_block: dict[tuple[str, int], int] = {}
+        for m, lg, _ in found:
+            per_block[(m.market, lg.block_number)] = per_block.get((m.market, lg.block_number), 0) + 1
+        out = []
+        for m, lg, e in found:
+            value = None
+            if m.risk is not None:
+                n = per_block[(m.market, lg.block_number)]
+                fee = pm.liquidation_fee(pm.settlement_fee(*self._fees(m, n), n), m.risk.liquidation_fee)
+                value = self._dsu().usd(fee * TOKEN18)
+            out.append(ObservedLiquidation(self.name, PlanKind.LIQUIDATION, e["account"], e["liquidator"],
+                                           lg.block_number, lg.tx_hash, lg.log_index, value, "liquidation"))
+        return out
