@@ -14,6 +14,7 @@ winner's; in the same block the order is the block builder's, counted as missed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -31,7 +32,6 @@ from keeper.engine.record import usd
 from keeper.errors import ConfigError, StartupError
 from keeper.live.anvil import redact
 from keeper.protocols.base import USD, Budget, ObservedLiquidation, PlanKind
-import contextlib
 
 log = structlog.get_logger()
 UNLIMITED = 2**200
