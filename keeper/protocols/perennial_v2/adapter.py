@@ -687,15 +687,16 @@ class PerennialV2Adapter(Adapter[PerennialV2Config]):
             if e["order"][PROTECTION] and int(e["liquidator"], 16) != 0:
                 found.append((m, lg, e))
         # The version's settlement fee is shared by its callbacks: the liquidations of the same
-        # market in the same block (as the keeper's own plans count them).
-        per_block: dict[tuple[str, int], int] = {}
-        for m, lg, _ in found:
-            per_block[(m.market, lg.block_number)] = per_block.get((m.market, lg.block_number), 0) + 1
+        # market at the same oracle version (Order.timestamp), as the keeper's own plans count them.
+        per_version: dict[tuple[str, int], int] = {}
+        for m, _, e in found:
+            key = (m.market, e["order"][0])
+            per_version[key] = per_version.get(key, 0) + 1
         out = []
         for m, lg, e in found:
             value = None
             if m.risk is not None:
-                n = per_block[(m.market, lg.block_number)]
+                n = per_version[(m.market, e["order"][0])]
                 fee = pm.liquidation_fee(pm.settlement_fee(*self._fees(m, n), n), m.risk.liquidation_fee)
                 value = self._dsu().usd(fee * TOKEN18)
             out.append(ObservedLiquidation(self.name, PlanKind.LIQUIDATION, e["account"], e["liquidator"],
