@@ -91,6 +91,8 @@ async def _run(args: argparse.Namespace) -> int:
     keeper = Keeper(cfg, load_signer(cfg), dry_run=True if args.dry_run else None)
     try:
         await keeper.start()
+        if cfg.monitor.enabled:
+            await keeper.serve_monitor()
         stop = asyncio.Event()
         _install_stop(stop)
         await keeper.run(stop)
