@@ -19,8 +19,8 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from keeper.config import Config, KeeperConfig, PullOracleConfig, SignerConfig, StoreConfig
-from keeper.observe.config import MonitorConfig
 from keeper.config_types import ProtocolConfig
+from keeper.observe.config import MonitorConfig
 from keeper.protocols.registry import protocols
 
 WIDTH = 100

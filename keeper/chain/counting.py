@@ -2,6 +2,7 @@
 failed), the transactions sent and the receipts seen, to the keeper's telemetry."""
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -39,10 +40,8 @@ class CountingTransport:
         if method == "eth_sendRawTransaction" and isinstance(result, str):
             self.observer.tx_sent(result)
         elif method == "eth_getTransactionReceipt" and isinstance(result, dict) and params:
-            try:
+            with contextlib.suppress(ValueError):
                 self.observer.tx_mined(str(params[0]), int(str(result.get("status", "0x0")), 16))
-            except ValueError:
-                pass
 
     async def send(self, method: str, params: list[Any]) -> Any:
         try:

@@ -101,7 +101,7 @@ class FailoverTransport:
         try:
             resp = await asyncio.wait_for(ep.transport.send("eth_blockNumber", []), timeout=5.0)
             head = int(resp["result"], 16)
-        except Exception:  # noqa: BLE001 (any failure means: not well now)
+        except Exception:
             return None
         self._saw_head(ep, head)
         return head
@@ -158,7 +158,7 @@ class FailoverTransport:
             resp = await ep.transport.send_batch([("eth_chainId", []), ("eth_chainId", [])])
         except TransientRpcError:
             raise
-        except Exception as e:  # noqa: BLE001 (an endpoint that fails the probe is treated as without batches)
+        except Exception as e:
             if _connection_trouble(e):
                 raise
             resp = None

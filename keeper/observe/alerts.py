@@ -75,7 +75,7 @@ class Alerter:
                     log.warning("alert.webhook_refused", status=r.status, host=_where(self.url))
                 else:
                     self.sent += 1
-        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+        except (TimeoutError, aiohttp.ClientError) as e:
             log.warning("alert.webhook_failed", error=type(e).__name__, host=_where(self.url))
 
     async def flush(self) -> None:

@@ -60,7 +60,8 @@ class KeeperCollector(Collector):
         yield GaugeMetricFamily("keeper_transactions_in_flight", "Transactions sent whose receipt is not seen.",
                                 value=len(t.in_flight))
         yield GaugeMetricFamily("keeper_realised_profit_usd", "Realised profit after gas since start-up, USD "
-                                "(reverted transactions count their fees as a loss).", value=t.realised_profit_8 / USD_8)
+                                "(reverted transactions count their fees as a loss).",
+                                value=t.realised_profit_8 / USD_8)
         yield CounterMetricFamily("keeper_gas_spent_usd", "Fees paid for liquidations since start-up, USD.",
                                   value=t.gas_spent_8 / USD_8)
         yield GaugeMetricFamily("keeper_wallet_eth", "The wallet's native balance, ETH.",

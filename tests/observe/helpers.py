@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 from aiohttp import web
 from eth_account import Account
-from keeper_devnet.world import KEEPER_KEY, config_text
 from prometheus_client.parser import text_string_to_metric_families
 
 from keeper.chain.signer import Signer
 from keeper.config import load_config
 from keeper.engine.daemon import Keeper
+from keeper_devnet.world import KEEPER_KEY, config_text
 
 
 def monitor_table(**kw: object) -> str:

@@ -11,9 +11,9 @@ import signal
 import sys
 
 import pytest
+
 from keeper_devnet.anvil import free_port
 from keeper_devnet.world import KEEPER_KEY, KEEPER_KEY_ENV, config_text
-
 from tests.helpers.rpc_proxy import RefuseBatch, RpcProxy, TooManyResults, wider_than
 from tests.protocols.aave_v3.helpers import open_scenario
 

@@ -42,7 +42,8 @@ class Node:
             raise aiohttp.ClientConnectionError("connection refused")
         self.batch_posts += 1
         if not self.batches:
-            return {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "batch requests are not supported"}}
+            return {"jsonrpc": "2.0", "id": None,
+                    "error": {"code": -32600, "message": "batch requests are not supported"}}
         self.requests += [m for m, _ in requests]
         return [self._answer(m) for m, _ in requests]
 
@@ -126,7 +127,7 @@ async def test_an_endpoint_on_another_chain_is_never_used():
 
 async def test_batch_support_is_probed_once_and_respected():
     a = Node(batches=False)
-    rpc, ft, _ = setup(a)
+    rpc, _, _ = setup(a)
     for _ in range(3):
         assert await rpc.batch([("eth_blockNumber", []), ("eth_chainId", [])]) == [hex(100), hex(1)]
     assert a.batch_posts == 1  # the probe; then one by one
@@ -136,6 +137,6 @@ async def test_batch_support_is_probed_once_and_respected():
 async def test_a_single_dead_endpoint_still_fails_the_request():
     a = Node()
     a.alive = False
-    rpc, ft, _ = setup(a)
+    rpc, _, _ = setup(a)
     with pytest.raises((aiohttp.ClientConnectionError, TransientRpcError)):
         await rpc.request("eth_blockNumber", [])

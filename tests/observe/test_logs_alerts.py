@@ -3,6 +3,7 @@ every N blocks, consecutive step failures alerting once until a step succeeds, a
 webhook's secret path out of the logs."""
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import sys
@@ -29,14 +30,10 @@ def test_repeated_identical_warnings_are_collapsed_with_a_count():
     kept = []
     for i in range(160):
         clock.now = i * 0.15  # 160 in 24 s, as a wallet running dry did
-        try:
+        with contextlib.suppress(structlog.DropEvent):
             kept.append(dict(collapse(None, "warning", {"event": "budget.low", "level": "warning", "token": "USDC"})))
-        except structlog.DropEvent:
-            pass
-    try:
+    with contextlib.suppress(structlog.DropEvent):
         kept.append(dict(collapse(None, "warning", {"event": "budget.low", "level": "warning", "token": "WETH"})))
-    except structlog.DropEvent:
-        pass
     clock.now = 61
     kept.append(dict(collapse(None, "warning", {"event": "budget.low", "level": "warning", "token": "USDC"})))
     # Info lines are never collapsed.

@@ -10,9 +10,9 @@ import re
 from pathlib import Path
 
 import pytest
-from keeper_devnet.world import KEEPER_ADDRESS
 
 from keeper.engine.record import Status
+from keeper_devnet.world import KEEPER_ADDRESS
 from tests.observe.helpers import WebhookReceiver, health, observed_keeper, running, scrape, until
 from tests.protocols.aave_v3.helpers import drop_weth, open_scenario
 
@@ -124,7 +124,7 @@ async def test_a_low_wallet_alerts_the_webhook_once_until_it_recovers(deployer, 
                 for _ in range(6):  # six blocks with a low wallet
                     await deployer.rpc("evm_mine", [])
                     head = await deployer.w3.eth.block_number
-                    await until(lambda: keeper.telemetry.last_block == head, what="the block")
+                    await until(lambda h=head: keeper.telemetry.last_block == h, what="the block")
                 await deployer.rpc("anvil_setBalance", [KEEPER_ADDRESS, hex(10**18)])
                 await deployer.rpc("evm_mine", [])
                 head = await deployer.w3.eth.block_number
