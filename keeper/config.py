@@ -21,6 +21,7 @@ from keeper.chain.multicall import MULTICALL3
 from keeper.config_env import CONFIG_VAR, Override, apply_overrides, env_overrides
 from keeper.config_types import COMMENTED, Address, Bytes32, EnvName, ProtocolConfig, Strict
 from keeper.errors import ConfigError
+from keeper.chain.relay import RelayConfig
 from keeper.observe.config import MonitorConfig
 from keeper.protocols.registry import protocols
 
@@ -236,6 +237,8 @@ class Config(Strict):
     store: StoreConfig = Field(
         default_factory=StoreConfig,
         description="The durable state (accounts index, checkpoints, mirror state, transaction journal).")
+    relay: RelayConfig | None = Field(
+        default=None, description="Private submission through a relay (default: the public mempool).")
     monitor: MonitorConfig = Field(
         default_factory=MonitorConfig,
         description="Health endpoint, Prometheus metrics, heartbeat and alerts.")

@@ -20,6 +20,7 @@ from pydantic_core import PydanticUndefined
 
 from keeper.config import Config, KeeperConfig, PullOracleConfig, SignerConfig, StoreConfig
 from keeper.config_types import ProtocolConfig
+from keeper.chain.relay import RelayConfig
 from keeper.observe.config import MonitorConfig
 from keeper.protocols.registry import protocols
 
@@ -109,4 +110,5 @@ def example_toml() -> str:
     needs = [k for k, p in protocols().items() if p.needs_pull_oracle]
     intro = f"{_doc(PullOracleConfig)} Needed by: {', '.join(needs)}."
     parts.append("\n".join(_table("[pull_oracle]", intro, field_lines(PullOracleConfig), enabled=False)))
+    parts.append("\n".join(_table("[relay]", _doc(RelayConfig), field_lines(RelayConfig), enabled=False)))
     return "\n\n".join(parts) + "\n"

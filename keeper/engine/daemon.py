@@ -14,6 +14,7 @@ from keeper.chain.client import Chain
 from keeper.chain.counting import CountingTransport, endpoint_label
 from keeper.chain.failover import FailoverTransport
 from keeper.chain.fees import GWEI, Fees, current_fees
+from keeper.chain.relay import RelaySubmitter
 from keeper.chain.rpc import HttpTransport, Rpc
 from keeper.chain.sender import Sender
 from keeper.chain.signer import Signer
@@ -138,7 +139,9 @@ class Keeper:
         self.native = ChainlinkFeed(cfg.keeper.native_usd_feed)
         self.recorder = Recorder(cfg.keeper.record_file)
         self.recorder.listeners.append(self.telemetry.outcome)
-        self.sender = Sender(self.chain, signer, cfg.chain.chain_id)
+        self.submitter = (RelaySubmitter(cfg.relay, self.chain, on_submit=self.telemetry.tx_sent)
+                          if cfg.relay is not None else None)
+        self.sender = Sender(self.chain, signer, cfg.chain.chain_id, submitter=self.submitter)
         k = cfg.keeper
         self.limits = Limits(min_profit=int(k.min_profit_usd * USD), max_gas_price=int(k.max_gas_price_gwei * GWEI),
                              gas_margin_pct=int(k.gas_safety_margin * 100), dry_run=self.dry_run)
@@ -152,6 +155,8 @@ class Keeper:
         if self.pull_oracle is not None:
             await self.pull_oracle.close()
         await self.telemetry.alerter.close()
+        if self.submitter is not None:
+            await self.submitter.close()
         await self.rpc.close()
 
     async def serve_monitor(self) -> Monitor:

@@ -151,6 +151,8 @@ class Telemetry:
         self.rpc_active = endpoint
 
     def tx_sent(self, tx_hash: str) -> None:
+        if tx_hash.lower() in self.in_flight:  # handed on again (a relay's public fallback)
+            return
         self.tx[TxEvent.SENT] += 1
         self.in_flight.add(tx_hash.lower())
         seen = self._head_seen.get(self._step_block) if self._step_block is not None else None
