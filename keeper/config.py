@@ -18,10 +18,10 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
 from keeper.chain.multicall import MULTICALL3
+from keeper.chain.relay import RelayConfig
 from keeper.config_env import CONFIG_VAR, Override, apply_overrides, env_overrides
 from keeper.config_types import COMMENTED, Address, Bytes32, EnvName, ProtocolConfig, Strict
 from keeper.errors import ConfigError
-from keeper.chain.relay import RelayConfig
 from keeper.observe.config import MonitorConfig
 from keeper.protocols.registry import protocols
 

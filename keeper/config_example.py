@@ -18,9 +18,9 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from keeper.chain.relay import RelayConfig
 from keeper.config import Config, KeeperConfig, PullOracleConfig, SignerConfig, StoreConfig
 from keeper.config_types import ProtocolConfig
-from keeper.chain.relay import RelayConfig
 from keeper.observe.config import MonitorConfig
 from keeper.protocols.registry import protocols
 
