@@ -110,7 +110,11 @@ class Telemetry:
                                 f"{str(error)[:200]}")
 
     def check(self) -> None:
-        """Time-based conditions (the monitor calls it every second too)."""
+        """Time-based conditions (the monitor calls it every second too). Not before the first block:
+        the first step reads each protocol's history (minutes on a long chain); /healthz says
+        "syncing" meanwhile."""
+        if self.processed_at is None:
+            return
         age = self.age()
         if age > self.cfg.stale_after_seconds:
             self.alerter.raise_(Condition.HEAD_STALE,
@@ -191,7 +195,8 @@ class Telemetry:
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         ok = self.healthy()
-        body = {"status": "ok" if ok else "stale", "last_block": self.last_block, "head": self.head,
+        status = "ok" if ok else ("syncing" if self.processed_at is None else "stale")
+        body = {"status": status, "last_block": self.last_block, "head": self.head,
                 "head_lag": self.lag(), "seconds_since_block": round(self.age(), 3),
                 "wallet_eth": _eth(self.wallet_eth) if self.wallet_eth is not None else None,
                 "in_flight": len(self.in_flight), "rpc_endpoint": self.rpc_active,

@@ -86,3 +86,21 @@ def test_the_webhook_url_is_never_logged():
     with structlog.testing.capture_logs() as logs:
         a.event("liquidation confirmed")  # no running loop: the log line is the alert
     assert logs and "SECRET" not in repr(logs)
+
+
+def test_health_before_the_first_block_is_syncing_without_a_stale_alert():
+    clock = Clock()
+    t = Telemetry(MonitorConfig(stale_after_seconds=5), Alerter(), clock=clock)
+    clock.now = 100  # a long first discovery
+    with structlog.testing.capture_logs() as logs:
+        t.check()
+    ok, body = t.health()
+    assert not ok and body["status"] == "syncing" and not logs
+    t.block_processed(1)
+    assert t.health()[0]
+    clock.now = 106
+    with structlog.testing.capture_logs() as logs:
+        t.check()
+        t.check()
+    assert t.health()[1]["status"] == "stale"
+    assert [e["condition"] for e in logs if e["event"] == "alert"] == ["head_stale"]
