@@ -166,7 +166,7 @@ class FailoverTransport:
         if not ep.batches:
             log.warning("rpc.no_batches", endpoint=ep.label,
                         reason=f"a batch of two requests was answered with {str(resp)[:120]}")
-        if self.chain_id is not None:
+        if self.chain_id is not None and len(self.endpoints) > 1:  # alone, the keeper's start-up check says it
             single = resp[0] if ep.batches and isinstance(resp, list) else await ep.transport.send("eth_chainId", [])
             try:
                 ep.chain_id = int(single["result"], 16)
