@@ -16,11 +16,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import structlog
 
 from keeper.config import load_config
 from keeper.config_env import CONFIG_VAR
-from keeper.errors import ConfigError, StartupError
+from keeper.errors import ConfigError, KeeperError, StartupError
 from keeper.live.command import add_rehearse_arguments, add_shadow_arguments
 from keeper.log import setup_logging
 from keeper.presets.command import add_init_arguments, run_init
@@ -101,6 +102,8 @@ async def _run(args: argparse.Namespace) -> int:
     keeper = Keeper(cfg, load_signer(cfg), dry_run=True if args.dry_run else None)
     try:
         await keeper.start()
+        if cfg.monitor.enabled:
+            await keeper.serve_monitor()
         stop = asyncio.Event()
         _install_stop(stop)
         await keeper.run(stop)
@@ -203,6 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, StartupError) as e:
         print(f"keeper: error: {e}", file=sys.stderr)
         return 2
+    except KeeperError as e:  # an RPC failure the command could not get past
+        print(f"keeper: error: {e}", file=sys.stderr)
+        return 1
+    except (OSError, TimeoutError, aiohttp.ClientError) as e:  # connection trouble the RPC layer let through
+        print(f"keeper: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -18,9 +18,11 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
 from keeper.chain.multicall import MULTICALL3
+from keeper.chain.relay import RelayConfig
 from keeper.config_env import CONFIG_VAR, Override, apply_overrides, env_overrides
 from keeper.config_types import COMMENTED, Address, Bytes32, EnvName, ProtocolConfig, Strict
 from keeper.errors import ConfigError
+from keeper.observe.config import MonitorConfig
 from keeper.protocols.registry import protocols
 
 
@@ -33,6 +35,23 @@ class ChainConfig(Strict):
     chain_id: int = Field(
         gt=0, description="The chain the keeper must find there; it refuses to start on any other "
                           "(1 = Ethereum mainnet).", examples=[31337])
+    rpc_urls: list[str] = Field(
+        default_factory=list,
+        description="More endpoints of the same chain, in priority order after rpc_url: the keeper switches to "
+                    "the next when the one in use fails repeatedly, stops producing blocks or lags behind, and "
+                    "goes back to the first when it is well again.",
+        examples=[["https://eth.example-provider.io/v3/KEY"]], json_schema_extra=COMMENTED)
+    failover_errors: int = Field(
+        default=3, ge=1, description="Consecutive failed requests (no answer or a malformed one) that make the "
+                                     "keeper switch to the next endpoint.")
+    failover_stale_seconds: float = Field(
+        default=30.0, gt=0, description="An endpoint whose head has not moved for this long while another's "
+                                        "has is left for the other.")
+    failover_lag_blocks: int = Field(
+        default=3, ge=1, description="An endpoint this many blocks behind another is left for the other.")
+    failover_recheck_seconds: float = Field(
+        default=60.0, gt=0, description="How often the keeper checks whether a better-placed endpoint is well "
+                                        "again and goes back to it.")
     poll_interval_seconds: float = Field(default=1.0, gt=0,
                                          description="How often to ask the node for a new block, in seconds.")
     log_chunk_blocks: int = Field(
@@ -58,10 +77,24 @@ class ChainConfig(Strict):
     @field_validator("rpc_url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
-            # Only the scheme: the rest of the URL may hold credentials.
-            raise ValueError(f"must be an http:// or https:// URL, got scheme {urlsplit(v).scheme or '(none)'!r}")
-        return v
+        return _http_url(v)
+
+    @field_validator("rpc_urls")
+    @classmethod
+    def _urls(cls, v: list[str]) -> list[str]:
+        return [_http_url(u) for u in v]
+
+    @property
+    def urls(self) -> list[str]:
+        """Every endpoint in priority order (rpc_url first, repeats dropped)."""
+        return list(dict.fromkeys([self.rpc_url, *self.rpc_urls]))
+
+
+def _http_url(v: str) -> str:
+    if not v.startswith(("http://", "https://")):
+        # Only the scheme: the rest of the URL may hold credentials.
+        raise ValueError(f"must be an http:// or https:// URL, got scheme {urlsplit(v).scheme or '(none)'!r}")
+    return v
 
 
 class SignerConfig(Strict):
@@ -204,6 +237,11 @@ class Config(Strict):
     store: StoreConfig = Field(
         default_factory=StoreConfig,
         description="The durable state (accounts index, checkpoints, mirror state, transaction journal).")
+    relay: RelayConfig | None = Field(
+        default=None, description="Private submission through a relay (default: the public mempool).")
+    monitor: MonitorConfig = Field(
+        default_factory=MonitorConfig,
+        description="Health endpoint, Prometheus metrics, heartbeat and alerts.")
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:

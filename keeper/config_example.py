@@ -18,8 +18,10 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from keeper.chain.relay import RelayConfig
 from keeper.config import Config, KeeperConfig, PullOracleConfig, SignerConfig, StoreConfig
 from keeper.config_types import ProtocolConfig
+from keeper.observe.config import MonitorConfig
 from keeper.protocols.registry import protocols
 
 WIDTH = 100
@@ -94,7 +96,8 @@ def _doc(model: type[BaseModel]) -> str:
 def example_toml() -> str:
     parts = [HEADER.rstrip("\n")]
     for name, model in (("chain", Config.model_fields["chain"].annotation),
-                        ("signer", SignerConfig), ("keeper", KeeperConfig), ("store", StoreConfig)):
+                        ("signer", SignerConfig), ("keeper", KeeperConfig), ("store", StoreConfig),
+                        ("monitor", MonitorConfig)):
         assert isinstance(model, type) and issubclass(model, BaseModel)
         parts.append("\n".join(_table(f"[{name}]", _doc(model), field_lines(model), enabled=True)))
     parts.append("\n".join(comment(Config.model_fields["protocols"].description or "")))
@@ -107,4 +110,5 @@ def example_toml() -> str:
     needs = [k for k, p in protocols().items() if p.needs_pull_oracle]
     intro = f"{_doc(PullOracleConfig)} Needed by: {', '.join(needs)}."
     parts.append("\n".join(_table("[pull_oracle]", intro, field_lines(PullOracleConfig), enabled=False)))
+    parts.append("\n".join(_table("[relay]", _doc(RelayConfig), field_lines(RelayConfig), enabled=False)))
     return "\n\n".join(parts) + "\n"

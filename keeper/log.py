@@ -7,7 +7,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import MutableMapping
+import time
+from collections.abc import Callable, MutableMapping
 from typing import Any, TextIO, cast
 
 import structlog
@@ -36,12 +37,41 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
+class CollapseRepeats:
+    """Repeated identical warnings (same event, same fields) collapsed: the first is logged, the
+    repeats within ``window`` seconds are dropped, and the next one after the window is logged with
+    ``repeated=N`` (how many were dropped)."""
+
+    def __init__(self, window: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.window = window
+        self.clock = clock
+        self._seen: dict[str, tuple[float, int]] = {}  # key -> (when last logged, dropped since)
+
+    def __call__(self, _logger: Any, name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        if event.get("level", name) not in ("warning", "error", "critical"):
+            return event
+        key = repr(sorted((k, repr(v)) for k, v in event.items() if k != "timestamp"))
+        now = self.clock()
+        last = self._seen.get(key)
+        if last is not None and now - last[0] < self.window:
+            self._seen[key] = (last[0], last[1] + 1)
+            raise structlog.DropEvent
+        if last is not None and last[1]:
+            event["repeated"] = last[1]
+        self._seen[key] = (now, 0)
+        if len(self._seen) > 1024:  # forget the oldest
+            for k in sorted(self._seen, key=lambda k: self._seen[k][0])[:512]:
+                del self._seen[k]
+        return event
+
+
 def setup_logging(json_lines: bool = False, level: str = "info") -> None:
     renderer = structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
+            CollapseRepeats(),
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _redact,
             renderer,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from keeper.chain.client import Chain, Log, hexint
 from keeper.chain.fees import Fees
 from keeper.chain.nonces import NonceManager
+from keeper.chain.relay import Submitter
 from keeper.chain.signer import Signer
 from keeper.errors import RpcError
 
@@ -36,13 +37,14 @@ class Receipt:
 
 class Sender:
     def __init__(self, chain: Chain, signer: Signer, chain_id: int, *, receipt_timeout: float = 120.0,
-                 poll_interval: float = 0.05):
+                 poll_interval: float = 0.05, submitter: Submitter | None = None):
         self.chain = chain
         self.signer = signer
         self.chain_id = chain_id
         self.nonces = NonceManager(chain, signer.address)
         self.receipt_timeout = receipt_timeout
         self.poll_interval = poll_interval
+        self.submitter = submitter  # private submission (a relay) instead of the public mempool
 
     async def send(self, req: TxRequest, fees: Fees) -> str:
         """Sign and broadcast; returns the tx hash once the node accepted it."""
@@ -57,7 +59,10 @@ class Sender:
             }
             raw, tx_hash = self.signer.sign(tx)
             try:
-                await self.chain.rpc.request("eth_sendRawTransaction", ["0x" + raw.hex()])
+                if self.submitter is not None:
+                    await self.submitter.submit("0x" + raw.hex(), tx_hash)
+                else:
+                    await self.chain.rpc.request("eth_sendRawTransaction", ["0x" + raw.hex()])
             except RpcError as e:
                 if "already known" not in str(e).lower():
                     await self.nonces.resync()
@@ -76,6 +81,8 @@ class Sender:
                     gas_used=hexint(r["gasUsed"]), effective_gas_price=hexint(r["effectiveGasPrice"]),
                     logs=[Log.from_rpc(lg) for lg in r["logs"]],
                 )
+            if self.submitter is not None and (why := self.submitter.abandoned(tx_hash)):
+                raise RpcError(f"{tx_hash}: {why}")
             if loop.time() > deadline:
                 raise RpcError(f"no receipt for {tx_hash} after {self.receipt_timeout}s")
             await asyncio.sleep(self.poll_interval)

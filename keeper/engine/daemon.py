@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import structlog
 
 from keeper.chain.client import Chain
+from keeper.chain.counting import CountingTransport, endpoint_label
+from keeper.chain.failover import FailoverTransport
 from keeper.chain.fees import GWEI, Fees, current_fees
-from keeper.chain.rpc import Rpc
+from keeper.chain.relay import RelaySubmitter
+from keeper.chain.rpc import HttpTransport, Rpc
 from keeper.chain.sender import Sender
 from keeper.chain.signer import Signer
 from keeper.config import Config
@@ -20,6 +25,8 @@ from keeper.engine.mirror import mirror
 from keeper.engine.rank import gas_cost_usd, rank
 from keeper.engine.record import Outcome, Recorder, usd
 from keeper.errors import StartupError
+from keeper.observe.alerts import Alerter
+from keeper.observe.telemetry import ProtocolState, Telemetry
 from keeper.oracles.chainlink import ChainlinkFeed
 from keeper.protocols import build_adapter
 from keeper.protocols.base import (
@@ -32,6 +39,9 @@ from keeper.protocols.base import (
     Skip,
 )
 
+if TYPE_CHECKING:
+    from keeper.observe.server import Monitor
+
 log = structlog.get_logger()
 
 
@@ -41,6 +51,19 @@ def load_signer(cfg: Config) -> Signer:
         return Signer.from_env(s.private_key_env)
     assert s.keystore is not None and s.password_env  # the config model requires one or the other
     return Signer.from_keystore(s.keystore, s.password_env)
+
+
+def build_rpc(cfg: Config, telemetry: Telemetry) -> Rpc:
+    """The endpoints of ``chain.rpc_url`` and ``chain.rpc_urls`` behind one failover transport,
+    each counted per method in the telemetry."""
+    c = cfg.chain
+    eps = [(endpoint_label(u), CountingTransport(HttpTransport(u), telemetry, endpoint_label(u))) for u in c.urls]
+    transport = FailoverTransport(
+        [(label, t) for label, t in eps], errors=c.failover_errors, stale_seconds=c.failover_stale_seconds,
+        lag_blocks=c.failover_lag_blocks, recheck_seconds=c.failover_recheck_seconds, chain_id=c.chain_id,
+        on_switch=telemetry.rpc_switched)
+    telemetry.rpc_active = transport.endpoint
+    return Rpc(transport=transport)
 
 
 SCAN_GAS = 400_000  # gas assumed for scan's profit column when a view has no plan to estimate it
@@ -87,12 +110,20 @@ def scan_rows(assessments: list[Assessment], gas_price_wei: int, native_price_8:
     return rows
 
 
+def _where(cfg: Config) -> str:
+    """The endpoints for messages: host:port only (a URL's path and query may hold an API key)."""
+    return ", ".join(endpoint_label(u) for u in cfg.chain.urls)
+
+
 class Keeper:
     def __init__(self, cfg: Config, signer: Signer, *, dry_run: bool | None = None):
         self.cfg = cfg
         self.signer = signer
         self.dry_run = cfg.keeper.mode == "dry-run" if dry_run is None else dry_run
-        self.rpc = Rpc(cfg.chain.rpc_url)
+        m = cfg.monitor
+        self.telemetry = Telemetry(m, Alerter(m.webhook_url, timeout=m.webhook_timeout_seconds))
+        self.rpc = build_rpc(cfg, self.telemetry)
+        self.monitor: Monitor | None = None
         self.chain = Chain(self.rpc, multicall_address=cfg.chain.multicall_address,
                            log_chunk_blocks=cfg.chain.log_chunk_blocks)
         self.pull_oracle = None
@@ -103,10 +134,14 @@ class Keeper:
         self.adapters: list[Adapter] = [build_adapter(p, services)
                                         for p in cfg.protocols]
         self.by_name = {a.name: a for a in self.adapters}
+        self.telemetry.protocols = {a.name: ProtocolState() for a in self.adapters}
         self.discovery = Discovery(self.adapters)
         self.native = ChainlinkFeed(cfg.keeper.native_usd_feed)
         self.recorder = Recorder(cfg.keeper.record_file)
-        self.sender = Sender(self.chain, signer, cfg.chain.chain_id)
+        self.recorder.listeners.append(self.telemetry.outcome)
+        self.submitter = (RelaySubmitter(cfg.relay, self.chain, on_submit=self.telemetry.tx_sent)
+                          if cfg.relay is not None else None)
+        self.sender = Sender(self.chain, signer, cfg.chain.chain_id, submitter=self.submitter)
         k = cfg.keeper
         self.limits = Limits(min_profit=int(k.min_profit_usd * USD), max_gas_price=int(k.max_gas_price_gwei * GWEI),
                              gas_margin_pct=int(k.gas_safety_margin * 100), dry_run=self.dry_run)
@@ -114,9 +149,22 @@ class Keeper:
         self.last_block = -1
 
     async def close(self) -> None:
+        if self.monitor is not None:
+            await self.monitor.stop()
+            self.monitor = None
         if self.pull_oracle is not None:
             await self.pull_oracle.close()
+        await self.telemetry.alerter.close()
+        if self.submitter is not None:
+            await self.submitter.close()
         await self.rpc.close()
+
+    async def serve_monitor(self) -> Monitor:
+        """Start the /healthz and /metrics server (on [monitor] listen); stopped by close()."""
+        from keeper.observe.server import Monitor
+        if self.monitor is None:
+            self.monitor = await Monitor(self.telemetry, self.cfg.monitor.listen).start()
+        return self.monitor
 
     async def start(self) -> None:
         """Sanity checks before anything can be sent; each failure is a StartupError."""
@@ -124,9 +172,9 @@ class Keeper:
         try:
             chain_id = await self.chain.chain_id()
         except Exception as e:
-            raise StartupError(f"cannot reach the node at {c.chain.rpc_url}: {e}") from None
+            raise StartupError(f"cannot reach the node at {_where(c)}: {e}") from None
         if chain_id != c.chain.chain_id:
-            raise StartupError(f"node at {c.chain.rpc_url} is on chain {chain_id}, config says {c.chain.chain_id}")
+            raise StartupError(f"node at {_where(c)} is on chain {chain_id}, config says {c.chain.chain_id}")
         if c.signer.address and c.signer.address != self.signer.address:
             raise StartupError(f"signer key is for {self.signer.address}, config signer.address is {c.signer.address}")
         for what, addr in [("chain.multicall_address", c.chain.multicall_address),
@@ -138,8 +186,14 @@ class Keeper:
             for what, addr in a.contracts().items():
                 if not await self.chain.get_code(addr):
                     raise StartupError(f"{a.name}: no contract code at {what} {addr}")
+        eth = await self.chain.get_balance(self.signer.address)
+        tokens: set[str] = set().union(*(a.tokens() for a in self.adapters))
+        budget = await self.executor.budget(tokens)
+        self.telemetry.wallet(eth, budget)
         log.info("keeper.started", chain_id=chain_id, signer=self.signer.address,
-                 mode="dry-run" if self.dry_run else "live", protocols=[a.name for a in self.adapters])
+                 mode="dry-run" if self.dry_run else "live", protocols=[a.name for a in self.adapters],
+                 rpc_endpoints=[endpoint_label(u) for u in c.chain.urls], wallet_eth=str(Decimal(eth) / 10**18),
+                 wallet_tokens={t: str(b) for t, b in budget.items() if b})
 
     async def _state(self, block: int, all_details: bool = False) -> tuple[Fees, int, Budget]:
         await self.discovery.advance(block)
@@ -149,12 +203,17 @@ class Keeper:
         native = (await self.native.read(self.chain, block)).price_8
         tokens: set[str] = set().union(*(a.tokens() for a in self.adapters))
         budget = await self.executor.budget(tokens)
+        self.telemetry.native_price(native)
+        self.telemetry.wallet(await self.chain.get_balance(self.signer.address), budget)
         return fees, native, budget
 
     async def step(self, block: int) -> list[Outcome]:
         """One block: discover, mirror, price, rank, then simulate/send in rank order."""
+        self.telemetry.step_started(block)
         fees, native, budget = await self._state(block)
         assessments = [a.assess(budget) for a in self.adapters]
+        for ad, asm in zip(self.adapters, assessments, strict=True):
+            self.telemetry.assessed(ad.name, len(asm.views), len(asm.plans))
         self.last_block = block
         return await self.act(assessments, budget, fees, native, block)
 
@@ -180,17 +239,23 @@ class Keeper:
     async def run(self, stop: asyncio.Event, *, max_blocks: int | None = None) -> None:
         """Act on every new block until ``stop`` is set."""
         done = 0
+        loop = asyncio.get_running_loop()
         while not stop.is_set():
             try:
                 head = await self.chain.block_number()
+                self.telemetry.head_seen(head)
                 if head > self.last_block:
-                    await self.step(head)
+                    t0 = loop.time()
+                    outcomes = await self.step(head)
+                    self.telemetry.block_processed(head)
+                    log.debug("step.done", block=head, seconds=round(loop.time() - t0, 3), outcomes=len(outcomes))
                     done += 1
                     if max_blocks is not None and done >= max_blocks:
                         return
             except (StartupError, asyncio.CancelledError):
                 raise
             except Exception as e:
+                self.telemetry.step_failed(e)
                 log.error("step.failed", error=str(e), error_type=type(e).__name__)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.cfg.chain.poll_interval_seconds)

@@ -281,7 +281,8 @@ class Executor:
         booked = {t: deltas.get(t, 0) - plan.collects.get(t, 0) for t in set(deltas) | set(plan.collects)}
         realised = (value_usd(booked, plan.prices) + value_usd(plan.deferred, plan.prices)
                     - fee_paid * native_price // 10**18)
-        details = {**details, "tx_hashes": hashes, "token_deltas": {t: str(d) for t, d in deltas.items()},
+        details = {**details, "tx_hashes": hashes, "fee_paid_wei": sum(rc.fee_paid for rc in receipts),
+                   "token_deltas": {t: str(d) for t, d in deltas.items()},
                    "blocks": sorted({rc.block_number for rc in receipts})}
         return outcome(Status.CONFIRMED, None, tx_hash=last.tx_hash, block=last.block_number,
                        realised_profit=realised, gas_used=gas_used, details=details)

@@ -4,6 +4,7 @@ a JSON-lines file."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -74,6 +75,7 @@ class Recorder:
         self._last_skip: dict[tuple[str, str], tuple[SkipCode | None, str]] = {}
         # protocol -> token -> amount credited by the protocol and not claimed yet (set by the daemon)
         self.pending_rewards: dict[str, dict[str, int]] = {}
+        self.listeners: list[Callable[[Outcome], None]] = []  # told of every outcome recorded (telemetry)
 
     def add(self, o: Outcome) -> Outcome:
         key = (o.protocol, o.account)
@@ -85,6 +87,8 @@ class Recorder:
         else:
             self._last_skip.pop(key, None)
         self.outcomes.append(o)
+        for listener in self.listeners:
+            listener(o)
         fields = {k: v for k, v in o.to_json().items() if v is not None and v != [] and k != "details"}
         level = log.warning if o.status in (Status.REVERTED, Status.FAILED) else log.info
         level(f"liquidation.{o.status.value}", **fields)
