@@ -24,3 +24,12 @@ class AaveV3Config(ProtocolConfig):
         default="v3.3",
         description='Close-factor rules of the deployed Pool: "v3.3" (aave-v3-origin 3.3 and later: 2000 USD '
                     'thresholds and the dust rule) or "v3.0" (up to 3.2: 50% of the reserve\'s debt above HF 0.95).')
+    incremental: bool = Field(
+        default=True,
+        description="Mirror accounts incrementally: scaled balances kept locally, re-read only for users named in "
+                    "the block's logs, health computed with the Pool's maths, liquidatable ones confirmed on chain "
+                    "(false: every account re-read every block).")
+    resync_interval_blocks: int = Field(
+        default=300, ge=1,
+        description="Every this many blocks the incremental mirror reads every account's data from the Pool, "
+                    "compares it with its own, logs and counts each mismatch and re-reads those accounts.")
