@@ -94,7 +94,8 @@ class Keeper:
         self.dry_run = cfg.keeper.mode == "dry-run" if dry_run is None else dry_run
         self.rpc = Rpc(cfg.chain.rpc_url)
         self.chain = Chain(self.rpc, multicall_address=cfg.chain.multicall_address,
-                           log_chunk_blocks=cfg.chain.log_chunk_blocks)
+                           log_chunk_blocks=cfg.chain.log_chunk_blocks,
+                           max_request_bytes=cfg.chain.max_request_bytes, max_batch=cfg.chain.max_batch)
         self.pull_oracle = None
         if cfg.pull_oracle is not None:
             from keeper.oracles.pull import build_pull_oracle
