@@ -31,6 +31,7 @@ from keeper.protocols.base import (
     Services,
     Skip,
 )
+from keeper.store import Store
 
 log = structlog.get_logger()
 
@@ -88,7 +89,7 @@ def scan_rows(assessments: list[Assessment], gas_price_wei: int, native_price_8:
 
 
 class Keeper:
-    def __init__(self, cfg: Config, signer: Signer, *, dry_run: bool | None = None):
+    def __init__(self, cfg: Config, signer: Signer, *, dry_run: bool | None = None, store: Store | None = None):
         self.cfg = cfg
         self.signer = signer
         self.dry_run = cfg.keeper.mode == "dry-run" if dry_run is None else dry_run
@@ -104,7 +105,7 @@ class Keeper:
         self.adapters: list[Adapter] = [build_adapter(p, services)
                                         for p in cfg.protocols]
         self.by_name = {a.name: a for a in self.adapters}
-        self.discovery = Discovery(self.adapters)
+        self.discovery = Discovery(self.adapters, store)  # with a store: a durable, reorg-aware index
         self.native = ChainlinkFeed(cfg.keeper.native_usd_feed)
         self.recorder = Recorder(cfg.keeper.record_file)
         self.sender = Sender(self.chain, signer, cfg.chain.chain_id)
@@ -139,11 +140,12 @@ class Keeper:
             for what, addr in a.contracts().items():
                 if not await self.chain.get_code(addr):
                     raise StartupError(f"{a.name}: no contract code at {what} {addr}")
+        await self.discovery.load()
         log.info("keeper.started", chain_id=chain_id, signer=self.signer.address,
                  mode="dry-run" if self.dry_run else "live", protocols=[a.name for a in self.adapters])
 
     async def _state(self, block: int, all_details: bool = False) -> tuple[Fees, int, Budget]:
-        await self.discovery.advance(block)
+        await self.discovery.advance(block, self.chain)
         await mirror(self.adapters, block, all_details=all_details)
         self.recorder.pending_rewards = {a.name: r for a in self.adapters if (r := a.pending_rewards())}
         fees = await current_fees(self.chain, max_priority_fee=int(self.cfg.keeper.max_priority_fee_gwei * GWEI))

@@ -1,24 +1,92 @@
-"""Discover: read each adapter's logs from its start block (then block by block) to find accounts."""
+"""Discover: read each adapter's logs from its start block (then block by block) to find accounts.
+
+With a store, every block's new accounts and each protocol's checkpoint (block number and hash) are
+committed in one WriteBatch; a restart resumes after the checkpoint without reading older logs
+again, and a changed hash of the last indexed block (a reorg) rolls the index back to the fork
+point (Store.fork_point) and reads the logs again from there."""
 from __future__ import annotations
 
 import structlog
 
+from keeper.chain.client import Chain
 from keeper.protocols.base import Adapter
+from keeper.store import Store, WriteBatch
 
 log = structlog.get_logger()
+STREAM = "discovery"
 
 
 class Discovery:
-    def __init__(self, adapters: list[Adapter]):
+    def __init__(self, adapters: list[Adapter], store: Store | None = None):
         self.adapters = adapters
+        self.store = store
         self.next_block = {a.name: a.start_block for a in adapters}
+        self.indexed: tuple[int, str] | None = None  # last block indexed and its hash
+        self.reorgs = 0
 
-    async def advance(self, to_block: int) -> None:
+    async def load(self) -> None:
+        """Resume every adapter that can take its stored accounts after its checkpoint."""
+        if self.store is None:
+            return
+        for a in self.adapters:
+            cp = await self.store.checkpoint(a.name, STREAM)
+            if cp is None or cp.block < a.start_block:
+                continue
+            accounts = await self.store.accounts(a.name)
+            if a.restore_accounts(set(accounts)):
+                self.next_block[a.name] = cp.block + 1
+                if self.indexed is None or cp.block < self.indexed[0]:
+                    self.indexed = (cp.block, cp.block_hash)
+                log.info("discover.resumed", protocol=a.name, accounts=len(accounts), after_block=cp.block)
+
+    async def advance(self, to_block: int, chain: Chain | None = None) -> None:
+        block_hash = None
+        if self.store is not None and chain is not None:
+            header = await chain.get_block(to_block)
+            block_hash = header["hash"]
+            await self._check_reorg(chain, to_block, header)
+        batch = WriteBatch()
         for a in self.adapters:
             start = self.next_block[a.name]
             if start > to_block:
                 continue
+            before = a.account_keys() if self.store is not None else set()
             new = await a.discover(start, to_block)
             self.next_block[a.name] = to_block + 1
+            if block_hash is not None:
+                # First seen at most at ``start``: a rollback to a block inside the range keeps them.
+                batch.add_accounts(a.name, {k: start for k in a.account_keys() - before})
+                batch.set_checkpoint(a.name, STREAM, to_block, block_hash)
             if new:
                 log.info("discover.accounts", protocol=a.name, new=new, blocks=f"{start}-{to_block}")
+        if self.store is not None and block_hash is not None and batch.ops:
+            await self.store.apply(batch)
+            self.indexed = (to_block, block_hash)
+
+    async def _check_reorg(self, chain: Chain, to_block: int, header: dict) -> None:
+        if self.indexed is None or self.store is None:
+            return
+        block, known = self.indexed
+        if block == to_block - 1:
+            same = header["parentHash"].lower() == known.lower()
+        elif block < to_block:
+            same = (await chain.get_block(block))["hash"].lower() == known.lower()
+        else:
+            same = header["hash"].lower() == known.lower() if block == to_block else False
+        if same:
+            return
+
+        async def get_hash(n: int) -> str | None:
+            try:
+                return str((await chain.get_block(n))["hash"])
+            except Exception:
+                return None
+        fork = await self.store.fork_point(get_hash)
+        to = -1 if fork is None else fork
+        rolled = await self.store.rollback(to)
+        self.reorgs += 1
+        log.warning("discover.reorg", indexed_block=block, fork_point=fork, forgotten_accounts=rolled.accounts)
+        for a in self.adapters:
+            self.next_block[a.name] = min(self.next_block[a.name], max(a.start_block, to + 1))
+            a.forget_state()
+        self.indexed = None if fork is None else (fork, (await get_hash(fork)) or "")

@@ -187,6 +187,19 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
                 new += 1
         return new
 
+    def account_keys(self) -> set[str]:
+        return set(self.users)
+
+    def restore_accounts(self, keys: set[str]) -> bool:
+        for u in keys:
+            self.users.setdefault(u, UserState())
+        return True
+
+    def forget_state(self) -> None:
+        if self.mirror is not None:
+            self.mirror.block = -1  # every user is read again at the next block
+            self.mirror.users.clear()
+
     async def refresh(self, block: int, *, all_details: bool = False) -> None:
         assert self.chain
         if self.mirror is None or all_details:

@@ -211,6 +211,17 @@ class CompoundV3Adapter(Adapter[CompoundV3Config]):
         return new
 
     # ---- mirror ------------------------------------------------------------------------------
+    def account_keys(self) -> set[str]:
+        return set(self.accounts)
+
+    def restore_accounts(self, keys: set[str]) -> bool:
+        for a in keys:
+            self.accounts.setdefault(a, AccountState())
+        return True
+
+    def forget_state(self) -> None:
+        self.mirror = None  # every account is read again at the next block
+
     async def refresh(self, block: int, *, all_details: bool = False) -> None:
         assert self.chain
         if not self.cfg.incremental or all_details:
