@@ -6,6 +6,9 @@ again, and a changed hash of the last indexed block (a reorg) rolls the index ba
 point (Store.fork_point) and reads the logs again from there."""
 from __future__ import annotations
 
+import asyncio
+import time
+
 import structlog
 
 from keeper.chain.client import Chain
@@ -14,11 +17,36 @@ from keeper.store import Store, WriteBatch
 
 log = structlog.get_logger()
 STREAM = "discovery"
+WINDOW_RANGES = 10  # a cold window: this many log_chunk_blocks ranges, read in one batch (in parallel)
+
+
+class Progress:
+    """The cold-discovery progress line: blocks done of total, accounts found, rate, ETA; logged at
+    most every ``every`` seconds (and once at the end)."""
+
+    def __init__(self, total: int, every: float):
+        self.total, self.every = total, every
+        self.done = self.found = 0
+        self.t0 = self.last = time.monotonic()
+
+    def add(self, blocks: int, found: int) -> None:
+        self.done += blocks
+        self.found += found
+        now = time.monotonic()
+        if now - self.last >= self.every or self.done >= self.total:
+            self.last = now
+            rate = self.done / max(now - self.t0, 1e-9)
+            eta = (self.total - self.done) / rate if rate else None
+            log.info("discover.progress", blocks=f"{self.done}/{self.total}", accounts=self.found,
+                     rate_blocks_s=round(rate), eta_s=None if eta is None else round(eta, 1))
 
 
 class Discovery:
-    def __init__(self, adapters: list[Adapter], store: Store | None = None):
+    def __init__(self, adapters: list[Adapter], store: Store | None = None, *, parallel: int = 4,
+                 progress_every: float = 5.0):
         self.adapters = adapters
+        self.parallel = parallel  # protocols read at once during a cold discovery
+        self.progress_every = progress_every
         self.store = store
         self.next_block = {a.name: a.start_block for a in adapters}
         self.indexed: tuple[int, str] | None = None  # last block indexed and its hash
@@ -45,6 +73,11 @@ class Discovery:
             header = await chain.get_block(to_block)
             block_hash = header["hash"]
             await self._check_reorg(chain, to_block, header)
+        if chain is not None:
+            window = chain.log_chunk_blocks * WINDOW_RANGES
+            if any(to_block - self.next_block[a.name] + 1 > window for a in self.adapters):
+                await self._cold(chain, to_block, block_hash, window)
+                return
         batch = WriteBatch()
         for a in self.adapters:
             start = self.next_block[a.name]
@@ -62,6 +95,37 @@ class Discovery:
         if self.store is not None and block_hash is not None and batch.ops:
             await self.store.apply(batch)
             self.indexed = (to_block, block_hash)
+
+    async def _cold(self, chain: Chain, to_block: int, to_hash: str | None, window: int) -> None:
+        """Every protocol read window by window (its windows in order: a market's creation comes
+        before its positions), up to ``parallel`` protocols at once; each window's accounts and
+        checkpoint committed together, so an interrupted discovery resumes after the last window."""
+        todo = [a for a in self.adapters if self.next_block[a.name] <= to_block]
+        progress = Progress(sum(to_block - self.next_block[a.name] + 1 for a in todo), self.progress_every)
+        slots = asyncio.Semaphore(self.parallel)
+
+        async def one(a: Adapter) -> None:
+            async with slots:
+                while (start := self.next_block[a.name]) <= to_block:
+                    end = min(start + window - 1, to_block)
+                    before = a.account_keys() if self.store is not None else set()
+                    new = await a.discover(start, end)
+                    if self.store is not None:
+                        h = to_hash if end == to_block and to_hash else (await chain.get_block(end))["hash"]
+                        await self.store.apply(WriteBatch()
+                                               .add_accounts(a.name, {k: start for k in a.account_keys() - before})
+                                               .set_checkpoint(a.name, STREAM, end, h))
+                    self.next_block[a.name] = end + 1
+                    progress.add(end - start + 1, new)
+        tasks = [asyncio.ensure_future(one(a)) for a in todo]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for t in tasks:
+                t.cancel()
+            raise
+        if to_hash is not None:
+            self.indexed = (to_block, to_hash)
 
     async def _check_reorg(self, chain: Chain, to_block: int, header: dict) -> None:
         if self.indexed is None or self.store is None:
