@@ -16,7 +16,7 @@ from keeper.chain.signer import Signer
 from keeper.config import Config
 from keeper.engine.discover import Discovery
 from keeper.engine.execute import Executor, Limits
-from keeper.engine.mirror import mirror
+from keeper.engine.mirror import mirror, persist, restore
 from keeper.engine.rank import gas_cost_usd, rank
 from keeper.engine.record import Outcome, Recorder, usd
 from keeper.errors import StartupError
@@ -105,6 +105,7 @@ class Keeper:
         self.adapters: list[Adapter] = [build_adapter(p, services)
                                         for p in cfg.protocols]
         self.by_name = {a.name: a for a in self.adapters}
+        self.store = store
         self.discovery = Discovery(self.adapters, store)  # with a store: a durable, reorg-aware index
         self.native = ChainlinkFeed(cfg.keeper.native_usd_feed)
         self.recorder = Recorder(cfg.keeper.record_file)
@@ -141,12 +142,17 @@ class Keeper:
                 if not await self.chain.get_code(addr):
                     raise StartupError(f"{a.name}: no contract code at {what} {addr}")
         await self.discovery.load()
+        if self.store is not None:
+            await restore(self.store, self.adapters)
         log.info("keeper.started", chain_id=chain_id, signer=self.signer.address,
                  mode="dry-run" if self.dry_run else "live", protocols=[a.name for a in self.adapters])
 
     async def _state(self, block: int, all_details: bool = False) -> tuple[Fees, int, Budget]:
         await self.discovery.advance(block, self.chain)
         await mirror(self.adapters, block, all_details=all_details)
+        indexed = self.discovery.indexed
+        if self.store is not None and indexed is not None and indexed[0] == block:
+            await persist(self.store, self.adapters, block, indexed[1])
         self.recorder.pending_rewards = {a.name: r for a in self.adapters if (r := a.pending_rewards())}
         fees = await current_fees(self.chain, max_priority_fee=int(self.cfg.keeper.max_priority_fee_gwei * GWEI))
         native = (await self.native.read(self.chain, block)).price_8

@@ -47,6 +47,7 @@ from keeper.protocols.plan import (
     batch_kind,
     value_usd,
 )
+from keeper.store.types import MirrorRow
 
 if TYPE_CHECKING:
     from keeper.oracles.pull import PullOracle
@@ -115,6 +116,13 @@ class Adapter(ABC, Generic[C]):
         """Accounts found by an earlier run (from the store); False if the adapter cannot take them
         (discovery then reads its logs from start_block again)."""
         return False
+
+    def mirror_rows(self) -> list[MirrorRow]:
+        """The mirror's rows changed since the last call (the keeper stores them each block)."""
+        return []
+
+    def restore_mirror(self, rows: dict[str, MirrorRow], block: int) -> None:
+        """Rows stored by an earlier run, valid at ``block``: the mirror continues from there."""
 
     def forget_state(self) -> None:
         """A reorg replaced blocks the adapter mirrored: drop what it derived from them (its mirror

@@ -79,9 +79,11 @@ async def test_restart_resumes_after_the_checkpoint(deployer, world, tmp_path):
         a = keeper.by_name["aave_v3"]
         assert isinstance(a, AaveV3Adapter)
         assert first in a.users  # from the store, before any log is read
+        assert a.mirror is not None and first in a.mirror.users  # its positions too
         now = await keeper.chain.block_number()
         await keeper.step(now)
         assert ranges and min(ranges) == head + 1  # nothing at or before the checkpoint read again
+        assert a.mirror.stats.reread == 1  # only `later`, named by the new blocks' logs, read from chain
         assert {first, later} <= set(a.users)
         assert later in await store.accounts("aave_v3")
         await mirror_matches_chain(keeper, now)

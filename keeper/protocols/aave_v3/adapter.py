@@ -32,6 +32,7 @@ from keeper.protocols.base import (
     TokenPrice,
     value_usd,
 )
+from keeper.store.types import MirrorRow
 
 log = structlog.get_logger()
 POOL = load("aave_v3/AaveV3Pool")
@@ -194,6 +195,13 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
         for u in keys:
             self.users.setdefault(u, UserState())
         return True
+
+    def mirror_rows(self) -> list[MirrorRow]:
+        return self.mirror.rows() if self.mirror is not None else []
+
+    def restore_mirror(self, rows: dict[str, MirrorRow], block: int) -> None:
+        if self.mirror is not None:
+            self.mirror.restore(rows, block)
 
     def forget_state(self) -> None:
         if self.mirror is not None:

@@ -16,6 +16,7 @@ all of them at most every ``recheck_blocks``.
 from __future__ import annotations
 
 import bisect
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -32,8 +33,10 @@ from keeper.protocols.aave_v3.accrual import (
     ReserveTerms,
     account_data,
 )
+from keeper.store.types import MirrorRow
 
 log = structlog.get_logger()
+ROW_VERSION = 1  # MirrorRow data: JSON [config, eMode, scaled aTokens, scaled variable debt, stable debt]
 POOL = load("aave_v3/AaveV3Pool")
 ORACLE = load("aave_v3/AaveOracle")
 HF_ONE = 10**18
@@ -99,6 +102,28 @@ class AaveMirror:
     block: int = -1
     stats: MirrorStats = field(default_factory=MirrorStats)
     _near: list[tuple[int, str]] = field(default_factory=list)  # sorted (hf, user) of borrowers
+    changed: set[str] = field(default_factory=set)  # users re-read since rows() was last called
+
+    # ---- durable state (MirrorRow per user, version ROW_VERSION) ------------------------------
+    def rows(self) -> list[MirrorRow]:
+        out = []
+        for u in sorted(self.changed):
+            m = self.users.get(u)
+            if m is not None:
+                data = json.dumps([m.config, m.emode, m.scaled_collateral, m.scaled_debt, m.stable_debt])
+                out.append(MirrorRow(u, ROW_VERSION, self.block, data.encode()))
+        self.changed.clear()
+        return out
+
+    def restore(self, rows: dict[str, MirrorRow], block: int) -> None:
+        for u, r in rows.items():
+            if r.version != ROW_VERSION:
+                continue  # read again from chain
+            cfg, em, coll, debt, stable = json.loads(r.data)
+            self.users[u] = MirrorUser(cfg, em, coll, debt, stable)
+            self.by_lower[u[2:].lower()] = u
+            self._expose(u)
+        self.block = block
 
     # ---- per block ------------------------------------------------------------------------
     def addresses(self) -> list[str]:
@@ -200,6 +225,7 @@ class AaveMirror:
             book = m.scaled_collateral if kind == "c" else m.scaled_debt if kind == "v" else m.stable_debt
             book[asset] = v
         self.stats.reread += len(users)
+        self.changed.update(users)
         for u in users:
             self._expose(u)
         emodes = {self.users[u].emode for u in users} - {0} - set(self.emode_threshold)
@@ -245,7 +271,7 @@ class AaveMirror:
         """Health again for: re-read users, users exposed to a reserve whose price or
         configuration changed, borrowers near liquidation (interest accrues every second), and
         every borrower every ``recheck_blocks`` blocks."""
-        todo = set(dirty)
+        todo = dirty | (self.users.keys() - self.data.keys())  # e.g. users restored from the store
         for a in moved:
             todo |= self.exposure.get(a, set())
         if self.stats.blocks % self.recheck_blocks == 1 or self.recheck_blocks == 1:
