@@ -16,7 +16,7 @@ from keeper.chain.signer import Signer
 from keeper.config import Config
 from keeper.engine.discover import Discovery
 from keeper.engine.execute import Executor, Limits
-from keeper.engine.mirror import mirror, persist, restore
+from keeper.engine.mirror import changes, mirror, restore
 from keeper.engine.rank import gas_cost_usd, rank
 from keeper.engine.record import Outcome, Recorder, usd
 from keeper.errors import StartupError
@@ -106,7 +106,8 @@ class Keeper:
                                         for p in cfg.protocols]
         self.by_name = {a.name: a for a in self.adapters}
         self.store = store
-        self.discovery = Discovery(self.adapters, store)  # with a store: a durable, reorg-aware index
+        # With a store: a durable, reorg-aware index, written with the mirror's rows once a block.
+        self.discovery = Discovery(self.adapters, store, defer_commit=True)
         self.native = ChainlinkFeed(cfg.keeper.native_usd_feed)
         self.recorder = Recorder(cfg.keeper.record_file)
         self.sender = Sender(self.chain, signer, cfg.chain.chain_id)
@@ -152,7 +153,7 @@ class Keeper:
         await mirror(self.adapters, block, all_details=all_details)
         indexed = self.discovery.indexed
         if self.store is not None and indexed is not None and indexed[0] == block:
-            await persist(self.store, self.adapters, block, indexed[1])
+            await self.discovery.commit(changes(self.adapters, block, indexed[1]))
         self.recorder.pending_rewards = {a.name: r for a in self.adapters if (r := a.pending_rewards())}
         fees = await current_fees(self.chain, max_priority_fee=int(self.cfg.keeper.max_priority_fee_gwei * GWEI))
         native = (await self.native.read(self.chain, block)).price_8

@@ -43,8 +43,12 @@ class Progress:
 
 class Discovery:
     def __init__(self, adapters: list[Adapter], store: Store | None = None, *, parallel: int = 4,
-                 progress_every: float = 5.0):
+                 progress_every: float = 5.0, defer_commit: bool = False):
         self.adapters = adapters
+        # defer_commit: a block's writes wait in ``pending`` for the caller to commit them with its
+        # own (the keeper adds the mirror's rows: one WriteBatch a block); kept until committed.
+        self.defer_commit = defer_commit
+        self.pending = WriteBatch()
         self.parallel = parallel  # protocols read at once during a cold discovery
         self.progress_every = progress_every
         self.store = store
@@ -93,8 +97,19 @@ class Discovery:
             if new:
                 log.info("discover.accounts", protocol=a.name, new=new, blocks=f"{start}-{to_block}")
         if self.store is not None and block_hash is not None and batch.ops:
-            await self.store.apply(batch)
+            self.pending.ops += batch.ops
+            if not self.defer_commit:
+                await self.commit()
             self.indexed = (to_block, block_hash)
+
+    async def commit(self, extra: WriteBatch | None = None) -> None:
+        """Apply the pending writes (and ``extra``) in one WriteBatch."""
+        if self.store is None:
+            return
+        batch = WriteBatch(self.pending.ops + (extra.ops if extra else []))
+        if batch.ops:
+            await self.store.apply(batch)
+        self.pending = WriteBatch()
 
     async def _cold(self, chain: Chain, to_block: int, to_hash: str | None, window: int) -> None:
         """Every protocol read window by window (its windows in order: a market's creation comes
@@ -145,6 +160,7 @@ class Discovery:
                 return str((await chain.get_block(n))["hash"])
             except Exception:
                 return None
+        self.pending = WriteBatch()  # writes about the replaced blocks
         fork = await self.store.fork_point(get_hash)
         to = -1 if fork is None else fork
         rolled = await self.store.rollback(to)

@@ -18,14 +18,15 @@ async def mirror(adapters: list[Adapter], block: int, *, all_details: bool = Fal
     await asyncio.gather(*(a.refresh(block, all_details=all_details) for a in adapters))
 
 
-async def persist(store: Store, adapters: list[Adapter], block: int, block_hash: str) -> None:
+def changes(adapters: list[Adapter], block: int, block_hash: str) -> WriteBatch:
+    """The mirrors' rows changed at ``block`` and each protocol's mirror checkpoint."""
     batch = WriteBatch()
     for a in adapters:
         rows = a.mirror_rows()
         if rows:
             batch.put_mirror(a.name, rows)
         batch.set_checkpoint(a.name, STREAM, block, block_hash)
-    await store.apply(batch)
+    return batch
 
 
 async def restore(store: Store, adapters: list[Adapter]) -> None:
