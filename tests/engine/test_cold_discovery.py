@@ -8,7 +8,6 @@ import copy
 
 import pytest
 from eth_account import Account
-from keeper_devnet.world import KEEPER_KEY, config_text, open_position
 from structlog.testing import capture_logs
 
 from keeper.chain.signer import Signer
@@ -16,6 +15,7 @@ from keeper.config import load_config
 from keeper.engine.daemon import Keeper
 from keeper.engine.discover import Discovery
 from keeper.store import SqliteStore
+from keeper_devnet.world import KEEPER_KEY, config_text, open_position
 
 CHUNK = 2  # blocks per eth_getLogs range: a window is 20 blocks
 

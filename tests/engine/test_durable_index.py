@@ -8,7 +8,6 @@ import copy
 
 import pytest
 from eth_account import Account
-from keeper_devnet.world import KEEPER_KEY, config_text, open_position
 
 from keeper.abi import load
 from keeper.chain.multicall import Call
@@ -17,6 +16,7 @@ from keeper.config import load_config
 from keeper.engine.daemon import Keeper
 from keeper.protocols.aave_v3.adapter import AaveV3Adapter
 from keeper.store import SqliteStore
+from keeper_devnet.world import KEEPER_KEY, config_text, open_position
 
 POOL = load("aave_v3/AaveV3Pool")
 

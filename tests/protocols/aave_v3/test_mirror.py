@@ -9,14 +9,14 @@ import os
 import random
 
 import pytest
-from keeper_devnet.deploy import DeployError
-from keeper_devnet.protocols.aave_v3.common import borrow, supply
-from keeper_devnet.tokens import approve, set_price
-from keeper_devnet.world import open_position
 
 from keeper.abi import load
 from keeper.chain.multicall import Call
 from keeper.protocols.aave_v3.adapter import AaveV3Adapter
+from keeper_devnet.deploy import DeployError
+from keeper_devnet.protocols.aave_v3.common import borrow, supply
+from keeper_devnet.tokens import approve, set_price
+from keeper_devnet.world import open_position
 from tests.helpers.keeper import make_keeper
 
 POOL = load("aave_v3/AaveV3Pool")
@@ -86,7 +86,8 @@ async def test_random_operations_keep_the_mirror_exact(deployer, world, tmp_path
                     await supply(deployer, world.aave, u, tok, tok.units(rng.uniform(0.01, 0.2)
                                                                          * {"USDC": 5000, "WBTC": 0.2, "WETH": 3}[sym]))
                 elif kind == "borrow":
-                    await borrow(deployer, world.aave, u, tok, tok.units({"USDC": 300, "WBTC": 0.005, "WETH": 0.1}[sym]))
+                    step_size = {"USDC": 300, "WBTC": 0.005, "WETH": 0.1}[sym]
+                    await borrow(deployer, world.aave, u, tok, tok.units(step_size))
                 elif kind == "repay":
                     owing = [s for s in t if await deployer.call(world.aave.extra["variable_debt"][s], USER_ABI,
                                                                  "balanceOf", u)]

@@ -8,10 +8,6 @@ import copy
 
 import pytest
 from eth_account import Account
-from keeper_devnet.anvil import free_port
-from keeper_devnet.solc import compile_contract
-from keeper_devnet.tokens import set_price
-from keeper_devnet.world import KEEPER_KEY, config_text
 
 from keeper.abi import load
 from keeper.chain.multicall import Call
@@ -19,6 +15,10 @@ from keeper.chain.signer import Signer
 from keeper.config import load_config
 from keeper.engine.daemon import Keeper
 from keeper.protocols.aave_v3.adapter import AaveV3Adapter
+from keeper_devnet.anvil import free_port
+from keeper_devnet.solc import compile_contract
+from keeper_devnet.tokens import set_price
+from keeper_devnet.world import KEEPER_KEY, config_text
 from tests.helpers.recording_proxy import RecordingProxy
 
 pytestmark = pytest.mark.anvil
@@ -64,7 +64,8 @@ async def open_borrowers(deployer, world) -> dict[str, int]:
 async def test_five_thousand_accounts_mirrored_and_liquidated_within_the_limit(deployer, world, proxy, tmp_path):
     borrowers = await open_borrowers(deployer, world)
     weak = {u for u, d in borrowers.items() if d > 500 * 10**6}
-    text = config_text(world).replace(f'rpc_url = "{world.url}"', f'rpc_url = "{proxy.url}"\nmax_request_bytes = {LIMIT}')
+    text = config_text(world).replace(f'rpc_url = "{world.url}"',
+                                      f'rpc_url = "{proxy.url}"\nmax_request_bytes = {LIMIT}')
     path = tmp_path / "keeper.toml"
     path.write_text(text)
     keeper = Keeper(load_config(path), Signer(Account.from_key(KEEPER_KEY)))

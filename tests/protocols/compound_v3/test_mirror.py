@@ -9,6 +9,10 @@ import os
 import random
 
 import pytest
+
+from keeper.abi import load
+from keeper.chain.multicall import Call
+from keeper.protocols.compound_v3.adapter import CompoundV3Adapter
 from keeper_devnet.deploy import DeployError
 from keeper_devnet.protocols.compound_v3.world import (
     add_comet_to_world,
@@ -20,10 +24,6 @@ from keeper_devnet.protocols.compound_v3.world import (
 )
 from keeper_devnet.tokens import set_price
 from keeper_devnet.world import World, bare_world
-
-from keeper.abi import load
-from keeper.chain.multicall import Call
-from keeper.protocols.compound_v3.adapter import CompoundV3Adapter
 from tests.helpers.keeper import make_keeper
 
 COMET = load("compound_v3/CometMain")

@@ -9,6 +9,11 @@ import os
 import random
 
 import pytest
+
+from keeper.abi import load
+from keeper.chain.multicall import Call
+from keeper.protocols.morpho_blue import maths as mm
+from keeper.protocols.morpho_blue.adapter import MorphoBlueAdapter
 from keeper_devnet.deploy import DeployError
 from keeper_devnet.protocols.morpho_blue.world import (
     add_morpho_to_world,
@@ -18,11 +23,6 @@ from keeper_devnet.protocols.morpho_blue.world import (
 )
 from keeper_devnet.tokens import approve, mint, set_price
 from keeper_devnet.world import KEEPER_ADDRESS, KEEPER_INVENTORY, World, bare_world
-
-from keeper.abi import load
-from keeper.chain.multicall import Call
-from keeper.protocols.morpho_blue import maths as mm
-from keeper.protocols.morpho_blue.adapter import MorphoBlueAdapter
 from tests.helpers.keeper import make_keeper
 
 MORPHO = load("morpho_blue/MorphoBlue")
