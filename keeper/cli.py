@@ -98,8 +98,10 @@ def _install_stop(stop: asyncio.Event) -> None:
 
 async def _run(args: argparse.Namespace) -> int:
     from keeper.engine.daemon import Keeper, load_signer
+    from keeper.store import open_store
     cfg = load_config(args.config)
-    keeper = Keeper(cfg, load_signer(cfg), dry_run=True if args.dry_run else None)
+    store = await open_store(cfg.store)  # the durable index: accounts, checkpoints, mirror rows
+    keeper = Keeper(cfg, load_signer(cfg), dry_run=True if args.dry_run else None, store=store)
     try:
         await keeper.start()
         if cfg.monitor.enabled:
@@ -110,6 +112,7 @@ async def _run(args: argparse.Namespace) -> int:
         log.info("keeper.stopped", outcomes=len(keeper.recorder.outcomes))
     finally:
         await keeper.close()
+        await store.close()
     return 0
 
 

@@ -21,7 +21,7 @@ from keeper.chain.signer import Signer
 from keeper.config import Config
 from keeper.engine.discover import Discovery
 from keeper.engine.execute import Executor, Limits
-from keeper.engine.mirror import mirror
+from keeper.engine.mirror import changes, mirror, restore
 from keeper.engine.rank import gas_cost_usd, rank
 from keeper.engine.record import Outcome, Recorder, usd
 from keeper.errors import StartupError
@@ -38,6 +38,7 @@ from keeper.protocols.base import (
     Services,
     Skip,
 )
+from keeper.store import Store
 
 if TYPE_CHECKING:
     from keeper.observe.server import Monitor
@@ -116,7 +117,7 @@ def _where(cfg: Config) -> str:
 
 
 class Keeper:
-    def __init__(self, cfg: Config, signer: Signer, *, dry_run: bool | None = None):
+    def __init__(self, cfg: Config, signer: Signer, *, dry_run: bool | None = None, store: Store | None = None):
         self.cfg = cfg
         self.signer = signer
         self.dry_run = cfg.keeper.mode == "dry-run" if dry_run is None else dry_run
@@ -125,7 +126,8 @@ class Keeper:
         self.rpc = build_rpc(cfg, self.telemetry)
         self.monitor: Monitor | None = None
         self.chain = Chain(self.rpc, multicall_address=cfg.chain.multicall_address,
-                           log_chunk_blocks=cfg.chain.log_chunk_blocks)
+                           log_chunk_blocks=cfg.chain.log_chunk_blocks,
+                           max_request_bytes=cfg.chain.max_request_bytes, max_batch=cfg.chain.max_batch)
         self.pull_oracle = None
         if cfg.pull_oracle is not None:
             from keeper.oracles.pull import build_pull_oracle
@@ -135,7 +137,9 @@ class Keeper:
                                         for p in cfg.protocols]
         self.by_name = {a.name: a for a in self.adapters}
         self.telemetry.protocols = {a.name: ProtocolState() for a in self.adapters}
-        self.discovery = Discovery(self.adapters)
+        self.store = store
+        # With a store: a durable, reorg-aware index, written with the mirror's rows once a block.
+        self.discovery = Discovery(self.adapters, store, defer_commit=True)
         self.native = ChainlinkFeed(cfg.keeper.native_usd_feed)
         self.recorder = Recorder(cfg.keeper.record_file)
         self.recorder.listeners.append(self.telemetry.outcome)
@@ -186,6 +190,9 @@ class Keeper:
             for what, addr in a.contracts().items():
                 if not await self.chain.get_code(addr):
                     raise StartupError(f"{a.name}: no contract code at {what} {addr}")
+        await self.discovery.load()
+        if self.store is not None:
+            await restore(self.store, self.adapters)
         eth = await self.chain.get_balance(self.signer.address)
         tokens: set[str] = set().union(*(a.tokens() for a in self.adapters))
         budget = await self.executor.budget(tokens)
@@ -196,8 +203,11 @@ class Keeper:
                  wallet_tokens={t: str(b) for t, b in budget.items() if b})
 
     async def _state(self, block: int, all_details: bool = False) -> tuple[Fees, int, Budget]:
-        await self.discovery.advance(block)
+        await self.discovery.advance(block, self.chain)
         await mirror(self.adapters, block, all_details=all_details)
+        indexed = self.discovery.indexed
+        if self.store is not None and indexed is not None and indexed[0] == block:
+            await self.discovery.commit(changes(self.adapters, block, indexed[1]))
         self.recorder.pending_rewards = {a.name: r for a in self.adapters if (r := a.pending_rewards())}
         fees = await current_fees(self.chain, max_priority_fee=int(self.cfg.keeper.max_priority_fee_gwei * GWEI))
         native = (await self.native.read(self.chain, block)).price_8

@@ -49,6 +49,7 @@ from keeper.protocols.plan import (
     batch_kind,
     value_usd,
 )
+from keeper.store.types import MirrorRow
 
 if TYPE_CHECKING:
     from keeper.oracles.pull import PullOracle
@@ -131,6 +132,27 @@ class Adapter(ABC, Generic[C]):
     def tokens(self) -> set[str]:
         """Tokens the adapter may spend from the wallet (their balances make the budget)."""
         return set()
+
+    # ---- durable index (optional: an adapter that keeps none is discovered again from start_block) ----
+    def account_keys(self) -> set[str]:
+        """Every account found so far, as keys the store keeps (addresses, or the adapter's own)."""
+        return set()
+
+    def restore_accounts(self, keys: set[str]) -> bool:
+        """Accounts found by an earlier run (from the store); False if the adapter cannot take them
+        (discovery then reads its logs from start_block again)."""
+        return False
+
+    def mirror_rows(self) -> list[MirrorRow]:
+        """The mirror's rows changed since the last call (the keeper stores them each block)."""
+        return []
+
+    def restore_mirror(self, rows: dict[str, MirrorRow], block: int) -> None:
+        """Rows stored by an earlier run, valid at ``block``: the mirror continues from there."""
+
+    def forget_state(self) -> None:
+        """A reorg replaced blocks the adapter mirrored: drop what it derived from them (its mirror
+        is rebuilt from the chain at the next refresh)."""
 
     def pending_rewards(self) -> dict[str, int]:
         """Rewards the protocol has credited to the keeper and that are not claimed yet (token ->

@@ -17,6 +17,7 @@ from keeper.chain.multicall import Call, CallFailed
 from keeper.chain.sender import TxRequest
 from keeper.errors import StartupError
 from keeper.protocols.aave_v3.config import AaveV3Config
+from keeper.protocols.aave_v3.mirror import AaveMirror, ReserveAddrs
 from keeper.protocols.aave_v3.rules import (
     MIN_LEFTOVER_BASE,
     UINT_MAX,
@@ -44,6 +45,7 @@ from keeper.protocols.base import (
     TokenPrice,
     value_usd,
 )
+from keeper.store.types import MirrorRow
 
 log = structlog.get_logger()
 POOL = load("aave_v3/AaveV3Pool")
@@ -191,6 +193,8 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
         # account -> (state fingerprint, plans and pairs simulation refused in that state)
         self.refused: dict[str, tuple[tuple, set[tuple[str, str, int]], set[tuple[str, str]]]] = {}
         self.chain: Chain | None = None
+        self.mirror: AaveMirror | None = None
+        self.last_resync = -1
 
     def contracts(self) -> dict[str, str]:
         return {"PoolAddressesProvider": self.provider, "Pool": self.pool, "AaveOracle": self.oracle}
@@ -225,6 +229,11 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
             r.config = d[0][0]
             r.symbol = sym if isinstance(sym, str) else asset[:8]
             self.reserves[asset] = r
+        if self.cfg.incremental:
+            if self.mirror is None:
+                self.mirror = AaveMirror(self.pool, self.oracle)
+            for r in self.reserves.values():
+                self.mirror.reserves[r.asset] = ReserveAddrs(r.asset, r.id, r.a_token, r.stable_debt, r.variable_debt)
 
     async def discover(self, from_block: int, to_block: int) -> int:
         assert self.chain
@@ -243,11 +252,100 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
                 new += 1
         return new
 
+    def account_keys(self) -> set[str]:
+        return set(self.users)
+
+    def restore_accounts(self, keys: set[str]) -> bool:
+        for u in keys:
+            self.users.setdefault(u, UserState())
+        return True
+
+    def mirror_rows(self) -> list[MirrorRow]:
+        return self.mirror.rows() if self.mirror is not None else []
+
+    def restore_mirror(self, rows: dict[str, MirrorRow], block: int) -> None:
+        if self.mirror is not None:
+            self.mirror.restore(rows, block)
+
+    def forget_state(self) -> None:
+        if self.mirror is not None:
+            self.mirror.block = -1  # every user is read again at the next block
+            self.mirror.users.clear()
+
     async def refresh(self, block: int, *, all_details: bool = False) -> None:
         assert self.chain
-        await self._load_reserves()  # configuration may change (bonus, fees, pauses)
+        if self.mirror is None or all_details:
+            await self._load_reserves()  # configuration may change (bonus, fees, pauses)
+            await self._read_users(list(self.users), block, all_details)
+            return
+        await self._refresh_incremental(self.mirror, block)
+
+    async def _refresh_incremental(self, m: AaveMirror, block: int) -> None:
+        """Local mirror (keeper.protocols.aave_v3.mirror), then the accounts it finds liquidatable
+        (and those its maths cannot follow) read on chain before anything is planned."""
+        assert self.chain
+        if self.last_resync < 0:
+            self.last_resync = block  # the first block reads every user anyway
+        resync = block - self.last_resync >= self.cfg.resync_interval_blocks
+        if resync:
+            await self._load_reserves()  # new reserves, configuration changes
+        touched = await m.advance(self.chain, block, self.users)
+        for a, r in self.reserves.items():
+            r.price, r.config = m.prices[a], m.config[a]
+        for u in touched | {u for u, st in self.users.items() if st.debt or st.collateral}:
+            if u not in m.data:
+                continue
+            st, d = self.users[u], m.data[u]
+            mu = m.users[u]
+            st.total_collateral_base, st.total_debt_base, st.health_factor = (
+                d.total_collateral_base, d.total_debt_base, d.health_factor)
+            st.config, st.emode, st.block = mu.config, mu.emode, block
+            st.collateral, st.debt = {}, {}
+        if resync:
+            await self._resync(m, block)
+            self.last_resync = block
+        confirm = set(m.liquidatable()) | {u for u in m.users if not m.exact(u)}
+        if confirm:
+            local = {u: m.health(u) for u in confirm}
+            await self._read_users(sorted(confirm), block, False)
+            for u, hf in local.items():
+                if m.exact(u) and self.users[u].health_factor != hf:
+                    m.stats.confirm_mismatches += 1
+                    log.warning("aave.mirror_mismatch", protocol=self.name, user=u, block=block,
+                                local_hf=hf, chain_hf=self.users[u].health_factor, when="confirm")
+
+    async def _resync(self, m: AaveMirror, block: int) -> int:
+        """Compare the mirror's account data of every user with the Pool's getUserAccountData;
+        log and count each mismatch and re-read those users. Returns the mismatches."""
+        assert self.chain
+        users = [u for u in m.users if m.exact(u)]
+        fn = POOL.fn("getUserAccountData")
+        res = await self.chain.multicall([Call(self.pool, fn.encode(u), fn.decode) for u in users], block)
+        terms = m.terms()
+        bad = []
+        for u, data in zip(users, res):
+            if isinstance(data, CallFailed):
+                continue
+            mine = m.account(u, terms)
+            chain = (data[0], data[1], data[5])
+            if (mine.total_collateral_base, mine.total_debt_base, mine.health_factor) != chain:
+                bad.append(u)
+                log.warning("aave.mirror_mismatch", protocol=self.name, user=u, block=block, when="resync",
+                            local=(mine.total_collateral_base, mine.total_debt_base, mine.health_factor),
+                            chain=chain)
+        m.stats.resyncs += 1
+        m.stats.mismatches += len(bad)
+        if bad:
+            await m.reread(self.chain, bad, block)
+            m.recompute(set(bad), set(), block)
+        log.info("aave.mirror_resync", protocol=self.name, block=block, users=len(users), mismatches=len(bad))
+        return len(bad)
+
+    async def _read_users(self, users: list[str], block: int, all_details: bool) -> None:
+        """getUserAccountData, bitmap and eMode of ``users`` from the Pool at ``block``; the
+        balances of those with debt that are liquidatable (or of all of them, if asked)."""
+        assert self.chain
         assets = list(self.reserves)
-        users = list(self.users)
         prices_fn = ORACLE.fn("getAssetsPrices")
         acct, ucfg, emode = POOL.fn("getUserAccountData"), POOL.fn("getUserConfiguration"), POOL.fn("getUserEMode")
         calls = [Call(self.oracle, prices_fn.encode(assets), prices_fn.decode)]

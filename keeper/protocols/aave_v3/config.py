@@ -26,3 +26,12 @@ class AaveV3Config(ProtocolConfig):
                     "2000 USD thresholds, the dust rule, eMode bonus from the category's collateral bitmap) or "
                     '"v3.0" (3.0 and 3.1: 50% of the reserve\'s debt above HF 0.95, eMode from the reserve\'s '
                     "category bits). A 3.2 Pool (3.0 close factor, bitmap eMode) is neither.")
+    incremental: bool = Field(
+        default=True,
+        description="Mirror accounts incrementally: scaled balances kept locally, re-read only for users named in "
+                    "the block's logs, health computed with the Pool's maths, liquidatable ones confirmed on chain "
+                    "(false: every account re-read every block).")
+    resync_interval_blocks: int = Field(
+        default=300, ge=1,
+        description="Every this many blocks the incremental mirror reads every account's data from the Pool, "
+                    "compares it with its own, logs and counts each mismatch and re-reads those accounts.")

@@ -36,6 +36,7 @@ from keeper.protocols.base import (
 )
 from keeper.protocols.compound_v3 import maths as cm
 from keeper.protocols.compound_v3.config import CompoundV3Config
+from keeper.protocols.compound_v3.mirror import CometMirror
 
 log = structlog.get_logger()
 COMET = load("compound_v3/CometMain")
@@ -145,6 +146,8 @@ class CompoundV3Adapter(Adapter[CompoundV3Config]):
         self.absorb_paused = False
         self.buy_paused = False
         self.chain: Chain | None = None
+        self.mirror: CometMirror | None = None
+        self.mirror_mismatches = 0  # candidates whose on-chain state differed from the mirror's
 
     def contracts(self) -> dict[str, str]:
         return {"Comet": self.comet}
@@ -209,10 +212,56 @@ class CompoundV3Adapter(Adapter[CompoundV3Config]):
         return new
 
     # ---- mirror ------------------------------------------------------------------------------
-    async def refresh(self, block: int, *, all_details: bool = False, _reloaded: bool = False) -> None:
+    def account_keys(self) -> set[str]:
+        return set(self.accounts)
+
+    def restore_accounts(self, keys: set[str]) -> bool:
+        for a in keys:
+            self.accounts.setdefault(a, AccountState())
+        return True
+
+    def forget_state(self) -> None:
+        self.mirror = None  # every account is read again at the next block
+
+    async def refresh(self, block: int, *, all_details: bool = False) -> None:
+        assert self.chain
+        if not self.cfg.incremental or all_details:
+            await self._refresh_full(block, all_details=all_details)
+            return
+        m = self.mirror
+        assets = list(self.assets)
+        await self._refresh_full(block, accounts=[])  # the market: prices, factors, reserves, pauses
+        if m is None or list(self.assets) != assets:
+            m = self.mirror = CometMirror(self.comet)  # a new collateral: every account is read again
+        await m.advance(self.chain, block, self.accounts, list(self.assets))
+        candidates = []
+        for u, st in self.accounts.items():
+            acc = m.accounts.get(u)
+            if acc is None:
+                continue
+            st.debt = m.debt(u)
+            st.collateral = dict(acc.collateral)
+            st.comet_liquidatable = acc.principal < 0 and cm.liquidity(
+                m.stored_debt(u), self.base_price, self.base_scale, self._holdings(st)) < 0
+            st.block = block
+            if st.debt and (st.comet_liquidatable or self._locally_liquidatable(st)):
+                candidates.append(u)
+        if candidates:  # confirmed on chain before anything is planned
+            local = {u: (self.accounts[u].debt, self.accounts[u].comet_liquidatable) for u in candidates}
+            await self._refresh_full(block, accounts=candidates)
+            for u, mine in local.items():
+                st = self.accounts[u]
+                if mine != (st.debt, st.comet_liquidatable):
+                    self.mirror_mismatches += 1
+                    log.warning("comet.mirror_mismatch", protocol=self.name, account=u, block=block,
+                                local=mine, chain=(st.debt, st.comet_liquidatable))
+
+    async def _refresh_full(self, block: int, *, all_details: bool = False, _reloaded: bool = False,
+                            accounts: list[str] | None = None) -> None:
+        """The market's views and prices, and ``accounts`` (default: every one) read on chain."""
         assert self.chain
         assets = list(self.assets.values())
-        accounts = list(self.accounts)
+        accounts = list(self.accounts) if accounts is None else accounts
         f = COMET.fn
         c = self.comet
         probe = QUOTE_CHECK_UNITS * self.base_scale
@@ -243,7 +292,7 @@ class CompoundV3Adapter(Adapter[CompoundV3Config]):
                 raise RuntimeError(f"{self.name}: Comet's asset list changed twice at block {block}")
             log.info("comet.assets_changed", protocol=self.name, num_assets=num_assets)
             await self._load_assets(block)
-            return await self.refresh(block, all_details=all_details, _reloaded=True)
+            return await self._refresh_full(block, all_details=all_details, _reloaded=True, accounts=accounts)
         for i, a in enumerate(assets):
             info, a.price, a.reserves, onchain_quote = res[m + 4 * i: m + 4 * (i + 1)]
             # Governance may change factors (and feeds: the price above is then one block old, and

@@ -38,3 +38,8 @@ class CompoundV3Config(ProtocolConfig):
     max_absorb_batch: int = Field(
         default=10, ge=1,
         description="At most this many accounts in one absorb(keeper, accounts) call (one gas overhead for all).")
+    incremental: bool = Field(
+        default=True,
+        description="Mirror accounts incrementally: principals and collateral balances kept locally, re-read only "
+                    "for accounts named in the block's Comet logs, debt and isLiquidatable computed with Comet's "
+                    "maths, liquidatable ones confirmed on chain (false: every account re-read every block).")

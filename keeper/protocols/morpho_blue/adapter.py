@@ -100,6 +100,10 @@ class MorphoBlueAdapter(Adapter[MorphoBlueConfig]):
         self.feeds = {token: ChainlinkFeed(feed) for token, feed in cfg.usd_feeds.items()}
         self.usd: dict[str, int] = {}  # loan token -> USD price (8 dec)
         self.chain: Chain | None = None
+        # (market, account) pairs named by the logs discovery read since the last refresh: only
+        # their positions are read again (incremental mode); the market totals are read every block.
+        self.dirty: set[tuple[bytes, str]] = set()
+        self.positions_read = 0
 
     def contracts(self) -> dict[str, str]:
         return {"Morpho": self.morpho, **{f"USD feed of {t}": f.address for t, f in self.feeds.items()}}
@@ -150,6 +154,7 @@ class MorphoBlueAdapter(Adapter[MorphoBlueConfig]):
             if m is None:
                 continue  # a market outside the configured list
             acct = fields[ACCOUNT_FIELD[ev.name]]
+            self.dirty.add((mid, acct))
             if acct not in m.borrowers:
                 m.borrowers.add(acct)
                 new += 1
@@ -183,13 +188,19 @@ class MorphoBlueAdapter(Adapter[MorphoBlueConfig]):
             assert m.market is not None
             m.market = mm.accrue(m.market, 0 if isinstance(rate, CallFailed) else rate, ts)
         pos_calls, slots = [], []
+        everyone = all_details or not self.cfg.incremental
         for m in markets:
             for b in sorted(m.borrowers):
-                pos_calls.append(Call(self.morpho, pfn.encode(m.id, b), pfn.decode))
-                slots.append((m, b))
+                if everyone or b not in m.positions or (m.id, b) in self.dirty:
+                    pos_calls.append(Call(self.morpho, pfn.encode(m.id, b), pfn.decode))
+                    slots.append((m, b))
+        self.dirty.clear()
         for (m, b), p in zip(slots, await self.chain.multicall(pos_calls, block)):
-            if not isinstance(p, CallFailed):
+            if isinstance(p, CallFailed):
+                m.positions.pop(b, None)  # read again next block
+            else:
                 m.positions[b] = (p[1], p[2])
+        self.positions_read += len(slots)
         for token, feed in self.feeds.items():
             self.usd[token] = (await feed.read(self.chain, block)).price_8
 

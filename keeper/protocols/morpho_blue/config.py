@@ -32,3 +32,9 @@ class MorphoBlueConfig(ProtocolConfig):
         examples=[{"0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48": "0x8fFfFfd4AfB6115b954Bd326cbe7B4BA576818f6",
                    "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2": "0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419",
                    "0x2260FAC5E5542a773Aa44fBCfeDf7C193bc2C599": "0xF4030086522a5bEEa4988F8cA5B36dbC97BeE88c"}])
+    incremental: bool = Field(
+        default=True,
+        description="Read a borrower's position (borrow shares, collateral) again only when a Borrow, Repay, "
+                    "SupplyCollateral, WithdrawCollateral or Liquidate log names it; market totals, rates and "
+                    "prices are read every block and health is computed locally (false: every position every "
+                    "block).")
