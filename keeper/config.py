@@ -34,7 +34,14 @@ class ChainConfig(Strict):
         gt=0, description="The chain the keeper must find there; it refuses to start on any other "
                           "(1 = Ethereum mainnet).", examples=[31337])
     poll_interval_seconds: float = Field(default=1.0, gt=0,
-                                         description="How often to ask the node for a new block, in seconds.")
+                                         description="How often to ask the node for a new block, in seconds "
+                                                     "(when there is no WebSocket, or while it is down).")
+    ws_url: str | None = Field(
+        default=None,
+        description="WebSocket endpoint (ws:// or wss://) for eth_subscribe newHeads: new blocks are seen as they "
+                    "arrive instead of by polling; if it fails or drops, the keeper polls rpc_url and retries the "
+                    "stream. Anvil and most nodes serve it on the HTTP port (ws://127.0.0.1:8545).",
+        examples=["ws://127.0.0.1:8545"], json_schema_extra=COMMENTED)
     log_chunk_blocks: int = Field(
         default=5_000, gt=0,
         description="Block range of one eth_getLogs request during discovery (halved automatically if the node "
@@ -61,6 +68,13 @@ class ChainConfig(Strict):
         if not v.startswith(("http://", "https://")):
             # Only the scheme: the rest of the URL may hold credentials.
             raise ValueError(f"must be an http:// or https:// URL, got scheme {urlsplit(v).scheme or '(none)'!r}")
+        return v
+
+    @field_validator("ws_url")
+    @classmethod
+    def _ws_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("ws://", "wss://")):
+            raise ValueError(f"must be a ws:// or wss:// URL, got scheme {urlsplit(v).scheme or '(none)'!r}")
         return v
 
 

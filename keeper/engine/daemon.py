@@ -10,6 +10,7 @@ import structlog
 
 from keeper.chain.client import Chain
 from keeper.chain.fees import GWEI, Fees, current_fees
+from keeper.chain.heads import Head, HeadSource
 from keeper.chain.rpc import Rpc
 from keeper.chain.sender import Sender
 from keeper.chain.signer import Signer
@@ -112,6 +113,8 @@ class Keeper:
                              gas_margin_pct=int(k.gas_safety_margin * 100), dry_run=self.dry_run)
         self.executor = Executor(self.chain, self.sender, self.recorder, self.limits)
         self.last_block = -1
+        self.heads = HeadSource(self.chain.block_number, cfg.chain.ws_url, cfg.chain.poll_interval_seconds)
+        self.head: Head | None = None  # the head of the current or last step
 
     async def close(self) -> None:
         if self.pull_oracle is not None:
@@ -178,19 +181,28 @@ class Keeper:
         return scan_rows([a.assess(budget) for a in self.adapters], fees.expected_price, native)
 
     async def run(self, stop: asyncio.Event, *, max_blocks: int | None = None) -> None:
-        """Act on every new block until ``stop`` is set."""
+        """Act on every new head (WebSocket newHeads, or polling) until ``stop`` is set. When steps are
+        slower than blocks, the step runs on the newest block of the range not yet handled."""
         done = 0
-        while not stop.is_set():
-            try:
-                head = await self.chain.block_number()
-                if head > self.last_block:
-                    await self.step(head)
+        retry: Head | None = None  # a head whose step failed: tried again unless a newer one came
+        async with self.heads:
+            while not stop.is_set():
+                head, retry = retry or await self.heads.next(stop), None
+                if head is None:
+                    return
+                if head.number <= self.last_block:
+                    continue
+                self.head = head
+                try:
+                    await self.step(head.number)
                     done += 1
                     if max_blocks is not None and done >= max_blocks:
                         return
-            except (StartupError, asyncio.CancelledError):
-                raise
-            except Exception as e:
-                log.error("step.failed", error=str(e), error_type=type(e).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.cfg.chain.poll_interval_seconds)
+                except (StartupError, asyncio.CancelledError):
+                    raise
+                except Exception as e:
+                    log.error("step.failed", error=str(e), error_type=type(e).__name__)
+                    # a failed step waits a poll interval before the next try (the node may be down)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), self.cfg.chain.poll_interval_seconds)
+                    retry = self.heads.next_nowait() or head
