@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -218,6 +217,14 @@ class Counting:
 MARK = "@bench "  # the contender's report lines on stdout; anything else there is passed on to stderr
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def emit(**kw: Any) -> None:
     print(MARK + json.dumps(kw), flush=True)
 
@@ -281,7 +288,7 @@ async def run_keeper(spec: dict[str, Any]) -> None:
     await keeper.run(stop)
     waiter.cancel()
     emit(phase="result", sends=counter.sends, seen=keeper.heads.seen, cold_discovery_s=cold_discovery,
-         restart_ready_s=restart, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+         restart_ready_s=restart, peak_rss_mb=peak_rss_mb(),
          ws_connects=keeper.heads.ws_connects)
     await keeper.close()
 
@@ -374,7 +381,7 @@ async def run_baseline(spec: dict[str, Any]) -> None:
         ws_connects = heads.ws_connects
     waiter.cancel()
     emit(phase="result", sends=naive.counter.sends, seen=seen, cold_discovery_s=cold_discovery,
-         restart_ready_s=restart, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+         restart_ready_s=restart, peak_rss_mb=peak_rss_mb(),
          ws_connects=ws_connects)
     await naive.rpc.close()
 
