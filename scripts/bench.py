@@ -308,6 +308,7 @@ class Naive:
         self.users: list[str] = []
         self.sent: dict[str, int] = {}  # user -> block of our liquidation
         self.nonce = 0
+        self.call_errors = 0
 
     async def block_number(self) -> int:
         return int(await self.rpc.request("eth_blockNumber", []), 16)
@@ -328,8 +329,11 @@ class Naive:
         for i in range(0, len(self.users), 100):
             chunk = self.users[i:i + 100]
             res = await self.rpc.batch([("eth_call", [{"to": pool, "data": calldata(SEL_ACCOUNT_DATA, u)}, tag])
-                                        for u in chunk])
+                                        for u in chunk], raise_errors=False)
             for u, r in zip(chunk, res, strict=True):
+                if isinstance(r, Exception):
+                    self.call_errors += 1  # a reverted read (seen after liquidations): skipped this block
+                    continue
                 if int(r[2 + 5 * 64: 2 + 6 * 64], 16) < 10**18:  # healthFactor, the sixth word
                     low.append(u)
         for u in low:
@@ -373,7 +377,10 @@ async def run_baseline(spec: dict[str, Any]) -> None:
             if head.number <= last:
                 continue
             r0, b0, t0 = naive.counter.requests, naive.counter.bytes, time.perf_counter()
-            await naive.step(head.number)
+            try:
+                await naive.step(head.number)
+            except Exception as e:  # like the keeper: log, and carry on with the next block
+                err(f"baseline: block {head.number} failed: {type(e).__name__}: {str(e)[:200]}")
             last = head.number
             emit(phase="step", block=head.number, requests=naive.counter.requests - r0,
                  bytes=naive.counter.bytes - b0, ms=(time.perf_counter() - t0) * 1000)
@@ -382,7 +389,7 @@ async def run_baseline(spec: dict[str, Any]) -> None:
     waiter.cancel()
     emit(phase="result", sends=naive.counter.sends, seen=seen, cold_discovery_s=cold_discovery,
          restart_ready_s=restart, peak_rss_mb=peak_rss_mb(),
-         ws_connects=ws_connects)
+         ws_connects=ws_connects, call_errors=naive.call_errors)
     await naive.rpc.close()
 
 
