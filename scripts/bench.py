@@ -373,7 +373,7 @@ async def run_baseline(spec: dict[str, Any]) -> None:
     stop = asyncio.Event()
     waiter = asyncio.create_task(wait_stop(stop))
     async with HeadSource(naive.block_number, spec["ws_url"], 1.0) as heads:
-        while (head := await heads.next(stop)) is not None:
+        while not stop.is_set() and (head := await heads.next(stop)) is not None:
             if head.number <= last:
                 continue
             r0, b0, t0 = naive.counter.requests, naive.counter.bytes, time.perf_counter()

@@ -97,6 +97,8 @@ class HeadSource:
     async def next(self, stop: asyncio.Event | None = None) -> Head | None:
         """The blocks new since the last call (waiting for one); None once ``stop`` is set."""
         self.start()
+        if stop is not None and stop.is_set():
+            return None
         while self.latest <= self._yielded:
             self._new.clear()
             waits = [asyncio.ensure_future(self._new.wait())]
