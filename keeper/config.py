@@ -53,7 +53,14 @@ class ChainConfig(Strict):
         default=60.0, gt=0, description="How often the keeper checks whether a better-placed endpoint is well "
                                         "again and goes back to it.")
     poll_interval_seconds: float = Field(default=1.0, gt=0,
-                                         description="How often to ask the node for a new block, in seconds.")
+                                         description="How often to ask the node for a new block, in seconds "
+                                                     "(when there is no WebSocket, or while it is down).")
+    ws_url: str | None = Field(
+        default=None,
+        description="WebSocket endpoint (ws:// or wss://) for eth_subscribe newHeads: new blocks are seen as they "
+                    "arrive instead of by polling; if it fails or drops, the keeper polls rpc_url and retries the "
+                    "stream. Anvil and most nodes serve it on the HTTP port (ws://127.0.0.1:8545).",
+        examples=["ws://127.0.0.1:8545"], json_schema_extra=COMMENTED)
     log_chunk_blocks: int = Field(
         default=5_000, gt=0,
         description="Block range of one eth_getLogs request during discovery (halved automatically if the node "
@@ -83,6 +90,13 @@ class ChainConfig(Strict):
     @classmethod
     def _urls(cls, v: list[str]) -> list[str]:
         return [_http_url(u) for u in v]
+
+    @field_validator("ws_url")
+    @classmethod
+    def _ws_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("ws://", "wss://")):
+            raise ValueError(f"must be a ws:// or wss:// URL, got scheme {urlsplit(v).scheme or '(none)'!r}")
+        return v
 
     @property
     def urls(self) -> list[str]:

@@ -14,6 +14,7 @@ from keeper.chain.client import Chain
 from keeper.chain.counting import CountingTransport, endpoint_label
 from keeper.chain.failover import FailoverTransport
 from keeper.chain.fees import GWEI, Fees, current_fees
+from keeper.chain.heads import Head, HeadSource
 from keeper.chain.relay import RelaySubmitter
 from keeper.chain.rpc import HttpTransport, Rpc
 from keeper.chain.sender import Sender
@@ -151,6 +152,8 @@ class Keeper:
                              gas_margin_pct=int(k.gas_safety_margin * 100), dry_run=self.dry_run)
         self.executor = Executor(self.chain, self.sender, self.recorder, self.limits)
         self.last_block = -1
+        self.heads = HeadSource(self.chain.block_number, cfg.chain.ws_url, cfg.chain.poll_interval_seconds)
+        self.head: Head | None = None  # the head of the current or last step
 
     async def close(self) -> None:
         if self.monitor is not None:
@@ -247,25 +250,35 @@ class Keeper:
         return scan_rows([a.assess(budget) for a in self.adapters], fees.expected_price, native)
 
     async def run(self, stop: asyncio.Event, *, max_blocks: int | None = None) -> None:
-        """Act on every new block until ``stop`` is set."""
+        """Act on every new head (WebSocket newHeads, or polling) until ``stop`` is set. When steps are
+        slower than blocks, the step runs on the newest block of the range not yet handled."""
         done = 0
         loop = asyncio.get_running_loop()
-        while not stop.is_set():
-            try:
-                head = await self.chain.block_number()
-                self.telemetry.head_seen(head)
-                if head > self.last_block:
+        retry: Head | None = None  # a head whose step failed: tried again unless a newer one came
+        async with self.heads:
+            while not stop.is_set():
+                head, retry = retry or await self.heads.next(stop), None
+                if head is None:
+                    return
+                self.telemetry.head_seen(head.number)
+                if head.number <= self.last_block:
+                    continue
+                self.head = head
+                try:
                     t0 = loop.time()
-                    outcomes = await self.step(head)
-                    self.telemetry.block_processed(head)
-                    log.debug("step.done", block=head, seconds=round(loop.time() - t0, 3), outcomes=len(outcomes))
+                    outcomes = await self.step(head.number)
+                    self.telemetry.block_processed(head.number)
+                    log.debug("step.done", block=head.number, seconds=round(loop.time() - t0, 3),
+                              outcomes=len(outcomes))
                     done += 1
                     if max_blocks is not None and done >= max_blocks:
                         return
-            except (StartupError, asyncio.CancelledError):
-                raise
-            except Exception as e:
-                self.telemetry.step_failed(e)
-                log.error("step.failed", error=str(e), error_type=type(e).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.cfg.chain.poll_interval_seconds)
+                except (StartupError, asyncio.CancelledError):
+                    raise
+                except Exception as e:
+                    self.telemetry.step_failed(e)
+                    log.error("step.failed", error=str(e), error_type=type(e).__name__)
+                    # a failed step waits a poll interval before the next try (the node may be down)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), self.cfg.chain.poll_interval_seconds)
+                    retry = self.heads.next_nowait() or head
