@@ -15,6 +15,7 @@ from keeper.chain.multicall import MULTICALL3
 from keeper.config_types import Address, Bytes32, Strict
 from keeper.errors import ConfigError
 from keeper.protocols.registry import protocols
+from keeper.swap.config import FlashConfig, SwapConfig
 
 
 class ChainConfig(Strict):
@@ -139,6 +140,8 @@ class Config(Strict):
     protocols: list[AnyProtocolConfig] = Field(min_length=1)  # type: ignore[valid-type]
     pull_oracle: PullOracleConfig | None = None  # needed by protocols with pull-oracle prices
     store: StoreConfig = StoreConfig()
+    swap: SwapConfig | None = None  # Uniswap V3 routing: needed by entries with execution = "flash"
+    flash: FlashConfig = FlashConfig()  # flash lenders besides Uniswap V3 pools
 
     @model_validator(mode="after")
     def _unique_names(self):
@@ -150,6 +153,10 @@ class Config(Strict):
         needs = [p.name for p in self.protocols if reg[p.kind].needs_pull_oracle]
         if needs and self.pull_oracle is None:
             raise ValueError(f"{', '.join(needs)} commit pull-oracle prices: add a [pull_oracle] table")
+        flash = [p.name for p in self.protocols if getattr(p, "execution", "inventory") == "flash"]
+        if flash and self.swap is None:
+            raise ValueError(f"{', '.join(flash)} sell seized collateral on Uniswap V3 (execution = \"flash\"): "
+                             "add a [swap] table")
         return self
 
 

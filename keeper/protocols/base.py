@@ -37,6 +37,8 @@ from keeper.protocols.plan import (
     Assessment,
     Covered,
     Details,
+    Execution,
+    Modes,
     Plan,
     PlanKind,
     Planned,
@@ -45,14 +47,17 @@ from keeper.protocols.plan import (
     Spend,
     TokenPrice,
     batch_kind,
+    no_inventory,
     value_usd,
 )
 
 if TYPE_CHECKING:
     from keeper.oracles.pull import PullOracle
+    from keeper.swap.routing import Swaps
 
-__all__ = ["USD", "AccountView", "Adapter", "Assessment", "Budget", "Covered", "Details", "Plan", "PlanKind",
-           "Planned", "Services", "Skip", "SkipCode", "Spend", "TokenPrice", "batch_kind", "value_usd"]
+__all__ = ["USD", "AccountView", "Adapter", "Assessment", "Budget", "Covered", "Details", "Execution", "Modes", "Plan",
+           "PlanKind", "Planned", "Services", "Skip", "SkipCode", "Spend", "TokenPrice", "batch_kind", "no_inventory",
+           "value_usd"]
 
 Budget = dict[str, int]  # token -> amount the wallet can spend
 C = TypeVar("C", bound=ProtocolConfig)
@@ -63,6 +68,7 @@ class Services:
     """What the keeper gives every adapter (one constructor shape: ``Adapter(cfg, services)``)."""
     liquidator: str  # the keeper's address: receives what liquidations pay
     pull_oracle: PullOracle | None = None  # signed prices (Pyth) when the config has [pull_oracle]
+    swaps: Swaps | None = None  # Uniswap V3 routing and flash lenders when the config has [swap]
 
 
 class Adapter(ABC, Generic[C]):

@@ -12,6 +12,7 @@ from keeper.chain.client import Chain
 from keeper.chain.multicall import Call, CallFailed
 from keeper.chain.sender import TxRequest
 from keeper.errors import StartupError
+from keeper.protocols.aave_v3 import flash as af
 from keeper.protocols.aave_v3.config import AaveV3Config
 from keeper.protocols.aave_v3.rules import UINT_MAX, Side, best_amount
 from keeper.protocols.base import (
@@ -21,6 +22,7 @@ from keeper.protocols.base import (
     Assessment,
     Budget,
     Details,
+    Execution,
     Plan,
     PlanKind,
     Planned,
@@ -29,8 +31,11 @@ from keeper.protocols.base import (
     SkipCode,
     Spend,
     TokenPrice,
+    no_inventory,
     value_usd,
 )
+from keeper.swap import execution as fx
+from keeper.swap.search import Solution, Unsolved, solve
 
 log = structlog.get_logger()
 POOL = load("aave_v3/AaveV3Pool")
@@ -112,6 +117,8 @@ class AaveDetails(Details):
     protocol_fee: int
     clears_debt: bool
     rules: str
+    execution: str = Execution.INVENTORY.value
+    flash: fx.FlashReport | None = None  # flash mode: route, quote, lender, profit enforced by the executor
 
 
 class AaveV3Adapter(Adapter[AaveV3Config]):
@@ -127,9 +134,14 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
         self.users: dict[str, UserState] = {}
         self.emode_bonus: dict[int, tuple[int, str]] = {}  # category -> (bonus, priceSource)
         self.chain: Chain | None = None
+        self.swaps = services.swaps
+        self.flash = cfg.execution == Execution.FLASH
+        # user -> (collateral, debt) -> this block's flash solution (flash mode, or a scan with [swap])
+        self.quotes: dict[str, dict[tuple[str, str], Solution | Unsolved]] = {}
 
     def contracts(self) -> dict[str, str]:
-        return {"PoolAddressesProvider": self.provider, "Pool": self.pool, "AaveOracle": self.oracle}
+        out = {"PoolAddressesProvider": self.provider, "Pool": self.pool, "AaveOracle": self.oracle}
+        return out | ({"LiquidationExecutor": self.cfg.executor} if self.flash and self.cfg.executor else {})
 
     def tokens(self) -> set[str]:
         return set(self.reserves)
@@ -143,6 +155,10 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
             Call(self.provider, PROVIDER.fn("getPriceOracle").encode(), PROVIDER.fn("getPriceOracle").decode),
         ])
         self.pool, self.oracle = pool, oracle
+        if self.flash:
+            assert self.swaps is not None and self.cfg.executor  # the config requires [swap] and executor
+            await self.swaps.start()
+            await fx.check_executor(chain, self.name, self.cfg.executor, self.liquidator)
         unit = (await chain.multicall([Call(oracle, ORACLE.fn("BASE_CURRENCY_UNIT").encode(),
                                             ORACLE.fn("BASE_CURRENCY_UNIT").decode)]))[0]
         if not isinstance(unit, CallFailed) and unit != USD:
@@ -212,6 +228,26 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
                 detail.append((u, st))
         await self._load_emode({st.emode for _, st in detail if st.emode})
         await self._read_balances(detail, block)
+        await self._quote(block, all_details)
+
+    async def _quote(self, block: int, all_details: bool) -> None:
+        """Flash mode (or a scan with [swap]): for each liquidatable account's best pairs at oracle
+        prices, the debtToCover that pays most once the collateral is sold on Uniswap V3."""
+        self.quotes = {}
+        if self.swaps is None or not (self.flash or all_details):
+            return
+        problems = []
+        for u, st in self.users.items():
+            if st.health_factor >= HF_ONE or not st.debt or not any(st.collateral.values()):
+                continue
+            pairs = sorted(self._pairs(st)[0], key=lambda x: -self._oracle_profit(st, x))[:af.MAX_PAIRS]
+            for pair in pairs:
+                p = af.problem((u, pair.collateral, pair.debt), pair, self.cfg.close_factor_rules,
+                               st.health_factor, st.total_debt_base, self.pool, CLEAR_MARGIN_BPS)
+                if p is not None:
+                    problems.append(p)
+        for (u, c, d), result in (await solve(self.swaps, problems, block)).items():  # type: ignore[misc]
+            self.quotes.setdefault(u, {})[(c, d)] = result
 
     async def _load_emode(self, categories: set[int]) -> None:
         assert self.chain
@@ -273,12 +309,10 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
             return replace(base, status=Skip(SkipCode.NO_COLLATERAL, "bad debt: no collateral left to seize")), None
         return self._best(user, st, base, budget)
 
-    def _best(self, user: str, st: UserState, base: AccountView, budget: Budget,
-              dry: bool = False) -> tuple[AccountView, Plan | None]:
-        """Try every (collateral, debt) pair; keep the one with the highest profit."""
-        rules = self.cfg.close_factor_rules
-        best = None
-        reasons = []
+    def _pairs(self, st: UserState) -> tuple[list[af.Pair], list[str]]:
+        """Every (collateral, debt) pair liquidationCall could take, with the bonus that applies
+        (eMode); and why some cannot be."""
+        pairs, reasons = [], []
         for c_asset, c_bal in st.collateral.items():
             cr = self.reserves[c_asset]
             if c_bal == 0 or cr.liquidation_threshold == 0 or not cr.active or cr.paused:
@@ -293,36 +327,97 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
                 dr = self.reserves[d_asset]
                 if d_bal == 0 or not dr.active or dr.paused or cr.price == 0 or dr.price == 0:
                     continue
-                coll = Side(cr.price, cr.decimals, c_bal)
-                debt = Side(dr.price, dr.decimals, d_bal)
-                # As much as the rules allow if we are only looking (scan of a healthy account).
-                wallet = UINT_MAX if dry else budget.get(d_asset, 0)
-                found = best_amount(rules, st.health_factor, st.total_debt_base, coll, debt, bonus,
-                                    cr.protocol_fee, wallet)
-                if found is None:
-                    reasons.append(f"no valid amount for {cr.symbol}/{dr.symbol} "
-                                   f"(wallet holds {budget.get(d_asset, 0)} {dr.symbol})")
-                    continue
-                amount, out = found
-                clears = out.debt_repaid >= d_bal
-                if clears and not dry:
-                    # Send debtToCover = max so that interest accrued by execution is covered too;
-                    # the wallet must hold a margin over today's debt.
-                    need = d_bal + d_bal * CLEAR_MARGIN_BPS // 10_000 + 1
-                    if budget.get(d_asset, 0) < need:
-                        found = best_amount(rules, st.health_factor, st.total_debt_base, coll, debt,
-                                            bonus, cr.protocol_fee, min(budget.get(d_asset, 0), d_bal - 1))
-                        if found is None:
-                            continue
-                        amount, out = found
-                        clears = False
-                profit = (TokenPrice(cr.price, cr.decimals).usd(out.collateral_to_liquidator)
-                          - TokenPrice(dr.price, dr.decimals).usd(out.debt_repaid))
-                if best is None or profit > best[0]:
-                    best = (profit, c_asset, d_asset, amount, out, clears)
+                pairs.append(af.Pair(c_asset, d_asset, Side(cr.price, cr.decimals, c_bal),
+                                     Side(dr.price, dr.decimals, d_bal), bonus, cr.protocol_fee))
+        return pairs, reasons
+
+    def _oracle_profit(self, st: UserState, pair: af.Pair) -> int:
+        """The pair's largest liquidation valued at oracle prices (collateral received - debt repaid)."""
+        found = best_amount(self.cfg.close_factor_rules, st.health_factor, st.total_debt_base, pair.coll,
+                            pair.debt_side, pair.bonus, pair.protocol_fee, UINT_MAX)
+        if found is None:
+            return -(2**255)
+        out = found[1]
+        return (self._price(pair.collateral).usd(out.collateral_to_liquidator)
+                - self._price(pair.debt).usd(out.debt_repaid))
+
+    def _best(self, user: str, st: UserState, base: AccountView, budget: Budget,
+              dry: bool = False) -> tuple[AccountView, Plan | None]:
+        """The inventory plan (the best pair for the wallet) and the flash plan (the best quoted
+        pair); the configured mode's plan is sent, both modes' figures are shown."""
+        inventory = self._inventory(user, st, base, budget, dry)
+        if dry:
+            return inventory if isinstance(inventory, tuple) else (replace(base, status=inventory), None)
+        quotes = self.quotes.get(user, {})
+        flash = self._flash(user, st, base, quotes) if self.flash else None
+        shown = max(quotes.items(), key=lambda kv: self._price(kv[0][1]).usd(kv[1].profit)
+                    if isinstance(kv[1], Solution) else -(2**255), default=None)
+        debt = shown[0][1] if shown else ""
+        modes = fx.modes(self.cfg.execution,
+                         inventory_usd=inventory.gross_usd if isinstance(inventory, Plan) else None,
+                         inventory_gas=LIQUIDATION_GAS, flash=shown[1] if shown else None, flash_gas=af.FLASH_GAS,
+                         profit_price=self._price(debt) if debt else None, swaps=self.swaps, price=self._price_of,
+                         profit_token=debt)
+        chosen = flash if self.flash else inventory
+        assert chosen is not None and not isinstance(chosen, tuple)
+        if isinstance(chosen, Skip):
+            return replace(base, status=chosen, modes=modes), None
+        return replace(base, label=chosen.label, status=Planned(chosen), modes=modes), chosen
+
+    def _price_of(self, token: str) -> TokenPrice | None:
+        return self._price(token) if token in self.reserves else None
+
+    def _inventory(self, user: str, st: UserState, base: AccountView, budget: Budget,
+                   dry: bool) -> Plan | Skip | tuple[AccountView, None]:
+        """Try every (collateral, debt) pair with the wallet's balance; keep the one with the highest
+        profit (``dry``: as much as the rules allow, for a scan of a healthy account: its view)."""
+        rules = self.cfg.close_factor_rules
+        best = None
+        pairs, reasons = self._pairs(st)
+        short: dict[str, int] = {}  # debt asset -> what the pair's whole liquidation needs
+        for pair in pairs:
+            c_asset, d_asset, coll, debt = pair.collateral, pair.debt, pair.coll, pair.debt_side
+            cr, dr = self.reserves[c_asset], self.reserves[d_asset]
+            d_bal = debt.balance
+            # As much as the rules allow if we are only looking (scan of a healthy account).
+            wallet = UINT_MAX if dry else budget.get(d_asset, 0)
+            found = best_amount(rules, st.health_factor, st.total_debt_base, coll, debt, pair.bonus,
+                                pair.protocol_fee, wallet)
+            whole = best_amount(rules, st.health_factor, st.total_debt_base, coll, debt, pair.bonus,
+                                pair.protocol_fee, UINT_MAX)
+            if whole is not None and (found is None or found[1].debt_repaid < whole[1].debt_repaid):
+                need = whole[1].debt_repaid
+                if whole[1].debt_repaid >= d_bal:
+                    need += need * CLEAR_MARGIN_BPS // 10_000 + 1
+                short[d_asset] = max(short.get(d_asset, 0), need)
+            if found is None:
+                reasons.append(f"no valid amount for {cr.symbol}/{dr.symbol} "
+                               f"(wallet holds {budget.get(d_asset, 0)} {dr.symbol})")
+                continue
+            amount, out = found
+            clears = out.debt_repaid >= d_bal
+            if clears and not dry:
+                # Send debtToCover = max so that interest accrued by execution is covered too;
+                # the wallet must hold a margin over today's debt.
+                need = d_bal + d_bal * CLEAR_MARGIN_BPS // 10_000 + 1
+                if budget.get(d_asset, 0) < need:
+                    found = best_amount(rules, st.health_factor, st.total_debt_base, coll, debt,
+                                        pair.bonus, pair.protocol_fee, min(budget.get(d_asset, 0), d_bal - 1))
+                    if found is None:
+                        continue
+                    amount, out = found
+                    clears = False
+            profit = (TokenPrice(cr.price, cr.decimals).usd(out.collateral_to_liquidator)
+                      - TokenPrice(dr.price, dr.decimals).usd(out.debt_repaid))
+            if best is None or profit > best[0]:
+                best = (profit, c_asset, d_asset, amount, out, clears)
         if best is None:
+            if short and not dry:
+                d_asset, need = max(short.items(), key=lambda x: self._price(x[0]).usd(x[1]))
+                return no_inventory(d_asset, budget.get(d_asset, 0), need, self._price(d_asset),
+                                    "too little for any liquidation the rules allow")
             why = "; ".join(dict.fromkeys(reasons)) or "no liquidatable collateral/debt pair"
-            return replace(base, status=Skip(SkipCode.NO_VALID_AMOUNT, why)), None
+            return Skip(SkipCode.NO_VALID_AMOUNT, why)
         profit, c_asset, d_asset, amount, out, clears = best
         cr, dr = self.reserves[c_asset], self.reserves[d_asset]
         label = f"{cr.symbol}/{dr.symbol}"
@@ -339,7 +434,44 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
         spend = out.debt_repaid if not clears else out.debt_repaid + out.debt_repaid * CLEAR_MARGIN_BPS // 10_000 + 1
         tx = TxRequest(to=self.pool, data=POOL.fn("liquidationCall").encode(c_asset, d_asset, user, arg, False),
                        what=f"liquidationCall {label} {user}")
-        plan = Plan(protocol=self.name, kind=PlanKind.LIQUIDATION, account=user, accounts=(user,), label=label,
+        need = short.get(d_asset, 0)
+        return Plan(protocol=self.name, kind=PlanKind.LIQUIDATION, account=user, accounts=(user,), label=label,
                     txs=(tx,), spends=(Spend(d_asset, self.pool, spend),), expected=expected, prices=prices,
-                    gas_estimate=LIQUIDATION_GAS, debt_usd=base.debt_usd, details=details)
-        return replace(base, label=label, status=Planned(plan)), plan
+                    gas_estimate=LIQUIDATION_GAS, debt_usd=base.debt_usd, details=details,
+                    shortfall=Spend(d_asset, self.pool, need) if need > spend else None)
+
+    def _flash(self, user: str, st: UserState, base: AccountView,
+               quotes: dict[tuple[str, str], Solution | Unsolved]) -> Plan | Skip:
+        """liquidateAaveV3 through the executor for the pair whose quoted profit is highest."""
+        assert self.swaps is not None
+        price = self._price_of
+        solved = {k: q for k, q in quotes.items() if isinstance(q, Solution) and q.profit > 0}
+        if not solved:
+            if not quotes:
+                return Skip(SkipCode.NO_VALID_AMOUNT, "; ".join(self._pairs(st)[1]) or
+                            "no liquidatable collateral/debt pair with a swap back to the debt")
+            (c_asset, d_asset), q = max(quotes.items(),
+                                        key=lambda kv: kv[1].profit if isinstance(kv[1], Solution) else -(2**255))
+            skip = fx.skip_of(q, price, self.swaps, d_asset)
+            assert skip is not None
+            return skip
+        (c_asset, d_asset), sol = max(solved.items(), key=lambda kv: self._price(kv[0][1]).usd(kv[1].profit))
+        pair = next(p for p in self._pairs(st)[0] if (p.collateral, p.debt) == (c_asset, d_asset))
+        cr, dr = self.reserves[c_asset], self.reserves[d_asset]
+        label = f"{cr.symbol}/{dr.symbol}"
+        bps = self.swaps.cfg.slippage_bps
+        (swap,) = fx.executor_swaps(sol, self.swaps.cfg.router, bps)
+        assert self.cfg.executor
+        report = fx.report(sol, self.swaps, d_asset, price)
+        data = af.calldata(sol, self.pool, user, pair, swap, fx.profit_arg(sol, d_asset, bps))
+        out = af.outcome(pair, self.cfg.close_factor_rules, st.health_factor, st.total_debt_base, sol.candidate.size)
+        assert out is not None
+        details = AaveDetails(collateral=c_asset, debt=d_asset, debt_to_cover=sol.candidate.borrow,
+                              collateral_received=out.collateral_to_liquidator, protocol_fee=out.protocol_fee,
+                              clears_debt=out.debt_repaid >= pair.debt_side.balance,
+                              rules=self.cfg.close_factor_rules, execution=Execution.FLASH.value, flash=report)
+        tx = TxRequest(to=self.cfg.executor, data=data, what=f"liquidateAaveV3 {label} {user} via {report.route}")
+        return Plan(protocol=self.name, kind=PlanKind.LIQUIDATION, account=user, accounts=(user,), label=label,
+                    txs=(tx,), expected={d_asset: sol.profit}, prices={d_asset: self._price(d_asset)},
+                    gas_estimate=af.FLASH_GAS, debt_usd=base.debt_usd, details=details,
+                    expected_from_simulation=True)

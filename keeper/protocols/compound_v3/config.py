@@ -5,10 +5,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from keeper.config_types import Address, ProtocolConfig
+from keeper.config_types import Address, ExecutionConfig
 
 
-class CompoundV3Config(ProtocolConfig):
+class CompoundV3Config(ExecutionConfig):
     kind: Literal["compound_v3"]
     comet: Address  # the market's Comet proxy (e.g. cUSDCv3)
     # Absorb liquidatable accounts even when buying their collateral cannot pay for the gas

@@ -5,10 +5,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from keeper.config_types import Address, ProtocolConfig
+from keeper.config_types import Address, ExecutionConfig
 
 
-class GearboxV3Config(ProtocolConfig):
+class GearboxV3Config(ExecutionConfig):
     kind: Literal["gearbox_v3"]
     credit_managers: list[Address] = Field(min_length=1)  # each CreditManagerV3 (facade read from it)
     # Partial liquidation must leave the account at HF >= 1; aim this far above it (basis points)

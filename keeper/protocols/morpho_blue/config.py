@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from keeper.config_types import Address, Bytes32, ProtocolConfig
+from keeper.config_types import Address, Bytes32, ExecutionConfig
 
 
-class MorphoBlueConfig(ProtocolConfig):
+class MorphoBlueConfig(ExecutionConfig):
     kind: Literal["morpho_blue"]
     morpho: Address  # the Morpho Blue singleton
     # Market ids to watch; empty = every market found in CreateMarket logs from start_block.
