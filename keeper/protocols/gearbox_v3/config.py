@@ -17,3 +17,7 @@ class GearboxV3Config(ExecutionConfig):
     # minSeizedAmount = the predicted seizure less this (basis points): the oracle price may move
     # between simulation and inclusion; beyond it the facade reverts SeizedLessThanRequiredException.
     seize_slippage_bps: int = Field(default=10, ge=0, le=1_000)
+    full_liquidation: bool = Field(
+        default=True, description="also plan full liquidations (liquidateCreditAccount) and keep the more profitable "
+                                  "of the partial and the full one; false: partial liquidations only, and an account "
+                                  "only a full liquidation can resolve is reported, not sent")
