@@ -9,7 +9,7 @@ import pkgutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from eth_account import Account
 
@@ -140,12 +140,13 @@ async def deploy_executor(d: Deployer, owner: str) -> str:
 FLASH_KINDS = ("aave_v3", "morpho_blue", "compound_v3", "gearbox_v3")
 
 
-def swap_sections(world: World, *, slippage_bps: int = 50, search_points: int = 8, search_rounds: int = 4) -> str:
+def swap_sections(world: World, *, slippage_bps: int = 50, search_points: int = 8, search_rounds: int = 4,
+                  morpho: bool = True) -> str:
     """[swap] over the world's Uniswap V3 and [flash] with the world's lenders (Morpho Blue when
-    deployed, Aave's Pool)."""
+    deployed and ``morpho``, Aave's Pool)."""
     uni = world.extra["uniswap"]
-    morpho = world.extra.get("morpho")
-    lender = f'morpho = "{morpho.morpho}"\n' if morpho is not None else ""  # type: ignore[attr-defined]
+    dep = world.extra.get("morpho") if morpho else None
+    lender = f'morpho = "{dep.morpho}"\n' if dep is not None else ""  # type: ignore[attr-defined]
     return f"""
 [swap]
 factory = "{uni.factory}"
@@ -192,7 +193,7 @@ close_factor_rules = "{rules or dep.rules}"
 def config_text(world: World, *, mode: str = "live", min_profit_usd: str = "1", max_gas_price_gwei: str = "50",
                 rules: str | None = None, record_file: str | None = None, keystore: Path | None = None,
                 protocols: list[str] | None = None, execution: str | None = None,
-                swap: dict[str, int] | None = None) -> str:
+                swap: dict[str, Any] | None = None) -> str:
     """The keeper config for this world; ``protocols`` picks entries by name (default: all).
     With Uniswap in the world: [swap] and [flash] tables (``swap``: swap_sections keywords), and
     ``execution`` ("inventory" / "flash") set on every entry that takes it, with the world's executor."""

@@ -23,6 +23,9 @@ from keeper.swap.routes import Route
 from keeper.swap.routing import Swaps
 
 
+TIE_BPS = 1  # profits this close to the best are ties, won by the larger size
+
+
 @dataclass(frozen=True)
 class Sale:
     token: str  # sold for the profit token
@@ -86,6 +89,7 @@ class _State:
     routes: dict[str, list[Route]] = field(default_factory=dict)  # token sold -> routes still considered
     lenders: list[Lender] = field(default_factory=list)
     best: Solution | None = None
+    evaluated: list[Solution] = field(default_factory=list)
     largest: Solution | None = None  # at the largest size quoted: what a skip describes when nothing pays
     grid_best: tuple[int, int] | None = None  # (profit, size) of the best size inside [lo, hi]
     seen: set[int] = field(default_factory=set)
@@ -137,11 +141,19 @@ async def solve(swaps: Swaps, problems: list[Problem], block: int) -> dict[Hasha
     for s in states:
         if s.best is not None:
             # Nothing pays: report the largest size (the whole liquidation), not a 1-unit one.
-            shown = s.best if s.best.profit > 0 or s.largest is None else s.largest
+            shown = _prefer_larger(s) if s.best.profit > 0 or s.largest is None else s.largest
             out[s.p.key] = replace(shown, quoted=len(s.seen))
         else:
             out[s.p.key] = s.failure or Unsolved("no_quote", "every quote of every route failed (no liquidity?)")
     return out
+
+
+def _prefer_larger(s: _State) -> Solution:
+    """The largest size within TIE_BPS of the best profit: a repayment a unit short of the whole
+    debt earns the same (rounding) and leaves dust nobody can liquidate at a profit."""
+    assert s.best is not None
+    floor = s.best.profit - max(1, s.best.profit * TIE_BPS // 10_000)
+    return max((x for x in s.evaluated if x.profit >= floor), key=lambda x: x.candidate.size)
 
 
 async def _select_routes(swaps: Swaps, states: list[_State], block: int) -> None:
@@ -211,6 +223,7 @@ async def _evaluate(swaps: Swaps, todo: list[tuple[_State, list[int]]], block: i
         if s.lo <= c.size <= s.hi and (s.grid_best is None or profit > s.grid_best[0]):
             s.grid_best = (profit, c.size)
         sol = Solution(c, tuple(legs), lender, fee, profit, 0)
+        s.evaluated.append(sol)
         if s.best is None or profit > s.best.profit:
             s.best = sol
             s.failure = None
