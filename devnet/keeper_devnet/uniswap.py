@@ -215,3 +215,13 @@ async def align_world_pools(d: Deployer, world) -> None:
 
 _ERC20_BALANCE = [{"type": "function", "name": "balanceOf", "stateMutability": "view",
                    "inputs": [{"name": "a", "type": "address"}], "outputs": [{"name": "", "type": "uint256"}]}]
+
+
+async def shrink_pool(d: Deployer, uni: UniswapDeployment, pool: UniswapPool, keep_bps: int) -> int:
+    """Withdraw all but ``keep_bps`` of the seeding position's liquidity (decreaseLiquidity by its
+    owner, the deployer): a shallower pool. Returns the liquidity left."""
+    remove = pool.liquidity - pool.liquidity * keep_bps // 10_000
+    params = (pool.position_id, remove, 0, 0, await _deadline(d))
+    await d.transact(uni.position_manager, position_manager_artifact().abi, "decreaseLiquidity", params)
+    pool.liquidity -= remove
+    return pool.liquidity
