@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     dv.add_argument("--config-out", type=Path, default=None)
     dm = sub.add_parser("demo", help="devnet + positions + keeper + price drop, then a report")
     dm.add_argument("--json", action="store_true", help="print one JSON report on stdout")
+    dm.add_argument("--execution", choices=["flash", "inventory"], default="flash",
+                    help="flash (default): a wallet with no token, liquidations paid with flash liquidity and "
+                         "the collateral sold on Uniswap V3; inventory: the wallet pays and keeps the collateral")
     from keeper.executor.commands import add_parser as add_executor_parser
     add_executor_parser(sub)
     return p
@@ -123,7 +126,7 @@ async def _devnet(args) -> int:
 async def _demo(args) -> int:
     _devnet_package()
     from keeper_devnet.demo import print_report, run_demo
-    report = await run_demo()
+    report = await run_demo(execution=args.execution)
     if args.json:
         print(json.dumps(report, indent=1))
     else:
