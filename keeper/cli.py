@@ -79,11 +79,25 @@ async def _run(args) -> int:
     return 0
 
 
+def _usd(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.2f}"
+
+
 def _table(rows) -> str:
+    """The scan table; with protocols that can pay with flash liquidity, also the configured mode,
+    the profit after gas in each mode, the swap route and its quote."""
+    modes = any(r.execution for r in rows)
     head = ["protocol", "account", "health", "debt_usd", "best_pair", "profit_usd", "liquidatable", "why"]
-    body = [[r.protocol, r.account, "-" if r.health is None or r.health > 1e6 else f"{r.health:.4f}",
-             f"{r.debt_usd:,.2f}", r.pair, "-" if r.expected_profit_usd is None else f"{r.expected_profit_usd:,.2f}",
-             "yes" if r.liquidatable else "no", r.why] for r in rows]
+    if modes:
+        head[6:6] = ["mode", "inventory_usd", "flash_usd", "route", "quoted"]
+    body = []
+    for r in rows:
+        row = [r.protocol, r.account, "-" if r.health is None or r.health > 1e6 else f"{r.health:.4f}",
+               f"{r.debt_usd:,.2f}", r.pair, _usd(r.expected_profit_usd), "yes" if r.liquidatable else "no", r.why]
+        if modes:
+            row[6:6] = [r.execution or "-", _usd(r.inventory_profit_usd), _usd(r.flash_profit_usd), r.route or "-",
+                        r.quoted or "-"]
+        body.append(row)
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
     fmt = lambda row: "  ".join(str(x).ljust(w) for x, w in zip(row, widths))  # noqa: E731
     return "\n".join([fmt(head)] + [fmt(b) for b in body])

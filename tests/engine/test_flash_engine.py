@@ -5,6 +5,7 @@ wallet's balance shrank says the wallet lacks funds (token, held, needed) instea
 "below min_profit_usd", and a flash plan spends nothing from the wallet."""
 from __future__ import annotations
 
+import pytest
 from eth_utils import to_checksum_address
 
 from keeper.chain.fees import GWEI, Fees
@@ -86,3 +87,20 @@ async def test_a_plan_shrunk_by_the_wallet_that_does_not_pay_says_the_wallet_lac
     # A plan the wallet did not shrink is just below the minimum.
     (o,) = await execute(StubNode(balances={USDC: usdc(10)}), [liq(addr(2), usdc(10), weth(0.0052))])
     assert o.reason_code is SkipCode.BELOW_MIN_PROFIT
+
+
+def test_scan_rows_and_table_show_both_modes_and_the_route():
+    from keeper.cli import _table
+    from keeper.engine.daemon import scan_rows
+    from keeper.protocols.base import AccountView, Assessment, Execution, Modes, Planned
+
+    p = flash(addr(1), usdc(300))
+    modes = Modes(Execution.FLASH, inventory_usd=None, inventory_gas=400_000, flash_usd=300 * USD, flash_gas=500_000,
+                  route="WETH -0.30%-> USDC", quoted="9.9524 WETH -> 20,785.53 USDC")
+    view = AccountView("stub", addr(1), "WETH/USDC", 0.87, 20_000 * USD, True, Planned(p), modes=modes)
+    (row,) = scan_rows([Assessment([view], [p])], FEES.expected_price, NATIVE)
+    gas = gas_cost_usd(500_000, FEES.expected_price, NATIVE) / USD
+    assert (row.execution, row.route, row.quoted) == ("flash", "WETH -0.30%-> USDC", "9.9524 WETH -> 20,785.53 USDC")
+    assert row.inventory_profit_usd is None and row.flash_profit_usd == pytest.approx(300 - gas)
+    table = _table([row])
+    assert "flash_usd" in table.splitlines()[0] and "WETH -0.30%-> USDC" in table and f"{300 - gas:,.2f}" in table
