@@ -7,9 +7,10 @@ import asyncio
 import importlib
 import pkgutil
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from eth_account import Account
 

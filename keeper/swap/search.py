@@ -22,7 +22,6 @@ from keeper.swap.lenders import Lender, cheapest
 from keeper.swap.routes import Route
 from keeper.swap.routing import Swaps
 
-
 TIE_BPS = 1  # profits this close to the best are ties, won by the larger size
 
 
@@ -203,11 +202,11 @@ async def _evaluate(swaps: Swaps, todo: list[tuple[_State, list[int]]], block: i
     for s, c, idx in plans:
         legs: list[Leg] = []
         for sale, ids in zip(c.sales, idx):
-            got = [(quotes[i], reqs[i][0]) for i in ids if quotes[i] is not None]
+            got = [(q, reqs[i][0]) for i in ids if (q := quotes[i]) is not None]
             if not got:
                 break
             q, route = max(got, key=lambda x: x[0])
-            legs.append(Leg(route, sale.amount, q))  # type: ignore[arg-type]
+            legs.append(Leg(route, sale.amount, q))
         if len(legs) != len(c.sales):
             continue
         lender, fee = None, 0

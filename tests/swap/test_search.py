@@ -26,7 +26,7 @@ class FakeSwaps:
     depth: int
     lenders_held: dict[FlashSource, int] = field(default_factory=dict)
     cfg: SwapConfig = CFG
-    flash_cfg: FlashConfig = FlashConfig(morpho=MORPHO, aave_pool=AAVE)
+    flash_cfg: FlashConfig = field(default_factory=lambda: FlashConfig(morpho=MORPHO, aave_pool=AAVE))
     batches: list[int] = field(default_factory=list)  # quotes per batch
 
     async def load_pools(self, pairs, block): ...
@@ -73,7 +73,7 @@ async def test_the_search_finds_the_most_profitable_size_with_few_quotes():
     p = liquidation(size=10 * 10**18)  # the whole position: 20,000 USDC for 10.5 WETH
     (sol,) = (await solve(swaps, [p], 1)).values()  # type: ignore[arg-type]
     assert isinstance(sol, Solution) and sol.profit > 0
-    profit = lambda x: swaps.out(p.at(x).sales[0].amount) - x  # noqa: E731  (Morpho: no fee)
+    profit = lambda x: swaps.out(p.at(x).sales[0].amount) - x  # (Morpho: no fee)
     assert profit(p.hi) < sol.profit  # the whole position pays less than the chosen part
     best = max(profit(x) for x in range(1, p.hi, p.hi // 20_000))  # an exhaustive scan
     assert sol.profit >= best * 0.999 and sol.profit == profit(sol.candidate.size)

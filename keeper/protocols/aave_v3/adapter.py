@@ -3,6 +3,7 @@ maximise profit under the configured close-factor rules (see aave_v3_rules)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 import structlog
 from eth_utils import to_checksum_address
@@ -246,7 +247,8 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
                                st.health_factor, st.total_debt_base, self.pool, CLEAR_MARGIN_BPS)
                 if p is not None:
                     problems.append(p)
-        for (u, c, d), result in (await solve(self.swaps, problems, block)).items():  # type: ignore[misc]
+        for key, result in (await solve(self.swaps, problems, block)).items():
+            u, c, d = cast(tuple[str, str, str], key)
             self.quotes.setdefault(u, {})[(c, d)] = result
 
     async def _load_emode(self, categories: set[int]) -> None:
@@ -346,8 +348,11 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
         """The inventory plan (the best pair for the wallet) and the flash plan (the best quoted
         pair); the configured mode's plan is sent, both modes' figures are shown."""
         inventory = self._inventory(user, st, base, budget, dry)
+        if isinstance(inventory, tuple):  # dry: the view of a healthy account
+            return inventory
         if dry:
-            return inventory if isinstance(inventory, tuple) else (replace(base, status=inventory), None)
+            assert isinstance(inventory, Skip)
+            return replace(base, status=inventory), None
         quotes = self.quotes.get(user, {})
         flash = self._flash(user, st, base, quotes) if self.flash else None
         shown = max(quotes.items(), key=lambda kv: self._price(kv[0][1]).usd(kv[1].profit)

@@ -9,7 +9,14 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 
 from keeper.executor import AaveV3Liquidation, Profit, Swap, liquidate_aave_v3
-from keeper.protocols.aave_v3.rules import MustNotLeaveDust, Outcome, Side, best_amount, liquidate, max_liquidatable_debt
+from keeper.protocols.aave_v3.rules import (
+    MustNotLeaveDust,
+    Outcome,
+    Side,
+    best_amount,
+    liquidate,
+    max_liquidatable_debt,
+)
 from keeper.swap.search import Candidate, Problem, Sale, Solution
 
 FLASH_GAS = 600_000  # before simulation (the executor's flow on the real Pool: ~540-570k)

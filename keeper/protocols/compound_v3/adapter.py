@@ -36,10 +36,10 @@ from keeper.protocols.base import (
     batch_kind,
     no_inventory,
 )
-from keeper.protocols.plan import amount_text
 from keeper.protocols.compound_v3 import flash as cf
 from keeper.protocols.compound_v3 import maths as cm
 from keeper.protocols.compound_v3.config import CompoundV3Config
+from keeper.protocols.plan import amount_text
 from keeper.swap import execution as fx
 from keeper.swap.search import Problem, Solution, Unsolved, solve
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 import structlog
 from eth_abi import encode as abi_encode
@@ -404,7 +405,8 @@ class GearboxV3Adapter(Adapter[GearboxV3Config]):
                 full = gf.full_problem((ca, "full", ""), acc, st.total_value)
                 if full is not None:
                     problems.append(full)
-        for (ca, kind, t), result in (await solve(self.swaps, problems, block)).items():  # type: ignore[misc]
+        for key, result in (await solve(self.swaps, problems, block)).items():
+            ca, kind, t = cast(tuple[str, str, str], key)
             self.quotes.setdefault(ca, {})[(kind, t)] = result
 
     async def _fetch_updates(self, managers: list[ManagerState]) -> None:
@@ -551,7 +553,7 @@ class GearboxV3Adapter(Adapter[GearboxV3Config]):
             usym = m.symbols[m.underlying]
             if wanted is not None:
                 return no_inventory(m.underlying, wallet, wanted[1], m.token_price(m.underlying),
-                                    f"too little for a partial liquidation that restores HF >= 1"
+                                    "too little for a partial liquidation that restores HF >= 1"
                                     + (" or the full liquidation" if full else ""))
             if gm.best_partial(acc, UNLIMITED, 0) is not None:
                 return Skip(SkipCode.NO_VALID_AMOUNT, f"no partial liquidation leaves HF >= 1 + {margin} bps")

@@ -44,7 +44,7 @@ async def test_an_empty_wallet_liquidates_every_position(deployer, world, tmp_pa
     keys = {0: "WETH/USDC", 2: "WETH/USDC", 3: "WETH/WBTC"}
     for i in LIQUIDATABLE:
         o = liqs[borrowers[i]]
-        token, profit, _ = await check_flash_outcome(d, world, o)
+        token, _, _ = await check_flash_outcome(d, world, o)
         m = dep.markets[keys[i]]
         assert token == m.loan.address and o["details"]["flash"]["route"].startswith("WETH")
         assert o["details"]["flash"]["lender"] is None  # Morpho's callback: nothing borrowed
