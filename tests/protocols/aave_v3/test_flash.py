@@ -9,11 +9,12 @@ import copy
 
 import pytest
 from keeper_devnet.protocols.aave_v3.common import account_data
-from keeper_devnet.world import open_position
+from keeper_devnet.tokens import mint
+from keeper_devnet.world import KEEPER_ADDRESS, open_position
 
 from keeper.abi import load
 from tests.helpers.flash import check_flash_outcome, crash_weth, flash_keeper, flash_world, wallet_tokens
-from tests.helpers.keeper import Wallet, run_until_quiet
+from tests.helpers.keeper import Wallet, make_keeper, run_until_quiet
 
 E18 = 10**18
 # (collateral, debt) in whole tokens; after WETH's crash to $2,100 both are at HF 0.866.
@@ -73,3 +74,24 @@ async def test_without_morpho_the_pool_lends_at_its_premium(deployer, world, tmp
         assert (f["lender"], f["lender_address"]) == ("aave_v3", world.aave.pool)
         borrowed = int(f["borrowed"])
         assert int(f["flash_fee"]) == (borrowed * premium + 5_000) // 10_000 > 0  # percentMul, half up
+
+
+async def test_inventory_mode_with_too_little_says_the_wallet_lacks_funds(deployer, world, tmp_path):
+    """Inventory mode with 10 USDC in the wallet: the plan the wallet can pay earns less than gas, and
+    the skip names the token, what the wallet holds and what the whole liquidation needs."""
+    d = deployer
+    await crash_weth(d, world)
+    usdc = world.tokens["USDC"]
+    await mint(d, usdc, KEEPER_ADDRESS, usdc.units(10))
+    keeper = await make_keeper(world, tmp_path, execution="inventory", protocols=["aave_v3"])
+    try:
+        await keeper.step(await keeper.chain.block_number())
+    finally:
+        await keeper.close()
+    report = keeper.recorder.report()
+    assert report["liquidations"] == [] and report["reverted"] == []
+    skipped = {s["account"]: s for s in report["skipped"]}
+    s = skipped[world.extra["aave_borrowers"][0]]  # 20,000 USDC of debt, close factor 100%
+    assert s["reason_code"] == "no_inventory"
+    assert s["reason"].startswith("wallet holds 10.00 USDC, needs 20,02"), s["reason"]  # the debt + a margin
+    assert "the part it can pay is too small" in s["reason"]
