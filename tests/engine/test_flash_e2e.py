@@ -176,3 +176,17 @@ async def test_scan_shows_the_route_the_quote_and_both_modes(deployer, world, tm
     rows = {r.account: r for r in await scan_rows(world, tmp_path, execution="flash", protocols=["morpho_blue"])}
     r = rows[world.extra["morpho_borrowers"][0]]
     assert r.execution == "flash" and r.route and r.flash_profit_usd == pytest.approx(r.expected_profit_usd)
+
+
+async def test_flash_mode_refuses_an_executor_the_signer_does_not_own(deployer, world, tmp_path):
+    """Only the executor's owner may start a flow: the keeper checks at start-up that its signer owns
+    the configured executor, and that there is one."""
+    from keeper_devnet.world import deploy_executor
+
+    from tests.helpers.keeper import startup_error
+    (other,) = world.take_accounts(1)
+    world.extra["executor"] = await deploy_executor(deployer, other)
+    e = await startup_error(world, tmp_path, "is owned by", execution="flash", protocols=["morpho_blue"])
+    assert other in str(e) and KEEPER_ADDRESS in str(e)
+    world.extra["executor"] = world.extra["morpho"].morpho  # a contract, but no executor
+    await startup_error(world, tmp_path, "does not answer owner", execution="flash", protocols=["morpho_blue"])

@@ -310,6 +310,8 @@ class MorphoBlueAdapter(Adapter[MorphoBlueConfig]):
                     quote: Solution | Unsolved | None) -> Plan | Skip:
         """liquidateMorphoBlue through the executor: the collateral sold inside Morpho's callback."""
         assert m.market is not None and self.swaps is not None
+        if quote is None:  # morpho_blue.maths found no size liquidate() accepts without a rounding revert
+            return Skip(SkipCode.NO_VALID_AMOUNT, "no liquidation size Morpho accepts (shares rounding)")
         skip = fx.skip_of(quote, prices.get, self.swaps, m.loan)
         if skip is not None or not isinstance(quote, Solution):
             return skip or Skip(SkipCode.UNREADABLE, "no quote this block")
