@@ -188,5 +188,5 @@ async def test_flash_mode_refuses_an_executor_the_signer_does_not_own(deployer, 
     world.extra["executor"] = await deploy_executor(deployer, other)
     e = await startup_error(world, tmp_path, "is owned by", execution="flash", protocols=["morpho_blue"])
     assert other in str(e) and KEEPER_ADDRESS in str(e)
-    world.extra["executor"] = world.extra["morpho"].morpho  # a contract, but no executor
+    world.extra["executor"] = world.extra["uniswap"].quoter  # a contract without owner(): no executor
     await startup_error(world, tmp_path, "does not answer owner", execution="flash", protocols=["morpho_blue"])
