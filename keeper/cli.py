@@ -73,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     dv.add_argument("--config-out", type=Path, default=None)
     dm = sub.add_parser("demo", parents=[common], help="devnet + positions + keeper + price drop, then a report")
     dm.add_argument("--json", action="store_true", help="print one JSON report on stdout")
+    dm.add_argument("--execution", choices=["flash", "inventory"], default="flash",
+                    help="flash (default): a wallet with no token, liquidations paid with flash liquidity and "
+                         "the collateral sold on Uniswap V3; inventory: the wallet pays and keeps the collateral")
     from keeper.executor.commands import add_parser as add_executor_parser
     add_executor_parser(sub)
     return p
@@ -116,11 +119,25 @@ async def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _usd(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.2f}"
+
+
 def _table(rows: Sequence[ScanRow]) -> str:
+    """The scan table; with protocols that can pay with flash liquidity, also the configured mode,
+    the profit after gas in each mode, the swap route and its quote."""
+    modes = any(r.execution for r in rows)
     head = ["protocol", "account", "health", "debt_usd", "best_pair", "profit_usd", "liquidatable", "why"]
-    body = [[r.protocol, r.account, "-" if r.health is None or r.health > 1e6 else f"{r.health:.4f}",
-             f"{r.debt_usd:,.2f}", r.pair, "-" if r.expected_profit_usd is None else f"{r.expected_profit_usd:,.2f}",
-             "yes" if r.liquidatable else "no", r.why] for r in rows]
+    if modes:
+        head[6:6] = ["mode", "inventory_usd", "flash_usd", "route", "quoted"]
+    body: list[list[str]] = []
+    for r in rows:
+        row = [r.protocol, r.account, "-" if r.health is None or r.health > 1e6 else f"{r.health:.4f}",
+               f"{r.debt_usd:,.2f}", r.pair, _usd(r.expected_profit_usd), "yes" if r.liquidatable else "no", r.why]
+        if modes:
+            row[6:6] = [r.execution or "-", _usd(r.inventory_profit_usd), _usd(r.flash_profit_usd), r.route or "-",
+                        r.quoted or "-"]
+        body.append(row)
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
 
     def fmt(row: Sequence[object]) -> str:
@@ -183,7 +200,7 @@ async def _devnet(args: argparse.Namespace) -> int:
 async def _demo(args: argparse.Namespace) -> int:
     _devnet_package()
     from keeper_devnet.demo import print_report, run_demo
-    report = await run_demo()
+    report = await run_demo(execution=args.execution)
     if args.json:
         print(json.dumps(report, indent=1))
     else:

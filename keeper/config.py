@@ -24,6 +24,7 @@ from keeper.config_types import COMMENTED, Address, Bytes32, EnvName, ProtocolCo
 from keeper.errors import ConfigError
 from keeper.observe.config import MonitorConfig
 from keeper.protocols.registry import protocols
+from keeper.swap.config import FlashConfig, SwapConfig
 
 
 class ChainConfig(Strict):
@@ -256,6 +257,11 @@ class Config(Strict):
     monitor: MonitorConfig = Field(
         default_factory=MonitorConfig,
         description="Health endpoint, Prometheus metrics, heartbeat and alerts.")
+    swap: SwapConfig | None = Field(
+        default=None,
+        description="Uniswap V3 routing of seized collateral, needed by entries with execution = \"flash\".")
+    flash: FlashConfig = Field(
+        default_factory=FlashConfig, description="Flash lenders besides Uniswap V3 pools (execution = \"flash\").")
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
@@ -267,6 +273,10 @@ class Config(Strict):
         needs = [p.name for p in self.protocols if reg[p.kind].needs_pull_oracle]
         if needs and self.pull_oracle is None:
             raise ValueError(f"{', '.join(needs)} commit pull-oracle prices: add a [pull_oracle] table")
+        flash = [p.name for p in self.protocols if getattr(p, "execution", "inventory") == "flash"]
+        if flash and self.swap is None:
+            raise ValueError(f"{', '.join(flash)} sell seized collateral on Uniswap V3 (execution = \"flash\"): "
+                             "add a [swap] table")
         return self
 
 

@@ -23,6 +23,7 @@ from keeper.config import Config, KeeperConfig, PullOracleConfig, SignerConfig, 
 from keeper.config_types import ProtocolConfig
 from keeper.observe.config import MonitorConfig
 from keeper.protocols.registry import protocols
+from keeper.swap.config import FlashConfig, SwapConfig
 
 WIDTH = 100
 
@@ -110,5 +111,7 @@ def example_toml() -> str:
     needs = [k for k, p in protocols().items() if p.needs_pull_oracle]
     intro = f"{_doc(PullOracleConfig)} Needed by: {', '.join(needs)}."
     parts.append("\n".join(_table("[pull_oracle]", intro, field_lines(PullOracleConfig), enabled=False)))
+    parts.append("\n".join(_table("[swap]", _doc(SwapConfig), field_lines(SwapConfig), enabled=False)))
+    parts.append("\n".join(_table("[flash]", _doc(FlashConfig), field_lines(FlashConfig), enabled=False)))
     parts.append("\n".join(_table("[relay]", _doc(RelayConfig), field_lines(RelayConfig), enabled=False)))
     return "\n\n".join(parts) + "\n"

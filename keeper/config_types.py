@@ -8,7 +8,7 @@ marked ``json_schema_extra=COMMENTED`` appear commented out in the example."""
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -80,3 +80,25 @@ class ProtocolConfig(Strict):
         if isinstance(data, dict) and not data.get("name") and "kind" in data:
             return {**data, "name": data["kind"]}
         return data
+
+
+class ExecutionConfig(ProtocolConfig):
+    """A [[protocols]] entry whose liquidations can also be paid with flash liquidity through the
+    keeper's LiquidationExecutor (the seized collateral sold on Uniswap V3: needs the [swap] table)."""
+    execution: Literal["inventory", "flash"] = Field(
+        default="inventory",
+        description="How liquidations are paid. \"inventory\": the wallet pays each liquidation and keeps what "
+                    "it seizes; \"flash\": the executor borrows the repayment inside the transaction, sells the "
+                    "collateral on Uniswap V3, repays, and the owner keeps the profit in the repaid token (the "
+                    "wallet needs no token).")
+    executor: Address | None = Field(
+        default=None, description="The LiquidationExecutor owned by the signer (`keeper executor deploy` prints it); "
+                                  "needed by execution = \"flash\".",
+        examples=["0x..."], json_schema_extra=COMMENTED)
+
+    @model_validator(mode="after")
+    def _executor_for_flash(self) -> ExecutionConfig:
+        if self.execution == "flash" and self.executor is None:
+            raise ValueError('execution = "flash" needs executor: the LiquidationExecutor address '
+                             "(deploy one with `keeper executor deploy`)")
+        return self

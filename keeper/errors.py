@@ -95,5 +95,12 @@ def decode_revert(data: str | bytes | None, message: str = "") -> str:
             return f"panic 0x{code:02x}"
         except Exception:
             return "panic"
+    from keeper.executor import decode_error  # the keeper's own executor: its errors carry the figures
+    try:
+        own = decode_error(bytes.fromhex(data[2:]))
+    except Exception:  # malformed arguments: the name below still says what it is
+        own = None
+    if own is not None:
+        return f"{own[0]}({', '.join(str(a) for a in own[1])})"
     name = _tables()[0].get(data[:10])
     return name if name else f"custom error {data[:10]}"

@@ -68,6 +68,29 @@ def test_every_commented_example_table_is_valid(tmp_path):
     cfg = load_config(write(tmp_path, uncomment_examples(EXAMPLE.read_text())))
     assert {p.kind for p in cfg.protocols} == set(PROTOCOL_KINDS)
     assert cfg.pull_oracle is not None and cfg.pull_oracle.source == "hermes"
+    assert cfg.swap is not None and cfg.swap.fee_tiers == [100, 500, 3000, 10000] and cfg.flash.morpho is not None
+
+
+EXECUTOR = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+
+
+def test_flash_execution_needs_an_executor_and_the_swap_table(tmp_path):
+    text = uncomment_examples(EXAMPLE.read_text())
+    flash = text.replace('execution = "inventory"\n', 'execution = "flash"\n', 1)
+    with pytest.raises(ConfigError, match=r"protocols\[0\]: execution = \"flash\" needs executor"):
+        load_config(write(tmp_path, flash))
+    with_executor = flash.replace('# executor = "0x..."\n', f'executor = "{EXECUTOR}"\n', 1)
+    cfg = load_config(write(tmp_path, with_executor))
+    assert (cfg.protocols[0].execution, cfg.protocols[0].executor) == ("flash", EXECUTOR)
+    start = with_executor.index("\n[swap]\n")
+    no_swap = with_executor[:start] + with_executor[with_executor.index("\n\n", start):]
+    with pytest.raises(ConfigError, match=r"\(top level\): aave_v3 sell seized collateral on Uniswap V3 "
+                                          r"\(execution = \"flash\"\): add a \[swap\] table"):
+        load_config(write(tmp_path, no_swap))
+    with pytest.raises(ConfigError, match=r"swap\.fee_tiers: \[250\] are not Uniswap V3 fee tiers"):
+        load_config(write(tmp_path, text.replace("fee_tiers = [100, 500, 3000, 10000]", "fee_tiers = [250, 500]")))
+    with pytest.raises(ConfigError, match=r"protocols\[0\]\.execution"):
+        load_config(write(tmp_path, text.replace('execution = "inventory"', 'execution = "borrowed"', 1)))
 
 
 def test_perennial_without_pull_oracle_is_named(tmp_path):

@@ -53,6 +53,14 @@ async def common_abis() -> dict[str, Abi]:
         "pyth": ("@pythnetwork/pyth-sdk-solidity/abis/IPyth.json",
                  ["getUpdateFee", "updatePriceFeeds", "parsePriceFeedUpdates", "getPriceUnsafe", "PriceFeedUpdate"]),
         "pyth_mock": ("@pythnetwork/pyth-sdk-solidity/abis/MockPyth.json", ["createPriceFeedUpdateData"]),
+        # Uniswap V3, the swap venue of flash-mode liquidations (keeper/swap): pools found from the
+        # factory, quotes from QuoterV2 by eth_call.
+        "UniswapV3Factory": ("@uniswap/v3-core/artifacts/contracts/UniswapV3Factory.sol/UniswapV3Factory.json",
+                             ["getPool", "feeAmountTickSpacing"]),
+        "UniswapV3Pool": ("@uniswap/v3-core/artifacts/contracts/UniswapV3Pool.sol/UniswapV3Pool.json",
+                          ["token0", "token1", "fee", "liquidity"]),
+        "QuoterV2": ("@uniswap/v3-periphery/artifacts/contracts/lens/QuoterV2.sol/QuoterV2.json",
+                     ["quoteExactInput", "factory"]),
     }
     return {name: subset(npm_abi(rel), names, rel) for name, (rel, names) in wanted.items()}
 

@@ -1,6 +1,12 @@
 """`keeper demo`: a devnet with every protocol of the world, ~20 Aave positions at varied health
 (plus each protocol's own demo positions), the keeper running, a 30% drop of the WETH price; then
-each liquidation with its protocol and its predicted and realised profit."""
+each liquidation with its protocol, its route and its predicted and realised profit.
+
+Flash mode by default: the keeper wallet holds ETH for gas and no token at all; every liquidation
+goes through the keeper's LiquidationExecutor, which borrows the repayment, sells the seized
+collateral on Uniswap V3 and leaves the profit in the repaid token. Between blocks the pools are
+brought back to the oracle price, as arbitrageurs do (the keeper's own sales move them).
+``execution="inventory"``: the wallet holds KEEPER_INVENTORY, pays and keeps the collateral."""
 from __future__ import annotations
 
 import tempfile
@@ -14,7 +20,8 @@ from keeper.config import load_config
 from keeper.engine.daemon import Keeper
 from keeper_devnet.anvil import Anvil
 from keeper_devnet.deploy import Deployer
-from keeper_devnet.tokens import set_price
+from keeper_devnet.tokens import balance_of, set_price
+from keeper_devnet.uniswap import align_world_pools
 from keeper_devnet.world import (
     ALL_PROTOCOLS,
     DEVNET_ACCOUNTS,
@@ -53,11 +60,18 @@ async def open_demo_positions(d: Deployer, world: World) -> list[str]:
     return users
 
 
-async def run_rounds(keeper: Keeper, max_rounds: int) -> None:
-    """Block steps until one records nothing new."""
+async def run_rounds(keeper: Keeper, max_rounds: int, d: Deployer | None = None, world: World | None = None,
+                     credited: dict | None = None) -> None:
+    """Block steps until one records nothing new; with ``world``, its pools are brought back to the
+    oracle price after each step (arbitrageurs). ``credited`` collects the rewards the keeper saw
+    credited and unclaimed (a venue may credit them while the rounds run)."""
     for _ in range(max_rounds):
         before = len(keeper.recorder.outcomes)
         await keeper.step(await keeper.chain.block_number())
+        if credited is not None:
+            credited.update({p: {t: str(a) for t, a in r.items()} for p, r in keeper.recorder.pending_rewards.items()})
+        if d is not None and world is not None:
+            await align_world_pools(d, world)
         if len(keeper.recorder.outcomes) == before:
             return
 
@@ -80,16 +94,20 @@ async def settle_deferred_rewards(d: Deployer, world: World, keeper: Keeper) -> 
     return {p: {t: str(a) for t, a in r.items()} for p, r in keeper.recorder.pending_rewards.items()}
 
 
-async def run_demo(*, drop_bps: int = 3_000, max_rounds: int = 6,
-                   protocols: tuple[str, ...] = ALL_PROTOCOLS) -> dict:
+async def run_demo(*, drop_bps: int = 3_000, max_rounds: int = 12,
+                   protocols: tuple[str, ...] = ALL_PROTOCOLS, execution: str = "flash") -> dict:
+    if execution not in ("flash", "inventory"):
+        raise ValueError(f"execution must be 'flash' or 'inventory', not {execution!r}")
+    flash = execution == "flash"
     anvil = await Anvil.start(extra=["--accounts", str(DEVNET_ACCOUNTS)])
     try:
         d = await Deployer(anvil.url).init()
         try:
-            world = await build_world(d, protocols=protocols)
+            world = await build_world(d, protocols=protocols, inventory=not flash)
             users = await open_demo_positions(d, world)
             cfg_path = Path(tempfile.mkdtemp(prefix="keeper-demo-")) / "demo.toml"
-            cfg_path.write_text(config_text(world))
+            cfg_path.write_text(config_text(world, execution=execution))
+            wallet_before = {sym: await balance_of(d, t, world.keeper_address) for sym, t in world.tokens.items()}
             cfg = load_config(cfg_path)
             keeper = Keeper(cfg, Signer(Account.from_key(KEEPER_KEY)))
             try:
@@ -99,13 +117,15 @@ async def run_demo(*, drop_bps: int = 3_000, max_rounds: int = 6,
                 new_price = weth.price * (10_000 - drop_bps) // 10_000
                 log.info("demo.price_drop", token="WETH", old=weth.price / 1e8, new=new_price / 1e8)
                 await set_price(d, weth, new_price)
+                await align_world_pools(d, world)  # the market follows the oracle
                 # A few seconds pass: a pull-oracle price published now is newer than the last
                 # version committed on chain (Anvil may repeat timestamps otherwise).
                 await d.rpc("evm_increaseTime", [10])
                 await d.rpc("evm_mine", [])
-                await run_rounds(keeper, max_rounds)
-                credited = await settle_deferred_rewards(d, world, keeper)
-                await run_rounds(keeper, max_rounds)  # claims what is worth claiming
+                credited: dict = {}
+                await run_rounds(keeper, max_rounds, d, world, credited)
+                credited.update(await settle_deferred_rewards(d, world, keeper))
+                await run_rounds(keeper, max_rounds, d, world)  # claims what is worth claiming
                 still = [r for r in await keeper.scan() if r.liquidatable]
             finally:
                 await keeper.close()
@@ -114,6 +134,11 @@ async def run_demo(*, drop_bps: int = 3_000, max_rounds: int = 6,
     finally:
         await anvil.stop()
     report = keeper.recorder.report()
+    for o in report["liquidations"] + report["claims"]:
+        o["execution"] = o["details"].get("execution", "inventory")  # how it was paid
+        o["route"] = _route(o["details"])
+    report["execution"] = execution
+    report["wallet_before"] = {sym: str(a) for sym, a in wallet_before.items()}  # flash: no token at all
     report["rewards_credited_before_claim"] = credited
     report["contracts"] = world.contracts
     report["positions"] = count_positions(users, world.extra)
@@ -130,15 +155,26 @@ def count_positions(aave_users: list[str], extra: dict[str, object]) -> int:
     return len(aave_users) + sum(len(x) for x in held if isinstance(x, list))
 
 
+def _route(details: dict) -> str | None:
+    """The Uniswap V3 route(s) a flash liquidation sold through (its details' flash report(s))."""
+    f = details.get("flash")
+    if isinstance(f, dict):
+        return str(f["route"])
+    if isinstance(f, list) and f:
+        return " + ".join(str(x["route"]) for x in f)
+    return None
+
+
 def print_report(report: dict) -> None:
     liq = report["liquidations"]
     by_protocol = {p: sum(o["protocol"] == p for o in liq) for p in report["contracts"]}
     print(f"{len(liq)} liquidations {by_protocol}, {len(report['reverted'])} reverted, "
-          f"{len(report['skipped'])} skipped ({report['positions']} positions)")
+          f"{len(report['skipped'])} skipped ({report['positions']} positions), execution: {report['execution']}")
     print("contracts: " + ", ".join(f"{p} = {c}" for p, c in report["contracts"].items()))
     for o in liq:
         print(f"  {o['protocol']:<12} {o['account']}  {o['label']:<22} tx {o['tx_hash'][:12]}…  "
-              f"predicted {o['predicted_profit_usd']:>10,.2f} USD  realised {o['realised_profit_usd']:>10,.2f} USD")
+              f"predicted {o['predicted_profit_usd']:>10,.2f} USD  realised {o['realised_profit_usd']:>10,.2f} USD"
+              f"  [{o['execution']}{': ' + o['route'] if o.get('route') else ''}]")
     for o in report["reverted"]:
         print(f"  REVERTED {o['protocol']:<12} {o['account']}  {o['label']:<22} tx {o['tx_hash'][:12]}…  "
               f"gas {o['gas_used']:,}  realised {o['realised_profit_usd']:,.4f} USD: {o['reason']}")

@@ -184,3 +184,44 @@ async def add_uniswap_to_world(d: Deployer, world, *, liquidity_usd: int = 10_00
     world.extra["uniswap"] = uni
     world.extra["uniswap_pools"] = pools
     return uni
+
+
+async def align_to_oracle(d: Deployer, uni: UniswapDeployment, pool: UniswapPool, trader: str | None = None) -> int:
+    """What an arbitrageur does after an oracle move: swap in ``pool`` (exactInputSingle with
+    sqrtPriceLimitX96) until its price is the ratio of the tokens' current oracle prices. Returns
+    the amount of the token sold (0 when already there)."""
+    trader = trader or d.sender
+    target = sqrt_price_x96(pool.token0, pool.token1)
+    now = await slot0_sqrt_price(d, pool)
+    if now == target:
+        return 0
+    # Price too high: sell token0 (the price falls toward the limit), else sell token1.
+    sell, buy = (pool.token0, pool.token1) if now > target else (pool.token1, pool.token0)
+    # Far more than the move needs (token0: L x (1/Q - 1/P), token1: L x (Q - P) in Q96): the limit stops it.
+    amount = (10 * pool.liquidity * 2**96 // min(now, target) if sell is pool.token0
+              else 10 * pool.liquidity * max(now, target) // 2**96)
+    await mint(d, sell, trader, amount)
+    before = await d.call(sell.address, _ERC20_BALANCE, "balanceOf", trader)
+    await swap_exact_input_single(d, uni, trader, sell, buy, amount, fee=pool.fee, sqrt_price_limit_x96=target)
+    return before - await d.call(sell.address, _ERC20_BALANCE, "balanceOf", trader)
+
+
+async def align_world_pools(d: Deployer, world) -> None:
+    """align_to_oracle for every pool of the world (after a price move)."""
+    uni = world.extra["uniswap"]
+    for pool in world.extra["uniswap_pools"].values():
+        await align_to_oracle(d, uni, pool)
+
+
+_ERC20_BALANCE = [{"type": "function", "name": "balanceOf", "stateMutability": "view",
+                   "inputs": [{"name": "a", "type": "address"}], "outputs": [{"name": "", "type": "uint256"}]}]
+
+
+async def shrink_pool(d: Deployer, uni: UniswapDeployment, pool: UniswapPool, keep_bps: int) -> int:
+    """Withdraw all but ``keep_bps`` of the seeding position's liquidity (decreaseLiquidity by its
+    owner, the deployer): a shallower pool. Returns the liquidity left."""
+    remove = pool.liquidity - pool.liquidity * keep_bps // 10_000
+    params = (pool.position_id, remove, 0, 0, await _deadline(d))
+    await d.transact(uni.position_manager, position_manager_artifact().abi, "decreaseLiquidity", params)
+    pool.liquidity -= remove
+    return pool.liquidity

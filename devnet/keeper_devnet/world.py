@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from eth_account import Account
 
@@ -78,10 +79,13 @@ async def bare_world(d: Deployer) -> World:
 
 
 async def build_world(d: Deployer, *, aave: str = "real", lender_liquidity_usd: int = 5_000_000,
-                      protocols: tuple[str, ...] = ("aave_v3",), uniswap: bool = True) -> World:
+                      protocols: tuple[str, ...] = ("aave_v3",), uniswap: bool = True, inventory: bool = True,
+                      pool_liquidity_usd: int = 10_000_000) -> World:
     """Multicall3, the tokens, Aave V3 (always: it is the world's lending base), Uniswap V3 pools for
-    every market pair (unless ``uniswap`` is False) and every other protocol named in ``protocols``
-    with its demo positions; the keeper wallet funded."""
+    every market pair of ``pool_liquidity_usd`` a side and the keeper's LiquidationExecutor (unless
+    ``uniswap`` is False), and every other protocol named in ``protocols`` with its demo positions;
+    the keeper wallet funded with KEEPER_INVENTORY (unless ``inventory`` is False: it then holds
+    only ETH for gas, as in flash mode)."""
     from keeper_devnet.multicall3 import install_multicall3
     await install_multicall3(d)
     tokens = await deploy_default_tokens(d)
@@ -97,11 +101,13 @@ async def build_world(d: Deployer, *, aave: str = "real", lender_liquidity_usd: 
     lender = world.take_accounts(1)[0]
     for t in tokens.values():
         await supply(d, dep, lender, t, t.units(lender_liquidity_usd / (t.price / 1e8)))
-    for sym, amount in KEEPER_INVENTORY.items():
-        await mint(d, tokens[sym], KEEPER_ADDRESS, tokens[sym].units(amount))
+    if inventory:
+        for sym, amount in KEEPER_INVENTORY.items():
+            await mint(d, tokens[sym], KEEPER_ADDRESS, tokens[sym].units(amount))
     if uniswap:
         from keeper_devnet.uniswap import add_uniswap_to_world
-        await add_uniswap_to_world(d, world)
+        await add_uniswap_to_world(d, world, liquidity_usd=pool_liquidity_usd)
+        world.extra["executor"] = await deploy_executor(d, KEEPER_ADDRESS)
     for name in protocols:
         if name == "aave_v3":
             continue
@@ -119,6 +125,52 @@ async def open_position(d: Deployer, world: World, user: str, collateral: dict[s
         await supply(d, world.aave, user, world.tokens[sym], world.tokens[sym].units(amt))
     for sym, amt in debt.items():
         await borrow(d, world.aave, user, world.tokens[sym], world.tokens[sym].units(amt))
+
+
+async def deploy_executor(d: Deployer, owner: str) -> str:
+    """The keeper's LiquidationExecutor (its shipped artifact) owned by ``owner``, deployed by the
+    deployer account (the keeper's nonce is untouched)."""
+    from eth_utils import to_checksum_address
+
+    from keeper.executor import creation_code
+    receipt = await d._send({"data": "0x" + creation_code(owner).hex()}, "deploy LiquidationExecutor")
+    return to_checksum_address(receipt["contractAddress"])
+
+
+# Protocol kinds whose entries take `execution` and `executor` (keeper.config_types.ExecutionConfig).
+FLASH_KINDS = ("aave_v3", "morpho_blue", "compound_v3", "gearbox_v3")
+
+
+def swap_sections(world: World, *, slippage_bps: int = 50, search_points: int = 8, search_rounds: int = 4,
+                  morpho: bool = True) -> str:
+    """[swap] over the world's Uniswap V3 and [flash] with the world's lenders (Morpho Blue when
+    deployed and ``morpho``, Aave's Pool)."""
+    uni = world.extra["uniswap"]
+    dep = world.extra.get("morpho") if morpho else None
+    lender = f'morpho = "{dep.morpho}"\n' if dep is not None else ""  # type: ignore[attr-defined]
+    return f"""
+[swap]
+factory = "{uni.factory}"
+quoter = "{uni.quoter}"
+router = "{uni.router}"
+weth = "{world.tokens['WETH'].address}"
+stablecoin = "{world.tokens['USDC'].address}"
+slippage_bps = {slippage_bps}
+search_points = {search_points}
+search_rounds = {search_rounds}
+
+[flash]
+{lender}aave_pool = "{world.aave.pool}"
+"""
+
+
+def with_execution(entry: str, execution: str, executor: str) -> str:
+    """A [[protocols]] block with `execution` and `executor` set (flash-capable kinds only)."""
+    import re
+    kind = re.search(r'kind = "(\w+)"', entry)
+    if kind is None or kind.group(1) not in FLASH_KINDS:
+        return entry
+    return entry.replace("[[protocols]]\n", f'[[protocols]]\nexecution = "{execution}"\nexecutor = "{executor}"\n', 1)
 
 
 def write_devnet_keystore(path: Path) -> Path:
@@ -141,12 +193,18 @@ close_factor_rules = "{rules or dep.rules}"
 
 def config_text(world: World, *, mode: str = "live", min_profit_usd: str = "1", max_gas_price_gwei: str = "50",
                 rules: str | None = None, record_file: str | None = None, keystore: Path | None = None,
-                protocols: list[str] | None = None) -> str:
-    """The keeper config for this world; ``protocols`` picks entries by name (default: all)."""
+                protocols: list[str] | None = None, execution: str | None = None,
+                swap: dict[str, Any] | None = None) -> str:
+    """The keeper config for this world; ``protocols`` picks entries by name (default: all).
+    With Uniswap in the world: [swap] and [flash] tables (``swap``: swap_sections keywords), and
+    ``execution`` ("inventory" / "flash") set on every entry that takes it, with the world's executor."""
     entries = dict(world.entries)
     if rules:
         entries["aave_v3"] = aave_entry(world.aave, rules)
+    if execution is not None:
+        entries = {n: with_execution(e, execution, str(world.extra["executor"])) for n, e in entries.items()}
     chosen = "".join(entries[n] for n in (protocols or list(entries)))
+    swaps = swap_sections(world, **(swap or {})) if "uniswap" in world.extra else ""
     rec = f'record_file = "{record_file}"\n' if record_file else ""
     signer = (f'keystore = "{keystore}"\npassword_env = "{DEVNET_PASSWORD_ENV}"' if keystore else
               f'private_key_env = "{KEEPER_KEY_ENV}"')
@@ -167,7 +225,7 @@ min_profit_usd = {min_profit_usd}
 max_gas_price_gwei = {max_gas_price_gwei}
 max_priority_fee_gwei = 2
 native_usd_feed = "{world.tokens['WETH'].feed}"
-{rec}{"".join(world.sections.values())}{chosen}"""
+{rec}{"".join(world.sections.values())}{swaps}{chosen}"""
 
 
 async def serve_devnet(port: int, config_out: Path | None, stop: asyncio.Event) -> None:

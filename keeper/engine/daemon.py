@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -32,6 +32,7 @@ from keeper.oracles.chainlink import ChainlinkFeed
 from keeper.protocols import build_adapter
 from keeper.protocols.base import (
     USD,
+    AccountView,
     Adapter,
     Assessment,
     Budget,
@@ -82,6 +83,13 @@ class ScanRow:
     liquidatable: bool
     why: str
     why_code: str | None = None  # the skip's code when nothing is planned
+    # Protocols that can pay with flash liquidity: the configured mode, the swap route and its quote,
+    # and the profit after gas in each mode (None: that mode has no plan).
+    execution: str | None = None
+    route: str | None = None
+    quoted: str | None = None
+    inventory_profit_usd: float | None = None
+    flash_profit_usd: float | None = None
 
 
 def scan_rows(assessments: list[Assessment], gas_price_wei: int, native_price_8: int) -> list[ScanRow]:
@@ -89,6 +97,14 @@ def scan_rows(assessments: list[Assessment], gas_price_wei: int, native_price_8:
     then by the profit a plan (or the view's estimate) would make after gas."""
     def profit(gross: int | None, gas: int) -> float | None:
         return None if gross is None else usd(gross - gas_cost_usd(gas or SCAN_GAS, gas_price_wei, native_price_8))
+
+    def modes(v: AccountView) -> dict[str, Any]:
+        m = v.modes
+        if m is None:
+            return {}
+        return {"execution": m.execution.value, "route": m.route, "quoted": m.quoted,
+                "inventory_profit_usd": profit(m.inventory_usd, m.inventory_gas),
+                "flash_profit_usd": profit(m.flash_usd, m.flash_gas)}
 
     rows = []
     for a in assessments:
@@ -98,11 +114,12 @@ def scan_rows(assessments: list[Assessment], gas_price_wei: int, native_price_8:
                 p = st.plan
                 gross = p.gross_usd if p.expected or p.deferred else None
                 rows.append(ScanRow(v.protocol, v.account, v.health, usd(v.debt_usd), v.label,
-                                    profit(gross, p.gas_estimate), v.liquidatable, st.note or "liquidatable"))
+                                    profit(gross, p.gas_estimate), v.liquidatable, st.note or "liquidatable",
+                                    **modes(v)))
             else:
                 code = st.code.value if isinstance(st, Skip) else None
                 rows.append(ScanRow(v.protocol, v.account, v.health, usd(v.debt_usd), v.label,
-                                    profit(v.value_usd, 0), v.liquidatable, st.message, code))
+                                    profit(v.value_usd, 0), v.liquidatable, st.message, code, **modes(v)))
         for p in a.plans:
             if not p.accounts:
                 gross = p.gross_usd if p.expected or p.deferred else None
@@ -133,7 +150,11 @@ class Keeper:
         if cfg.pull_oracle is not None:
             from keeper.oracles.pull import build_pull_oracle
             self.pull_oracle = build_pull_oracle(cfg.pull_oracle, self.chain)
-        services = Services(liquidator=signer.address, pull_oracle=self.pull_oracle)
+        self.swaps = None
+        if cfg.swap is not None:
+            from keeper.swap.routing import Swaps
+            self.swaps = Swaps(cfg.swap, cfg.flash, self.chain)
+        services = Services(liquidator=signer.address, pull_oracle=self.pull_oracle, swaps=self.swaps)
         self.adapters: list[Adapter] = [build_adapter(p, services)
                                         for p in cfg.protocols]
         self.by_name = {a.name: a for a in self.adapters}
@@ -188,6 +209,8 @@ class Keeper:
                            ("keeper.native_usd_feed", c.keeper.native_usd_feed)]:
             if not await self.chain.get_code(addr):
                 raise StartupError(f"{what}: no contract code at {addr}")
+        if self.swaps is not None:
+            await self.swaps.start()
         for a in self.adapters:
             await a.start(self.chain)
             for what, addr in a.contracts().items():

@@ -20,7 +20,7 @@ from keeper.engine.rank import Ranked, gas_cost_usd
 from keeper.engine.record import Outcome, Recorder, Status
 from keeper.engine.simulate import simulate
 from keeper.errors import RpcError
-from keeper.protocols.base import Adapter, Budget, Plan, Skip, SkipCode, value_usd
+from keeper.protocols.base import Adapter, Budget, Plan, Skip, SkipCode, no_inventory, value_usd
 
 log = structlog.get_logger()
 ERC20 = load("ERC20")
@@ -139,20 +139,23 @@ class Executor:
         # pay even with no gas is dropped (a gas estimate may be off either way).
         est_net = plan.gross_usd - native_usd
         if est_net < lim.min_profit and not plan.force:
-            return self._skip(r, plan, Skip(SkipCode.BELOW_MIN_PROFIT,
-                                            f"expected profit {est_net / 1e8:.2f} USD before gas below "
-                                            f"min_profit_usd {lim.min_profit / 1e8:.2f}"), predicted_profit=est_net)
+            why = (f"expected profit {est_net / 1e8:.2f} USD before gas below min_profit_usd "
+                   f"{lim.min_profit / 1e8:.2f}")
+            return self._skip(r, plan, self._short(plan, budget, why) or Skip(SkipCode.BELOW_MIN_PROFIT, why),
+                              predicted_profit=est_net)
         for s in plan.spends:
             if budget.get(s.token, 0) < s.amount:
-                return self._skip(r, plan, Skip(SkipCode.NO_INVENTORY,
-                                                f"wallet holds {budget.get(s.token, 0)} of {s.token}, "
-                                                f"needs {s.amount}"))
+                return self._skip(r, plan, no_inventory(s.token, budget.get(s.token, 0), s.amount,
+                                                        plan.prices.get(s.token)))
         approvals = await self._approvals(plan)
         sim = await simulate(self.chain, self.wallet, approvals + list(plan.txs), after=await self._unmined())
         if not sim.ok and sim.estimated and approvals and len(plan.txs) == 1:
             return await self._approve_first(r, plan, approvals, fees)
         if not sim.ok:
             return Refused(plan, sim.reason or "refused")
+        if plan.expected_from_simulation and sim.logs:
+            # e.g. a swap inside the transaction: it pays what the pool gives after this block's earlier trades.
+            plan = replace(plan, expected=token_deltas(sim.logs, self.wallet, set(plan.prices)))
         gas = sum(sim.gas_used[len(approvals):])
         gas_usd = gas_cost_usd(gas, fees.expected_price, native_price)
         predicted = plan.gross_usd - gas_usd - native_usd
@@ -162,9 +165,10 @@ class Executor:
                                             f"worth {worth / 1e8:.4f} USD, below {plan.min_gas_multiple} x its "
                                             f"gas cost {gas_usd / 1e8:.4f} USD"), predicted_profit=predicted)
         if predicted < lim.min_profit and not plan.force:
-            return self._skip(r, plan, Skip(SkipCode.BELOW_MIN_PROFIT,
-                                            f"profit after simulated gas {predicted / 1e8:.2f} USD below "
-                                            f"min_profit_usd {lim.min_profit / 1e8:.2f}"), predicted_profit=predicted)
+            why = (f"profit after simulated gas {predicted / 1e8:.2f} USD below min_profit_usd "
+                   f"{lim.min_profit / 1e8:.2f}")
+            return self._skip(r, plan, self._short(plan, budget, why) or Skip(SkipCode.BELOW_MIN_PROFIT, why),
+                              predicted_profit=predicted)
         details: dict[str, Any] = {**plan.report(), "gas_simulated": gas, "gas_price_wei": fees.expected_price,
                                    "gross_profit_usd": plan.gross_usd / 1e8, "gas_cost_usd": gas_usd / 1e8,
                                    "approvals": len(approvals)}
@@ -218,6 +222,16 @@ class Executor:
             self._approving.add(key)
             self._sent.append((tx_hash, tx))
         return self._skip(r, plan, Skip(SkipCode.PENDING, f"simulation: {why}"))
+
+    @staticmethod
+    def _short(plan: Plan, budget: Budget, why: str) -> Skip | None:
+        """NO_INVENTORY when the wallet's balance shrank the plan (``plan.shortfall``) to one that does
+        not pay: the wallet lacks funds, more than the liquidation lacks profit."""
+        s = plan.shortfall
+        if s is None:
+            return None
+        return no_inventory(s.token, budget.get(s.token, 0), s.amount, plan.prices.get(s.token),
+                            f"the part it can pay is too small ({why})")
 
     async def _unmined(self) -> list[TxRequest]:
         """This block's transactions that are sent and not mined yet, in nonce order."""

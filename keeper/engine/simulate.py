@@ -21,7 +21,7 @@ class Simulation:
     ok: bool
     gas_used: list[int] = field(default_factory=list)
     reason: str | None = None
-    logs: list[Log] = field(default_factory=list)  # of the last transaction
+    logs: list[Log] = field(default_factory=list)  # of the transactions simulated (not of ``after``)
     estimated: bool = False  # the node has no eth_simulateV1: eth_estimateGas of one transaction instead
 
 
@@ -48,9 +48,9 @@ async def simulate(chain: Chain, sender: str, txs: list[TxRequest],
             reason = decode_revert(c.get("returnData") or err.get("data"), err.get("message", ""))
             return Simulation(False, gas, reason=f"{t.what or 'call'} would revert: {reason}")
         gas.append(hexint(c["gasUsed"]))
-    last = calls[-1]
     logs = [Log.from_rpc({**lg, "blockNumber": lg.get("blockNumber", "0x0"), "logIndex": lg.get("logIndex", "0x0"),
-                          "transactionHash": lg.get("transactionHash", "0x")}) for lg in last.get("logs", [])]
+                          "transactionHash": lg.get("transactionHash", "0x")})
+            for c in calls for lg in c.get("logs", [])]
     return Simulation(True, gas, logs=logs)
 
 

@@ -39,6 +39,8 @@ from keeper.protocols.plan import (
     Assessment,
     Covered,
     Details,
+    Execution,
+    Modes,
     Plan,
     PlanKind,
     Planned,
@@ -47,15 +49,18 @@ from keeper.protocols.plan import (
     Spend,
     TokenPrice,
     batch_kind,
+    no_inventory,
     value_usd,
 )
 from keeper.store.types import MirrorRow
 
 if TYPE_CHECKING:
     from keeper.oracles.pull import PullOracle
+    from keeper.swap.routing import Swaps
 
-__all__ = ["USD", "AccountView", "Adapter", "Assessment", "Budget", "Covered", "Details", "ObservedLiquidation",
-           "Plan", "PlanKind", "Planned", "Services", "Skip", "SkipCode", "Spend", "TokenPrice", "batch_kind",
+__all__ = ["USD", "AccountView", "Adapter", "Assessment", "Budget", "Covered", "Details", "Execution", "Modes",
+           "ObservedLiquidation", "Plan", "PlanKind", "Planned", "Services", "Skip", "SkipCode", "Spend", "TokenPrice",
+           "batch_kind", "no_inventory",
            "value_usd"]
 
 Budget = dict[str, int]  # token -> amount the wallet can spend
@@ -67,6 +72,7 @@ class Services:
     """What the keeper gives every adapter (one constructor shape: ``Adapter(cfg, services)``)."""
     liquidator: str  # the keeper's address: receives what liquidations pay
     pull_oracle: PullOracle | None = None  # signed prices (Pyth) when the config has [pull_oracle]
+    swaps: Swaps | None = None  # Uniswap V3 routing and flash lenders when the config has [swap]
 
 
 @dataclass(frozen=True)

@@ -72,12 +72,53 @@ class SkipCode(StrEnum):
     BELOW_GAS_MULTIPLE = "below_gas_multiple"  # worth less than the plan's min_gas_multiple x its gas
     SIMULATION_REVERT = "simulation_revert"  # the node says the transactions would revert
     REWARD_LOST = "reward_lost"  # a deferred reward the protocol will never pay (e.g. its oracle version timed out)
+    # Flash execution (the seized collateral sold on Uniswap V3 inside the transaction):
+    NO_ROUTE = "no_route"  # no pool path from the collateral to the token repaid
+    NO_FLASH_LIQUIDITY = "no_flash_liquidity"  # no flash lender holds the amount to borrow
+    SWAP_CANNOT_REPAY = "swap_cannot_repay"  # at every size, the sale's quote repays less than was borrowed
+    LOSS_POLICY = "loss_policy"  # Gearbox's loss policy refuses this liquidator a liquidation with bad debt
 
 
 @dataclass(frozen=True)
 class Skip:
     code: SkipCode
     message: str  # for people: what exactly (amounts, the revert reason...)
+
+
+def amount_text(amount: int, price: TokenPrice | None, token: str = "") -> str:
+    """``amount`` in whole tokens with the symbol ("20,010.00 USDC"), or raw units and the address."""
+    if price is None:
+        return f"{amount} units of {token}"
+    digits = 2 if price.decimals <= 6 else 4
+    return f"{amount / 10**price.decimals:,.{digits}f} {price.symbol}"
+
+
+def no_inventory(token: str, held: int, needed: int, price: TokenPrice | None, why: str = "") -> Skip:
+    """SkipCode.NO_INVENTORY naming the token, what the wallet holds and what the plan needs."""
+    return Skip(SkipCode.NO_INVENTORY, f"wallet holds {amount_text(held, price, token)}, needs "
+                                       f"{amount_text(needed, price, token)}{': ' + why if why else ''}")
+
+
+class Execution(StrEnum):
+    """How a liquidation is paid: from the wallet (which keeps what it seizes), or with flash
+    liquidity through the keeper's LiquidationExecutor (the collateral sold inside the transaction,
+    the profit left in the repaid token)."""
+    INVENTORY = "inventory"
+    FLASH = "flash"
+
+
+@dataclass(frozen=True)
+class Modes:
+    """What liquidating an account would pay in each execution mode (scan's columns). USD amounts
+    are gross (gas not subtracted), 8 decimals; None when that mode has no plan (``note`` says why)."""
+    execution: Execution  # the mode the protocol entry is configured for
+    inventory_usd: int | None  # the wallet's token changes at the protocol's prices (collateral kept)
+    inventory_gas: int
+    flash_usd: int | None  # the quoted profit left in the repaid token
+    flash_gas: int
+    route: str | None = None  # e.g. "WETH -0.30%-> USDC"
+    quoted: str | None = None  # e.g. "10.0000 WETH -> 20,890.12 USDC"
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +133,7 @@ class AccountView:
     # What liquidating it would be worth (gross, USD 8 dec) when nothing is planned, e.g. a healthy
     # account's best pair, for scan's profit column.
     value_usd: int | None = None
+    modes: Modes | None = None  # both execution modes' figures (protocols that support flash execution)
 
     @property
     def skip(self) -> Skip | None:
@@ -161,6 +203,13 @@ class Plan:
     # Send only when (gross_usd + value of collects) >= this x the simulated gas cost.
     min_gas_multiple: Decimal | None = None
     details: Details | None = None  # for reports only
+    # The wallet's balance made this plan smaller than the whole liquidation, which needs ``amount``
+    # of ``token``: when the smaller plan does not pay, the skip says the wallet lacks funds.
+    shortfall: Spend | None = None
+    # The token changes are those the simulation's Transfer logs show for the wallet (instead of
+    # ``expected``): a swap inside the transaction pays what the pool gives after the block's earlier
+    # trades, which the simulation runs first.
+    expected_from_simulation: bool = False
 
     def __post_init__(self) -> None:
         if not self.txs:

@@ -71,19 +71,25 @@ class StubNode:
                 data = ERROR_STRING + encode(["string"], [self.reverts[t.data]])
                 out.append({"status": "0x0", "gasUsed": hex(30_000), "returnData": "0x" + data.hex()})
             else:
-                out.append({"status": "0x1", "gasUsed": hex(self.gas_used), "logs": []})
+                out.append({"status": "0x1", "gasUsed": hex(self.gas_used), "logs": self._logs(t.data, "0x0")})
         return [{"calls": out}]
+
+    def _logs(self, data: bytes, tx_hash: str) -> list[dict[str, Any]]:
+        """The Transfer logs the test declared for this calldata."""
+        logs = []
+        for token, amount in self.transfers.get(data, []):
+            src, dst = ("0x" + "11" * 20, self.wallet) if amount > 0 else (self.wallet, "0x" + "22" * 20)
+            logs.append({"address": token, "topics": [ERC20_TRANSFER_TOPIC, _topic(src), _topic(dst)],
+                         "data": "0x" + abs(amount).to_bytes(32, "big").hex(), "blockNumber": hex(self.block),
+                         "logIndex": hex(len(logs)), "transactionHash": tx_hash})
+        return logs
 
     def _mine(self, tx_hash: str, tx: TxRequest) -> None:
         if tx.data[:4] == APPROVE:
             spender, amount = decode(["address", "uint256"], tx.data[4:])
             self.allowances[(tx.to, spender)] = amount
-        logs = []
+        logs = self._logs(tx.data, tx_hash)
         for token, amount in self.transfers.get(tx.data, []):
-            src, dst = ("0x" + "11" * 20, self.wallet) if amount > 0 else (self.wallet, "0x" + "22" * 20)
-            logs.append({"address": token, "topics": [ERC20_TRANSFER_TOPIC, _topic(src), _topic(dst)],
-                         "data": "0x" + abs(amount).to_bytes(32, "big").hex(), "blockNumber": hex(self.block),
-                         "logIndex": hex(len(logs)), "transactionHash": tx_hash})
             self.balances[token] = self.balances.get(token, 0) + amount
         self._receipts[tx_hash] = {"status": "0x0" if tx.data in self.fails_on_chain else "0x1",
                                    "blockNumber": hex(self.block), "gasUsed": hex(self.gas_used),

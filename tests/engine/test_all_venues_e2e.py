@@ -16,13 +16,12 @@ from keeper_devnet.protocols.perennial_v2.world import (
 from keeper_devnet.tokens import set_price
 from keeper_devnet.world import ALL_PROTOCOLS
 
-from keeper.protocols.gearbox_v3.adapter import FULL_ONLY
 from tests.helpers.keeper import run_keeper, scan_rows, world_with_aave_positions
 
 E18 = 10**18
 AAVE_POSITIONS = [({"WETH": 10}, {"USDC": 24_000 * f}) for f in (0.5, 0.74, 0.8)]  # 0.74, 0.8 liquidatable
 MORPHO_UNHEALTHY = (0, 2, 3)
-GEARBOX_FULL_ONLY = 5  # GEARBOX_DEMO_POSITIONS[5]: bad debt, no partial size restores HF >= 1
+GEARBOX_FULL_ONLY = 5  # GEARBOX_DEMO_POSITIONS[5]: bad debt, no partial size restores HF >= 1: a full liquidation
 assert len(MORPHO_DEMO_POSITIONS) == 5
 
 
@@ -72,10 +71,10 @@ async def test_one_ranking_over_lending_and_leverage_each_position_once(deployer
     liqs = report["liquidations"]
     for proto in ALL_PROTOCOLS:
         covered = sorted(a for o in liqs if o["protocol"] == proto for a in acted_on(o))
-        want = expected[proto] - ({full_only} if proto == "gearbox_v3" else set())
-        assert covered == sorted(want), proto  # each once, nobody healthy
-    # The account only a full liquidation could resolve is reported with why, never sent.
-    assert [o["reason"] for o in report["skipped"] if o["account"] == full_only] == [FULL_ONLY]
+        assert covered == sorted(expected[proto]), proto  # each once, nobody healthy
+    # The account only a full liquidation could resolve is fully liquidated.
+    (full,) = [o for o in liqs if o["account"] == full_only]
+    assert full["details"]["liquidation"] == "full" and full["details"]["bad_debt"]
     # The first block's sends are one ranking across all five venues.
     first, seen = [], set()
     for o in liqs:
@@ -88,9 +87,9 @@ async def test_one_ranking_over_lending_and_leverage_each_position_once(deployer
     assert nets == sorted(nets, reverse=True)
     for o in liqs:
         assert o["realised_profit_usd"] == pytest.approx(o["predicted_profit_usd"], rel=0.005)
-    # Aave, Comet and Gearbox (partials) leave nobody liquidatable but the full-only account.
+    # Aave, Comet and Gearbox leave nobody liquidatable.
     left = await liquidatable_now(deployer, world)
-    assert not left["aave_v3"] and not left["compound_v3"] and left["gearbox_v3"] == {full_only}
+    assert not left["aave_v3"] and not left["compound_v3"] and not left["gearbox_v3"]
 
 
 async def test_scan_is_one_table_over_all_venues(deployer, world, tmp_path):

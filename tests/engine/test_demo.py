@@ -1,5 +1,7 @@
 """`keeper demo --json`, run as an operator runs it: its own Anvil, every protocol of the world, a
-30% WETH drop; the report names the protocol of every liquidation and the code each protocol ran on."""
+30% WETH drop; the report names the protocol of every liquidation and the code each protocol ran on.
+The demo runs in flash mode: the keeper wallet holds no token at all, and every liquidation of a
+protocol that supports it goes through the executor, with its route."""
 from __future__ import annotations
 
 import pytest
@@ -37,12 +39,24 @@ async def test_demo_json_report():
         assert report["contracts"][name] == code
     by_protocol = {p: [o for o in report["liquidations"] if o["protocol"] == p] for p in ALL_PROTOCOLS}
     assert all(by_protocol.values()), {p: len(v) for p, v in by_protocol.items()}  # each protocol liquidated
+    assert report["execution"] == "flash" and set(report["wallet_before"].values()) == {"0"}
     for o in report["liquidations"]:
         assert o["tx_hash"].startswith("0x") and o["realised_profit_usd"] > 0
         assert abs(o["realised_profit_usd"] - o["predicted_profit_usd"]) <= 0.005 * abs(o["predicted_profit_usd"])
-    # Perennial pays at the next oracle version: credited, shown, then claimed.
-    [(token, credited)] = report["rewards_credited_before_claim"]["perennial_v2"].items()
+        flash = o["protocol"] != "perennial_v2"  # a perps venue: the keeper closes, nothing is repaid
+        assert o["execution"] == ("flash" if flash else "inventory")
+        assert (" -0.30%-> " in o["route"]) if flash else o["route"] is None
+    # Perennial pays at the next oracle version: booked as deferred at the liquidation, then claimed
+    # (credited first and shown, or, when the version's window opened during the rounds, committed,
+    # settled and claimed by the keeper's own claim plan).
+    booked: dict[str, int] = {}
+    for o in by_protocol["perennial_v2"]:
+        for t, a in o["details"]["deferred"].items():
+            booked[t] = booked.get(t, 0) + int(a)
+    [(token, owed)] = booked.items()
     claims = [c for c in report["claims"] if c["protocol"] == "perennial_v2"]
-    assert claims and sum(int(c["details"]["collects"].get(token, 0)) for c in claims) == int(credited) > 0
+    assert claims and sum(int(c["details"]["collects"].get(token, 0)) for c in claims) == owed > 0
+    credited = report["rewards_credited_before_claim"].get("perennial_v2")
+    assert credited is None or int(credited[token]) == owed
     # What is left liquidatable is only what no liquidation can take (named, with why).
     assert all(r["why"] != "liquidatable" for r in report["still_liquidatable"]), report["still_liquidatable"]

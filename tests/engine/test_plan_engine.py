@@ -251,7 +251,7 @@ async def test_gas_cap_min_profit_and_wallet_checks_skip_before_simulating():
     (o,) = await execute(node, [liq(addr(2), usdc(10), weth(1))], limits=capped)
     assert o.reason_code is SkipCode.GAS_PRICE_CAP and "above max_gas_price_gwei 1.00" in o.reason
     (o,) = await execute(node, [liq(addr(3), usdc(100), weth(1))])
-    assert o.reason_code is SkipCode.NO_INVENTORY and o.reason == f"wallet holds {usdc(50)} of {USDC}, needs {usdc(100)}"
+    assert o.reason_code is SkipCode.NO_INVENTORY and o.reason == "wallet holds 50.00 USDC, needs 100.00 USDC"
     assert node.simulated == [] and node.sent == []
 
 

@@ -7,7 +7,7 @@ def uncomment_examples(text: str) -> str:
     """The example with every commented-out table ("# [[protocols]]" ... up to a blank line) enabled."""
     out, inside = [], False
     for line in text.splitlines():
-        if line in ("# [[protocols]]", "# [pull_oracle]"):
+        if line in ("# [[protocols]]", "# [pull_oracle]", "# [swap]", "# [flash]"):
             inside = True
         elif not line.strip():
             inside = False

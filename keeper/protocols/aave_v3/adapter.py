@@ -3,10 +3,13 @@ maximise profit under the configured rule set (see rules.py): the close factor, 
 liquidation bonus of the user's eMode category (v3.0: the reserve's category bits; v3.2+: the
 category's collateral bitmap). When simulation refuses a plan, the adapter offers the next one
 (another pair, or a smaller amount) and does not offer the refused one again while the account's
-state is unchanged."""
+state is unchanged. In flash mode (aave_v3.flash) the keeper's LiquidationExecutor borrows the debt
+asset, calls liquidationCall and sells the collateral on Uniswap V3; the pair whose quoted profit is
+highest is planned."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 import structlog
 from eth_utils import to_checksum_address
@@ -16,6 +19,7 @@ from keeper.chain.client import Chain
 from keeper.chain.multicall import Call, CallFailed
 from keeper.chain.sender import TxRequest
 from keeper.errors import StartupError
+from keeper.protocols.aave_v3 import flash as af
 from keeper.protocols.aave_v3.config import AaveV3Config
 from keeper.protocols.aave_v3.mirror import AaveMirror, ReserveAddrs
 from keeper.protocols.aave_v3.rules import (
@@ -34,6 +38,8 @@ from keeper.protocols.base import (
     Assessment,
     Budget,
     Details,
+    Execution,
+    Modes,
     ObservedLiquidation,
     Plan,
     PlanKind,
@@ -43,9 +49,12 @@ from keeper.protocols.base import (
     SkipCode,
     Spend,
     TokenPrice,
+    no_inventory,
     value_usd,
 )
 from keeper.store.types import MirrorRow
+from keeper.swap import execution as fx
+from keeper.swap.search import Solution, Unsolved, solve
 
 log = structlog.get_logger()
 POOL = load("aave_v3/AaveV3Pool")
@@ -137,6 +146,7 @@ class Candidate:
     clears: bool
     bonus: int
     margin_bps: int = 0  # kept over the dust limit
+    need: int = 0  # what the pair's whole liquidation would take from the wallet (0: the wallet is not short)
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -174,6 +184,8 @@ class AaveDetails(Details):
     rules: str
     leaves_bad_debt: bool  # v3.3: the call takes the last collateral: the Pool burns the rest of the debt
     dust_margin_bps: int  # kept over the 1000 USD dust limit (a next plan after a dust refusal)
+    execution: str = Execution.INVENTORY.value
+    flash: fx.FlashReport | None = None  # flash mode: route, quote, lender, profit enforced by the executor
 
 
 class AaveV3Adapter(Adapter[AaveV3Config]):
@@ -195,9 +207,14 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
         self.chain: Chain | None = None
         self.mirror: AaveMirror | None = None
         self.last_resync = -1
+        self.swaps = services.swaps
+        self.flash = cfg.execution == Execution.FLASH
+        # user -> (collateral, debt) -> this block's flash solution (flash mode, or a scan with [swap])
+        self.quotes: dict[str, dict[tuple[str, str], Solution | Unsolved]] = {}
 
     def contracts(self) -> dict[str, str]:
-        return {"PoolAddressesProvider": self.provider, "Pool": self.pool, "AaveOracle": self.oracle}
+        out = {"PoolAddressesProvider": self.provider, "Pool": self.pool, "AaveOracle": self.oracle}
+        return out | ({"LiquidationExecutor": self.cfg.executor} if self.flash and self.cfg.executor else {})
 
     def tokens(self) -> set[str]:
         return set(self.reserves)
@@ -211,6 +228,10 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
             Call(self.provider, PROVIDER.fn("getPriceOracle").encode(), PROVIDER.fn("getPriceOracle").decode),
         ])
         self.pool, self.oracle = pool, oracle
+        if self.flash:
+            assert self.swaps is not None and self.cfg.executor  # the config requires [swap] and executor
+            await self.swaps.start()
+            await fx.check_executor(chain, self.name, self.cfg.executor, self.liquidator)
         unit = (await chain.multicall([Call(oracle, ORACLE.fn("BASE_CURRENCY_UNIT").encode(),
                                             ORACLE.fn("BASE_CURRENCY_UNIT").decode)]))[0]
         if not isinstance(unit, CallFailed) and unit != USD:
@@ -277,8 +298,31 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
         if self.mirror is None or all_details:
             await self._load_reserves()  # configuration may change (bonus, fees, pauses)
             await self._read_users(list(self.users), block, all_details)
+        else:
+            await self._refresh_incremental(self.mirror, block)
+        await self._quote(block, all_details)
+
+    async def _quote(self, block: int, all_details: bool) -> None:
+        """Flash mode (or a scan with [swap]): for each liquidatable account's best pairs at oracle
+        prices, the debtToCover that pays most once the collateral is sold on Uniswap V3."""
+        self.quotes = {}
+        if self.swaps is None or not (self.flash or all_details):
             return
-        await self._refresh_incremental(self.mirror, block)
+        problems = []
+        for u, st in self.users.items():
+            if st.health_factor >= HF_ONE or not st.debt or not any(st.collateral.values()):
+                continue
+            pairs = sorted(self._pairs(st)[0], key=lambda x: -self._oracle_profit(st, x))[:af.MAX_PAIRS]
+            for pair in pairs:
+                p = af.problem((u, pair.collateral, pair.debt), pair, self.cfg.close_factor_rules,
+                               st.health_factor, st.total_debt_base, self.pool, CLEAR_MARGIN_BPS)
+                if p is not None:
+                    problems.append(p)
+        if not problems:
+            return
+        for key, result in (await solve(self.swaps, problems, block)).items():
+            u, c, d = cast(tuple[str, str, str], key)
+            self.quotes.setdefault(u, {})[(c, d)] = result
 
     async def _refresh_incremental(self, m: AaveMirror, block: int) -> None:
         """Local mirror (keeper.protocols.aave_v3.mirror), then the accounts it finds liquidatable
@@ -447,9 +491,15 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
         d = plan.details
         if st is None or not isinstance(d, AaveDetails) or any(r in refusal for r in ACCOUNT_REFUSALS):
             return []
+        base = self._base(plan.account, st)
+        if d.execution == Execution.FLASH.value:
+            # The executor's flow was refused (the Pool, the swap or the minimum profit): the next
+            # quoted pair, if any.
+            self._remember(plan.account, st, (d.collateral, d.debt, 0), whole_pair=True)
+            nxt = self._flash(plan.account, st, base, self.quotes.get(plan.account, {}))
+            return [nxt] if isinstance(nxt, Plan) else []
         dust = any(r in refusal for r in DUST_REFUSALS)
         self._remember(plan.account, st, (d.collateral, d.debt, d.dust_margin_bps), whole_pair=not dust)
-        base = self._base(plan.account, st)
         nexts = [self._opportunity(plan.account, base, c)[1] for c in self._untried(plan.account, st, budget)]
         return [p for p in nexts if p is not None]
 
@@ -505,15 +555,50 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
             return replace(base, status=Skip(SkipCode.UNREADABLE, "no balances read")), None
         if not any(st.collateral.values()):
             return replace(base, status=Skip(SkipCode.NO_COLLATERAL, "bad debt: no collateral left to seize")), None
+        # The inventory plan (the best untried candidate for the wallet) and the flash plan (the best
+        # quoted pair): the configured mode's plan is sent, both modes' figures are shown.
+        inventory = self._inventory(user, st, base, budget)
+        quotes = self.quotes.get(user, {})
+        flash = self._flash(user, st, base, quotes) if self.flash else None
+        modes = self._modes(inventory, quotes)
+        chosen = flash if self.flash else inventory
+        assert chosen is not None
+        if isinstance(chosen, Skip):
+            return replace(base, status=chosen, modes=modes), None
+        return replace(base, label=chosen.label, status=Planned(chosen), modes=modes), chosen
+
+    def _inventory(self, user: str, st: UserState, base: AccountView, budget: Budget) -> Plan | Skip:
+        """liquidationCall paid from the wallet: the best candidate simulation has not refused in
+        this state; or why there is none (the wallet too short for any amount the rules allow)."""
         fresh = self._untried(user, st, budget)
-        if not fresh:
-            found, reasons = self._candidates(st, budget)
-            if found:
-                return replace(base, status=Skip(SkipCode.SIMULATION_REVERT,
-                                                 "every valid plan was refused by simulation in this state")), None
-            why = "; ".join(dict.fromkeys(reasons)) or "no liquidatable collateral/debt pair"
-            return replace(base, status=Skip(SkipCode.NO_VALID_AMOUNT, why)), None
-        return self._opportunity(user, base, fresh[0])
+        if fresh:
+            plan = self._opportunity(user, base, fresh[0])[1]
+            assert plan is not None
+            return plan
+        found, reasons = self._candidates(st, budget)
+        if found:
+            return Skip(SkipCode.SIMULATION_REVERT, "every valid plan was refused by simulation in this state")
+        short = self._short(st, budget)
+        if short:
+            d_asset, need = max(short.items(), key=lambda x: self._price(x[0]).usd(x[1]))
+            return no_inventory(d_asset, budget.get(d_asset, 0), need, self._price(d_asset),
+                                "too little for any liquidation the rules allow")
+        why = "; ".join(dict.fromkeys(reasons)) or "no liquidatable collateral/debt pair"
+        return Skip(SkipCode.NO_VALID_AMOUNT, why)
+
+    def _modes(self, inventory: Plan | Skip, quotes: dict[tuple[str, str], Solution | Unsolved]) -> Modes:
+        """Both modes' figures for scan: the wallet's plan, and the best quoted flash liquidation."""
+        shown = max(quotes.items(), key=lambda kv: self._price(kv[0][1]).usd(kv[1].profit)
+                    if isinstance(kv[1], Solution) else -(2**255), default=None)
+        debt = shown[0][1] if shown else ""
+        return fx.modes(self.cfg.execution,
+                        inventory_usd=inventory.gross_usd if isinstance(inventory, Plan) else None,
+                        inventory_gas=LIQUIDATION_GAS, flash=shown[1] if shown else None, flash_gas=af.FLASH_GAS,
+                        profit_price=self._price(debt) if debt else None, swaps=self.swaps, price=self._price_of,
+                        profit_token=debt)
+
+    def _price_of(self, token: str) -> TokenPrice | None:
+        return self._price(token) if token in self.reserves else None
 
     def _bonus(self, st: UserState, cr: Reserve) -> tuple[int, str | None]:
         """The liquidation bonus the Pool applies to this collateral for this user (or why the
@@ -530,13 +615,11 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
         # v3.2+: the category covers the collateral whose reserve id is set in its collateral bitmap
         return (em.bonus if (em.collateral_bitmap >> cr.id) & 1 else cr.bonus), None
 
-    def _candidates(self, st: UserState, budget: Budget, *, dry: bool = False,
-                    margins: tuple[int, ...] = ()) -> tuple[list[Candidate], list[str]]:
-        """The best amount of every (collateral, debt) pair (``dry``: as much as the rules allow,
-        for a scan of a healthy account), and for each margin in ``margins`` the best amount
-        that leaves that much more than the dust limit; plus why pairs have none."""
+    def _pairs(self, st: UserState) -> tuple[list[af.Pair], list[str]]:
+        """Every (collateral, debt) pair liquidationCall could take, with the bonus that applies
+        (eMode); and why some cannot be."""
         rules = self.cfg.close_factor_rules
-        out: list[Candidate] = []
+        pairs: list[af.Pair] = []
         reasons: list[str] = []
         for c_asset, c_bal in st.collateral.items():
             cr = self.reserves[c_asset]
@@ -551,17 +634,58 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
                 dr = self.reserves[d_asset]
                 if d_bal == 0 or not dr.active or dr.paused or cr.price == 0 or dr.price == 0:
                     continue
-                amounts = set()
-                for margin in (0, *margins):
-                    cand = self._pair(st, cr, dr, c_bal, d_bal, bonus, budget, dry, margin)
-                    if cand is None:
-                        if not margin:
-                            reasons.append(f"no valid amount for {cr.symbol}/{dr.symbol} "
-                                           f"(wallet holds {budget.get(d_asset, 0)} {dr.symbol})")
-                        continue
-                    if cand.amount not in amounts:  # a margin that changes nothing is no new plan
-                        amounts.add(cand.amount)
-                        out.append(cand)
+                pairs.append(af.Pair(c_asset, d_asset, Side(cr.price, cr.decimals, c_bal),
+                                     Side(dr.price, dr.decimals, d_bal), bonus, cr.protocol_fee))
+        return pairs, reasons
+
+    def _oracle_profit(self, st: UserState, pair: af.Pair) -> int:
+        """The pair's largest liquidation valued at oracle prices (collateral received - debt repaid)."""
+        found = best_amount(self.cfg.close_factor_rules, st.health_factor, st.total_debt_base, pair.coll,
+                            pair.debt_side, pair.bonus, pair.protocol_fee, UINT_MAX)
+        if found is None:
+            return -(2**255)
+        out = found[1]
+        return (self._price(pair.collateral).usd(out.collateral_to_liquidator)
+                - self._price(pair.debt).usd(out.debt_repaid))
+
+    def _short(self, st: UserState, budget: Budget) -> dict[str, int]:
+        """Debt asset -> what the largest liquidation the rules allow of a pair would take from the
+        wallet, where the wallet holds less (a margin over the debt when it clears it)."""
+        out: dict[str, int] = {}
+        for pair in self._pairs(st)[0]:
+            whole = best_amount(self.cfg.close_factor_rules, st.health_factor, st.total_debt_base, pair.coll,
+                                pair.debt_side, pair.bonus, pair.protocol_fee, UINT_MAX)
+            if whole is None:
+                continue
+            need = whole[1].debt_repaid
+            if need >= pair.debt_side.balance:
+                need += need * CLEAR_MARGIN_BPS // 10_000 + 1
+            if need > budget.get(pair.debt, 0):
+                out[pair.debt] = max(out.get(pair.debt, 0), need)
+        return out
+
+    def _candidates(self, st: UserState, budget: Budget, *, dry: bool = False,
+                    margins: tuple[int, ...] = ()) -> tuple[list[Candidate], list[str]]:
+        """The best amount of every (collateral, debt) pair (``dry``: as much as the rules allow,
+        for a scan of a healthy account), and for each margin in ``margins`` the best amount
+        that leaves that much more than the dust limit; plus why pairs have none."""
+        out: list[Candidate] = []
+        pairs, reasons = self._pairs(st)
+        short = {} if dry else self._short(st, budget)
+        for pair in pairs:
+            cr, dr = self.reserves[pair.collateral], self.reserves[pair.debt]
+            amounts = set()
+            for margin in (0, *margins):
+                cand = self._pair(st, cr, dr, pair.coll.balance, pair.debt_side.balance, pair.bonus, budget, dry,
+                                  margin)
+                if cand is None:
+                    if not margin:
+                        reasons.append(f"no valid amount for {cr.symbol}/{dr.symbol} "
+                                       f"(wallet holds {budget.get(dr.asset, 0)} {dr.symbol})")
+                    continue
+                if cand.amount not in amounts:  # a margin that changes nothing is no new plan
+                    amounts.add(cand.amount)
+                    out.append(replace(cand, need=short.get(dr.asset, 0)))
         return out, reasons
 
     def _pair(self, st: UserState, cr: Reserve, dr: Reserve, c_bal: int, d_bal: int, bonus: int,
@@ -621,8 +745,53 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
                        what=f"liquidationCall {label} {user}")
         plan = Plan(protocol=self.name, kind=PlanKind.LIQUIDATION, account=user, accounts=(user,), label=label,
                     txs=(tx,), spends=(Spend(c.debt, self.pool, spend),), expected=expected, prices=prices,
-                    gas_estimate=LIQUIDATION_GAS, debt_usd=base.debt_usd, details=details)
+                    gas_estimate=LIQUIDATION_GAS, debt_usd=base.debt_usd, details=details,
+                    shortfall=Spend(c.debt, self.pool, c.need) if c.need > spend else None)
         return replace(base, label=label, status=Planned(plan)), plan
+
+    def _flash(self, user: str, st: UserState, base: AccountView,
+               quotes: dict[tuple[str, str], Solution | Unsolved]) -> Plan | Skip:
+        """liquidateAaveV3 through the executor for the pair whose quoted profit is highest (pairs
+        simulation refused in this state left out)."""
+        assert self.swaps is not None
+        price = self._price_of
+        _, refused = self._refused_here(user, st)
+        quotes = {k: q for k, q in quotes.items() if k not in refused}
+        solved = {k: q for k, q in quotes.items() if isinstance(q, Solution) and q.profit > 0}
+        if not solved:
+            if refused and not quotes:
+                return Skip(SkipCode.SIMULATION_REVERT, "every quoted pair was refused by simulation in this state")
+            if not quotes:
+                return Skip(SkipCode.NO_VALID_AMOUNT, "; ".join(self._pairs(st)[1]) or
+                            "no liquidatable collateral/debt pair with a swap back to the debt")
+            (c_asset, d_asset), q = max(quotes.items(),
+                                        key=lambda kv: kv[1].profit if isinstance(kv[1], Solution) else -(2**255))
+            skip = fx.skip_of(q, price, self.swaps, d_asset)
+            assert skip is not None
+            return skip
+        (c_asset, d_asset), sol = max(solved.items(), key=lambda kv: self._price(kv[0][1]).usd(kv[1].profit))
+        pair = next(p for p in self._pairs(st)[0] if (p.collateral, p.debt) == (c_asset, d_asset))
+        cr, dr = self.reserves[c_asset], self.reserves[d_asset]
+        label = f"{cr.symbol}/{dr.symbol}"
+        bps = self.swaps.cfg.slippage_bps
+        (swap,) = fx.executor_swaps(sol, self.swaps.cfg.router, bps)
+        assert self.cfg.executor
+        report = fx.report(sol, self.swaps, d_asset, price)
+        data = af.calldata(sol, self.pool, user, pair, swap, fx.profit_arg(sol, d_asset, bps))
+        rules = self.cfg.close_factor_rules
+        out = af.outcome(pair, rules, st.health_factor, st.total_debt_base, sol.candidate.size)
+        assert out is not None
+        details = AaveDetails(
+            collateral=c_asset, debt=d_asset, debt_to_cover=out.debt_repaid, debt_to_cover_arg=sol.candidate.borrow,
+            collateral_received=out.collateral_to_liquidator, protocol_fee=out.protocol_fee,
+            clears_debt=out.debt_repaid >= pair.debt_side.balance, liquidation_bonus=pair.bonus, emode=st.emode,
+            rules=rules, leaves_bad_debt=takes_last_collateral(rules, st.total_collateral_base, pair.coll, out),
+            dust_margin_bps=0, execution=Execution.FLASH.value, flash=report)
+        tx = TxRequest(to=self.cfg.executor, data=data, what=f"liquidateAaveV3 {label} {user} via {report.route}")
+        return Plan(protocol=self.name, kind=PlanKind.LIQUIDATION, account=user, accounts=(user,), label=label,
+                    txs=(tx,), expected={d_asset: sol.profit}, prices={d_asset: self._price(d_asset)},
+                    gas_estimate=af.FLASH_GAS, debt_usd=base.debt_usd, details=details,
+                    expected_from_simulation=True)
 
     # ---- shadow mode and fork rehearsals ------------------------------------------------------------
     async def liquidation_events(self, from_block: int, to_block: int) -> list[ObservedLiquidation]:

@@ -5,10 +5,10 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from keeper.config_types import Address, ProtocolConfig
+from keeper.config_types import Address, ExecutionConfig
 
 
-class AaveV3Config(ProtocolConfig):
+class AaveV3Config(ExecutionConfig):
     """Aave V3 and its forks: one table per Pool, found through its PoolAddressesProvider."""
     EXAMPLE_ENABLED: ClassVar[bool] = True
 

@@ -23,6 +23,8 @@ from keeper.protocols.base import (
     Budget,
     Covered,
     Details,
+    Execution,
+    Modes,
     ObservedLiquidation,
     Plan,
     PlanKind,
@@ -33,10 +35,15 @@ from keeper.protocols.base import (
     Spend,
     TokenPrice,
     batch_kind,
+    no_inventory,
 )
+from keeper.protocols.compound_v3 import flash as cf
 from keeper.protocols.compound_v3 import maths as cm
 from keeper.protocols.compound_v3.config import CompoundV3Config
 from keeper.protocols.compound_v3.mirror import CometMirror
+from keeper.protocols.plan import amount_text
+from keeper.swap import execution as fx
+from keeper.swap.search import Problem, Solution, Unsolved, solve
 
 log = structlog.get_logger()
 COMET = load("compound_v3/CometMain")
@@ -117,6 +124,8 @@ class AbsorbDetails(Details):
     reserves: int
     target_reserves: int
     absorb_only: str | None = None  # why nothing is bought (absorb_without_profit)
+    execution: str = Execution.INVENTORY.value
+    flash: tuple[fx.FlashReport, ...] = ()  # flash mode: one executor call per collateral bought
 
 
 @dataclass(frozen=True)
@@ -124,6 +133,8 @@ class BuyOnlyDetails(Details):
     buys: tuple[BuyDetails, ...]
     reserves: int
     target_reserves: int
+    execution: str = Execution.INVENTORY.value
+    flash: tuple[fx.FlashReport, ...] = ()
 
 
 class CompoundV3Adapter(Adapter[CompoundV3Config]):
@@ -148,9 +159,15 @@ class CompoundV3Adapter(Adapter[CompoundV3Config]):
         self.chain: Chain | None = None
         self.mirror: CometMirror | None = None
         self.mirror_mismatches = 0  # candidates whose on-chain state differed from the mirror's
+        self.swaps = services.swaps
+        self.flash = cfg.execution == Execution.FLASH
+        # (accounts absorbed first, or () for reserves already absorbed, asset) -> this block's flash
+        # solution of buying that collateral (flash mode, or a scan with [swap])
+        self.quotes: dict[tuple[tuple[str, ...], str], Solution | Unsolved] = {}
 
     def contracts(self) -> dict[str, str]:
-        return {"Comet": self.comet}
+        return {"Comet": self.comet} | ({"LiquidationExecutor": self.cfg.executor}
+                                        if self.flash and self.cfg.executor else {})
 
     def tokens(self) -> set[str]:
         return {self.base} if self.base else set()
@@ -169,6 +186,10 @@ class CompoundV3Adapter(Adapter[CompoundV3Config]):
         self.base, self.base_feed, self.base_scale = res
         _decimals(self.base_scale)
         await self._load_assets("latest")
+        if self.flash:
+            assert self.swaps is not None and self.cfg.executor  # the config requires [swap] and executor
+            await self.swaps.start()
+            await fx.check_executor(chain, self.name, self.cfg.executor, self.liquidator)
 
     async def _load_assets(self, block: int | str) -> None:
         """storeFrontPriceFactor and every collateral's AssetInfo (again when governance adds one)."""
@@ -313,6 +334,45 @@ class CompoundV3Adapter(Adapter[CompoundV3Config]):
             st.comet_liquidatable, st.debt = row[0], row[1]
             st.collateral = {a.asset: bal for a, bal in zip(assets, row[2:]) if bal}
             st.block = block
+        await self._quote(block, all_details)
+
+    async def _quote(self, block: int, all_details: bool) -> None:
+        """Flash mode (or a scan with [swap]): for each absorb batch and each collateral it frees (and
+        each reserve already for sale), the base amount that pays most once the collateral bought is
+        sold on Uniswap V3."""
+        self.quotes = {}
+        if self.swaps is None or not (self.flash or all_details) or self.buy_paused:
+            return
+        problems: list[Problem] = []
+        batches = [tuple(g) for g in self._groups(self._liquidatable())] if not self.absorb_paused else []
+        for batch in [*batches, ()]:
+            freed = self._freed(list(batch)) if batch else {a.asset: a.reserves for a in self.assets.values()}
+            for a in self._for_sale(freed):
+                p = cf.problem((batch, a.asset), self.base, a.asset, self._store_front(a), freed[a.asset])
+                if p is not None:
+                    problems.append(p)
+        if problems:
+            self.quotes = await solve(self.swaps, problems, block)  # type: ignore[assignment]
+
+    def _for_sale(self, freed: dict[str, int]) -> list[AssetState]:
+        """The collateral buyCollateral would sell of ``freed``, best discount first, while the buys
+        before each could not have lifted reserves to the target (each buy checks reserves <
+        targetReserves before taking its base in)."""
+        if self.reserves >= self.target_reserves:
+            return []
+        order = sorted((self.assets[a] for a, amt in freed.items() if amt > 0 and self.assets[a].quote_ok),
+                       key=lambda a: self._store_front(a).discount_factor, reverse=True)
+        out, reserves = [], self.reserves
+        for a in order:
+            if reserves >= self.target_reserves:
+                break
+            out.append(a)
+            reserves += self._store_front(a).max_base_for(freed[a.asset])
+        return out
+
+    def _liquidatable(self) -> list[str]:
+        return [u for u, st in self.accounts.items()
+                if st.block >= 0 and st.debt and self._row(u, st).liquidatable]
 
     # ---- valuation -----------------------------------------------------------------------------
     def _store_front(self, a: AssetState) -> cm.StoreFront:
@@ -377,19 +437,33 @@ class CompoundV3Adapter(Adapter[CompoundV3Config]):
             paused = Skip(SkipCode.PAUSED, "absorb is paused on this Comet")
             return Assessment([self._row(u, self.accounts[u], paused) for u in liquidatable])
         out = Assessment()
-        groups: list[list[str]] = [[], []]
-        for u in sorted(liquidatable, key=self._freed_value, reverse=True):
+        for u in liquidatable:
             st = self.accounts[u]
             if not st.collateral and not self.cfg.absorb_without_profit:
                 out.views.append(self._row(u, st, Skip(
                     SkipCode.NO_COLLATERAL, "no collateral left to buy (bad debt): absorbing it earns nothing")))
-                continue
-            groups[0 if st.comet_liquidatable else 1].append(u)
-        n = self.cfg.max_absorb_batch
-        for g in groups:
-            for i in range(0, len(g), n):
-                out.add(self._plan_batch(g[i:i + n], budget))
+        for batch in self._groups(liquidatable):
+            out.add(self._plan_batch(batch, budget))
         return out
+
+    def _groups(self, liquidatable: list[str]) -> list[list[str]]:
+        """The absorb batches: accounts Comet reports liquidatable, then those that are only once
+        interest accrues, each group by collateral value, at most max_absorb_batch a batch (accounts
+        without collateral only with absorb_without_profit)."""
+        groups: list[list[str]] = [[], []]
+        for u in sorted(liquidatable, key=self._freed_value, reverse=True):
+            st = self.accounts[u]
+            if st.collateral or self.cfg.absorb_without_profit:
+                groups[0 if st.comet_liquidatable else 1].append(u)
+        n = self.cfg.max_absorb_batch
+        return [g[i:i + n] for g in groups for i in range(0, len(g), n)]
+
+    def _freed(self, accounts: list[str]) -> dict[str, int]:
+        freed: dict[str, int] = {}
+        for u in accounts:
+            for a, bal in self.accounts[u].collateral.items():
+                freed[a] = freed.get(a, 0) + bal
+        return freed
 
     def _buys(self, freed: dict[str, int], budget: Budget) -> tuple[list[Buy], Skip | None]:
         """buyCollateral calls for ``freed`` collateral (asset -> amount for sale after the absorb),
@@ -400,8 +474,9 @@ class CompoundV3Adapter(Adapter[CompoundV3Config]):
             return [], Skip(SkipCode.NOT_FOR_SALE, NOT_FOR_SALE)
         wallet = budget.get(self.base, 0)
         if wallet <= 0:
-            return [], Skip(SkipCode.NO_INVENTORY,
-                            f"wallet holds no {self.base_symbol} to buy the collateral: absorbing would earn nothing")
+            need = sum(self._store_front(self.assets[a]).max_base_for(amt) for a, amt in freed.items() if amt > 0)
+            return [], no_inventory(self.base, 0, need, self._price(self.base),
+                                    "nothing to buy the collateral with: absorbing would earn nothing")
         order = sorted((self.assets[a] for a, amt in freed.items() if amt > 0),
                        key=lambda a: self._store_front(a).discount_factor, reverse=True)
         if not order:
@@ -452,13 +527,113 @@ class CompoundV3Adapter(Adapter[CompoundV3Config]):
                      for b in buys)
 
     def _plan_batch(self, accounts: list[str], budget: Budget) -> Assessment:
-        """One absorb(keeper, accounts) and the buys of what it frees; the first account leads the
-        plan, the others are covered by it. Skipped views, one per account, when buying cannot pay and
-        absorb_without_profit is off."""
-        freed: dict[str, int] = {}
-        for u in accounts:
-            for a, bal in self.accounts[u].collateral.items():
-                freed[a] = freed.get(a, 0) + bal
+        """One absorb and the buys of what it frees, paid from the wallet (inventory) or with flash
+        liquidity (flash): the configured mode's, with both modes' figures on the views."""
+        freed = self._freed(accounts)
+        inventory = self._inventory_batch(accounts, freed, budget)
+        key = tuple(accounts)
+        if not self.flash and not any(k[0] == key for k in self.quotes):
+            return inventory
+        modes = self._modes(key, inventory.plans[0] if inventory.plans else None)
+        chosen = self._flash_batch(accounts, freed) if self.flash else inventory
+        chosen.views = [replace(v, modes=modes) for v in chosen.views]
+        return chosen
+
+    def _modes(self, key: tuple[str, ...], inventory: Plan | None) -> Modes:
+        """Scan's figures of both modes for the batch ``key`` (() = reserves already for sale)."""
+        sols = [(a, q) for (k, a), q in self.quotes.items() if k == key and isinstance(q, Solution) and q.profit > 0]
+        notes = [q.message for (k, _), q in self.quotes.items() if k == key and isinstance(q, Unsolved)]
+        base = self._price(self.base)
+        route = quoted = None
+        if sols and self.swaps is not None:
+            route = " + ".join(fx.route_label(q, self.swaps) for _, q in sols)
+            quoted = " + ".join(f"{fx.sold_text(q, self._price_of)} -> {amount_text(q.out, base, self.base)}"
+                                for _, q in sols)
+        return Modes(Execution(self.cfg.execution), inventory.gross_usd if inventory else None,
+                     inventory.gas_estimate if inventory else BUY_GAS,
+                     base.usd(sum(q.profit for _, q in sols)) if sols else None,
+                     ABSORB_GAS + ABSORB_GAS_PER_ACCOUNT * len(key) + cf.BUY_FLASH_GAS * max(len(sols), 1),
+                     route, quoted, "; ".join(notes) or None)
+
+    def _price_of(self, token: str) -> TokenPrice | None:
+        return self._price(token) if token == self.base or token in self.assets else None
+
+    def _flash_txs(self, absorb: tuple[str, ...], sols: list[tuple[AssetState, Solution]]) -> list[TxRequest]:
+        """One liquidateCompoundV3 per collateral bought; the first also absorbs ``absorb``."""
+        assert self.swaps is not None and self.cfg.executor
+        bps = self.swaps.cfg.slippage_bps
+        txs = []
+        for i, (a, sol) in enumerate(sols):
+            (swap,) = fx.executor_swaps(sol, self.swaps.cfg.router, bps)
+            (sale,) = sol.candidate.sales
+            data = cf.calldata(sol, self.comet, self.base, absorb if i == 0 else (), a.asset,
+                               cm.min_amount(sale.amount, self.cfg.buy_slippage_bps), swap,
+                               fx.profit_arg(sol, self.base, bps))
+            txs.append(TxRequest(self.cfg.executor, data,
+                                 what=(f"liquidateCompoundV3 absorb {len(absorb)} + " if i == 0 and absorb else
+                                       "liquidateCompoundV3 ")
+                                 + f"buy {a.symbol} via {fx.route_label(sol, self.swaps)}"))
+        return txs
+
+    def _flash_solutions(self, key: tuple[str, ...], freed: dict[str, int]) -> tuple[list[tuple[AssetState, Solution]],
+                                                                                    Skip | None]:
+        """The collateral of ``freed`` worth buying with flash liquidity (quoted profit > 0), or why none."""
+        assert self.swaps is not None
+        if self.buy_paused:
+            return [], Skip(SkipCode.PAUSED, "buyCollateral is paused: collateral not for sale")
+        if self.reserves >= self.target_reserves:
+            return [], Skip(SkipCode.NOT_FOR_SALE, NOT_FOR_SALE)
+        sols, skips = [], []
+        for a in self._for_sale(freed):
+            q = self.quotes.get((key, a.asset))
+            skip = fx.skip_of(q, self._price_of, self.swaps, self.base)
+            if skip is None and isinstance(q, Solution):
+                sols.append((a, q))
+            elif skip is not None:
+                skips.append(skip)
+        if sols:
+            return sols, None
+        if any(not self.assets[t].quote_ok for t, amt in freed.items() if amt > 0):
+            return [], Skip(SkipCode.MATHS_MISMATCH, "quoteCollateral disagrees with Comet's maths: not bought")
+        return [], skips[0] if skips else Skip(SkipCode.NO_COLLATERAL, "no collateral to buy")
+
+    def _flash_batch(self, accounts: list[str], freed: dict[str, int]) -> Assessment:
+        """The executor absorbs the batch, then buys each collateral with flash liquidity and sells it."""
+        key = tuple(accounts)
+        sols, why_not = self._flash_solutions(key, freed)
+        first = accounts[0]
+        lead = self._row(first, self.accounts[first])
+        if not sols:
+            if not self.cfg.absorb_without_profit:
+                return Assessment([self._row(u, self.accounts[u], why_not or Skip(SkipCode.NO_COLLATERAL, "nothing"))
+                                   for u in accounts])
+            return self._inventory_batch(accounts, freed, {})  # absorb only: no token needed
+        assert self.swaps is not None
+        accrual_only = [u for u in accounts if not self.accounts[u].comet_liquidatable]
+        label = f"absorb {len(accounts)} + buy {'+'.join(a.symbol for a, _ in sols)}"
+        profit = sum(q.profit for _, q in sols)
+        reports = tuple(fx.report(q, self.swaps, self.base, self._price_of) for _, q in sols)
+        details = AbsorbDetails(buys=tuple(BuyDetails(a.asset, a.symbol, q.candidate.size, q.candidate.sales[0].amount,
+                                                      cm.min_amount(q.candidate.sales[0].amount,
+                                                                    self.cfg.buy_slippage_bps)) for a, q in sols),
+                                freed={self.assets[a].symbol: v for a, v in freed.items()},
+                                accrual_only=tuple(accrual_only), reserves=self.reserves,
+                                target_reserves=self.target_reserves, execution=Execution.FLASH.value, flash=reports)
+        plan = Plan(protocol=self.name, kind=batch_kind(accounts), account=first, accounts=key, label=label,
+                    txs=tuple(self._flash_txs(key, sols)), expected={self.base: profit},
+                    prices={self.base: self._price(self.base)},
+                    gas_estimate=ABSORB_GAS + ABSORB_GAS_PER_ACCOUNT * len(accounts) + cf.BUY_FLASH_GAS * len(sols),
+                    debt_usd=lead.debt_usd, force=self.cfg.absorb_without_profit, details=details,
+                    expected_from_simulation=True)
+        lead = replace(lead, label=label, status=Planned(plan, ACCRUAL_NOTE if accrual_only else None))
+        covered = [replace(self._row(u, self.accounts[u], Covered(plan, f"absorbed in one batch with {first}")),
+                           label=label) for u in accounts[1:]]
+        return Assessment([lead, *covered], [plan])
+
+    def _inventory_batch(self, accounts: list[str], freed: dict[str, int], budget: Budget) -> Assessment:
+        """One absorb(keeper, accounts) and the buys of what it frees from the wallet; the first
+        account leads the plan, the others are covered by it. Skipped views, one per account, when
+        buying cannot pay and absorb_without_profit is off."""
         buys, why_not = self._buys(freed, budget)
         if not buys and not self.cfg.absorb_without_profit:
             skip = why_not or Skip(SkipCode.NO_COLLATERAL, "nothing to buy")
@@ -475,11 +650,14 @@ class CompoundV3Adapter(Adapter[CompoundV3Config]):
                                 accrual_only=tuple(accrual_only), reserves=self.reserves,
                                 target_reserves=self.target_reserves,
                                 absorb_only=why_not.message if not buys and why_not else None)
+        need = sum(self._store_front(a).max_base_for(freed[a.asset]) for a in self._for_sale(freed))
+        spent = sum(b.base_amount for b in buys)
         plan = Plan(protocol=self.name, kind=batch_kind(accounts), account=first, accounts=tuple(accounts),
                     label=label, txs=(absorb, *self._buy_txs(buys)), spends=spends, expected=expected,
                     prices=prices,
                     gas_estimate=ABSORB_GAS + ABSORB_GAS_PER_ACCOUNT * len(accounts) + BUY_GAS * len(buys),
-                    debt_usd=lead.debt_usd, force=self.cfg.absorb_without_profit, details=details)
+                    debt_usd=lead.debt_usd, force=self.cfg.absorb_without_profit, details=details,
+                    shortfall=Spend(self.base, self.comet, need) if buys and need > spent else None)
         lead = replace(lead, label=label, status=Planned(plan, ACCRUAL_NOTE if accrual_only else None))
         covered = [replace(self._row(u, self.accounts[u], Covered(plan, f"absorbed in one batch with {first}")),
                            label=label) for u in accounts[1:]]
@@ -490,6 +668,23 @@ class CompoundV3Adapter(Adapter[CompoundV3Config]):
         for_sale = {a.asset: a.reserves for a in self.assets.values() if a.reserves > 0}
         if not for_sale:
             return None
+        if self.flash:
+            sols, _ = self._flash_solutions((), for_sale)
+            if not sols:
+                return None
+            assert self.swaps is not None
+            return Plan(protocol=self.name, kind=PlanKind.BUY, account=self.comet, accounts=(),
+                        label=f"buy {'+'.join(a.symbol for a, _ in sols)}", txs=tuple(self._flash_txs((), sols)),
+                        expected={self.base: sum(q.profit for _, q in sols)},
+                        prices={self.base: self._price(self.base)},
+                        gas_estimate=cf.BUY_FLASH_GAS * len(sols), expected_from_simulation=True,
+                        details=BuyOnlyDetails(
+                            buys=tuple(BuyDetails(a.asset, a.symbol, q.candidate.size, q.candidate.sales[0].amount,
+                                                  cm.min_amount(q.candidate.sales[0].amount, self.cfg.buy_slippage_bps))
+                                       for a, q in sols),
+                            reserves=self.reserves, target_reserves=self.target_reserves,
+                            execution=Execution.FLASH.value,
+                            flash=tuple(fx.report(q, self.swaps, self.base, self._price_of) for _, q in sols)))
         buys, _ = self._buys(for_sale, budget)
         if not buys:
             return None

@@ -5,10 +5,10 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from keeper.config_types import NAME_DESCRIPTION, Address, ProtocolConfig
+from keeper.config_types import NAME_DESCRIPTION, Address, ExecutionConfig
 
 
-class CompoundV3Config(ProtocolConfig):
+class CompoundV3Config(ExecutionConfig):
     """Compound III (Comet): one table per Comet market. Comet pays absorbers nothing; the keeper
     absorb()s liquidatable accounts in batches and profits by buying the absorbed collateral at the
     store-front discount with buyCollateral(), which Comet allows only while getReserves() is below

@@ -11,15 +11,25 @@ fetches fresh signed updates for those feed ids, and every Multicall3 batch star
 pays Pyth's fee from its own balance), so the views read the prices the facade will use after the
 same on-demand updates, which the liquidation then carries as `priceUpdates`.
 
-Plans are partiallyLiquidateCreditAccount(ca, token, repaidAmount, minSeizedAmount, keeper, priceUpdates) in
-inventory mode: the wallet pays underlying (pulled by the credit manager) and receives the seized
-collateral at the liquidation discount. gearbox_v3.maths picks the token and amount that pay most
-under the facade's checks. An account that only a full liquidation could resolve (no partial size
-leaves HF >= 1, e.g. bad debt) is reported, never sent: full liquidation is not supported yet."""
+Two liquidations are planned for each unhealthy account and the more profitable is kept:
+- partial: partiallyLiquidateCreditAccount(ca, token, repaidAmount, minSeizedAmount, to, priceUpdates):
+  the liquidator pays underlying (pulled by the credit manager) and receives the seized collateral
+  at the liquidation discount; gearbox_v3.maths picks the token and amount that pay most under the
+  facade's checks (HF >= 1 after, debt >= minDebt);
+- full: liquidateCreditAccount(ca, to, [onDemandPriceUpdates, addCollateral(underlying),
+  withdrawCollateral(token, max, to)...], lossPolicyData): the liquidator adds what the credit
+  manager keeps (totalValue x liquidationDiscount, less the account's underlying) and takes every
+  collateral (maths.full_liquidation); with bad debt the facade asks the loss policy, which the
+  keeper asks first (isLiquidatableWithLoss by eth_call, as the liquidator).
+Inventory mode: the wallet pays and keeps the collateral (profit at the oracle's prices). Flash
+mode: the LiquidationExecutor borrows the underlying, sells the collateral on Uniswap V3 and repays
+(profit as quoted, price impact included; see gearbox_v3.flash)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 import structlog
 from eth_abi import encode as abi_encode
@@ -36,6 +46,8 @@ from keeper.protocols.base import (
     Assessment,
     Budget,
     Details,
+    Execution,
+    Modes,
     ObservedLiquidation,
     Plan,
     PlanKind,
@@ -45,27 +57,34 @@ from keeper.protocols.base import (
     SkipCode,
     Spend,
     TokenPrice,
+    no_inventory,
 )
+from keeper.protocols.gearbox_v3 import flash as gf
 from keeper.protocols.gearbox_v3 import maths as gm
 from keeper.protocols.gearbox_v3.config import GearboxV3Config
+from keeper.swap import execution as fx
+from keeper.swap.search import Problem, Solution, Unsolved, solve
 
 log = structlog.get_logger()
 CM = load("gearbox_v3/gearbox_credit_manager_v3")
 FACADE = load("gearbox_v3/gearbox_credit_facade_v3")
 ORACLE = load("gearbox_v3/gearbox_price_oracle_v3")
 PQK = load("gearbox_v3/gearbox_pool_quota_keeper_v3")
+MULTICALL = load("gearbox_v3/gearbox_credit_facade_v3_multicall")  # the inner calls of a facade multicall
+LOSS_POLICY = load("gearbox_v3/gearbox_loss_policy_v3")
 FEED = load("gearbox_v3/gearbox_pyth_price_feed")  # IUpdatablePriceFeed + PythPriceFeed.priceFeedId
 ERC20 = load("ERC20")
 
 DEBT_COLLATERAL = 3  # CollateralCalcTask.DEBT_COLLATERAL
-FULL_ONLY = "needs full liquidation (not supported yet)"
+FULL_ONLY = "needs full liquidation (full_liquidation = false)"
 # Before simulation (measured on Anvil: ~350-380k for a partial liquidation).
 PARTIAL_GAS = 400_000
 PRICE_UPDATE_GAS = 120_000  # per on-demand update (Pyth verification + store write), before simulation
 UNLIMITED = 2**255
 DISCOVERY_EVENTS = ("OpenCreditAccount", "CloseCreditAccount", "LiquidateCreditAccount",
                     "PartiallyLiquidateCreditAccount")
-MARKET_VIEWS = 4  # fees, debtLimits, paused, collateralTokensCount (then per token: price, LT)
+MARKET_VIEWS = 5  # fees, debtLimits, paused, collateralTokensCount, lossPolicy (then per token: price, LT)
+UINT_MAX = 2**256 - 1
 
 
 @dataclass
@@ -91,6 +110,7 @@ class ManagerState:
     pull_feeds: dict[str, str] = field(default_factory=dict)  # updatable feed -> Pyth feed id
     updates: list[tuple[str, bytes]] = field(default_factory=list)  # this block's (priceFeed, data)
     price_error: str | None = None  # why this block's on-demand updates could not be had
+    loss_policy: str = ""  # the facade's ILossPolicy (asked before a liquidation with bad debt)
 
     def price(self, token: str) -> gm.Price:
         return gm.Price(self.prices[token], 10 ** self.decimals[token])
@@ -105,10 +125,12 @@ class AccountState:
     debt: gm.Debt | None = None
     total_debt_usd: int = 0
     twv_usd: int = 0
+    total_value: int = 0  # calcDebtAndCollateral's totalValue (underlying units)
     liquidatable: bool = False  # isLiquidatable(ca, 10000)
     balances: dict[str, int] = field(default_factory=dict)
     quotas: dict[str, int] = field(default_factory=dict)
     block: int = -1
+    loss_ok: bool | None = None  # bad debt: does the loss policy let the liquidator take it (None: no bad debt)
 
 
 @dataclass(frozen=True)
@@ -126,6 +148,28 @@ class GearboxDetails(Details):
     debt_after: int
     hf_after: float
     price_updates: int
+    liquidation: str = "partial"
+    execution: str = Execution.INVENTORY.value
+    flash: fx.FlashReport | None = None  # flash mode: route, quote, lender, profit enforced by the executor
+
+
+@dataclass(frozen=True)
+class GearboxFullDetails(Details):
+    credit_manager: str
+    twv_usd: int
+    total_debt_usd: int
+    total_value: int  # underlying units, as the credit manager values the account
+    total_funds: int  # what the credit manager keeps: totalValue x liquidationDiscount
+    amount_to_pool: int
+    loss: int  # the pool's loss (bad debt)
+    bad_debt: bool
+    added: int  # underlying the liquidator adds
+    returned: int  # underlying the credit manager sends back
+    withdrawn: dict[str, int]  # token -> collateral taken
+    price_updates: int
+    liquidation: str = "full"
+    execution: str = Execution.INVENTORY.value
+    flash: fx.FlashReport | None = None
 
 
 class GearboxV3Adapter(Adapter[GearboxV3Config]):
@@ -138,9 +182,18 @@ class GearboxV3Adapter(Adapter[GearboxV3Config]):
         self.managers: dict[str, ManagerState] = {cm: ManagerState(cm) for cm in cfg.credit_managers}
         self.accounts: dict[str, AccountState] = {}
         self.chain: Chain | None = None
+        self.swaps = services.swaps
+        self.flash = cfg.execution == Execution.FLASH
+        # credit account -> ("partial", token) / ("full", "") -> this block's flash solution
+        self.quotes: dict[str, dict[tuple[str, str], Solution | Unsolved]] = {}
+
+    @property
+    def caller(self) -> str:
+        """Who calls the facade: the executor in flash mode, else the keeper's wallet."""
+        return self.cfg.executor if self.flash and self.cfg.executor else self.liquidator
 
     def contracts(self) -> dict[str, str]:
-        out: dict[str, str] = {}
+        out: dict[str, str] = {"LiquidationExecutor": self.cfg.executor} if self.flash and self.cfg.executor else {}
         for i, m in enumerate(self.managers.values()):
             out |= {f"CreditManagerV3[{i}]": m.cm, f"CreditFacadeV3[{i}]": m.facade, f"PoolV3[{i}]": m.pool,
                     f"PriceOracleV3[{i}]": m.oracle, f"PoolQuotaKeeperV3[{i}]": m.pqk}
@@ -165,6 +218,10 @@ class GearboxV3Adapter(Adapter[GearboxV3Config]):
             if not 3_00 <= version < 4_00:
                 raise StartupError(f"{self.name}: credit manager {m.cm} reports version {version}, not 3.x")
             await self._load_tokens(m, "latest")
+        if self.flash:
+            assert self.swaps is not None and self.cfg.executor  # the config requires [swap] and executor
+            await self.swaps.start()
+            await fx.check_executor(chain, self.name, self.cfg.executor, self.liquidator)
 
     async def _load_tokens(self, m: ManagerState, block: int | str) -> None:
         """The manager's collateral tokens (mask 1 << i), their oracle decimals and symbols; again
@@ -234,7 +291,8 @@ class GearboxV3Adapter(Adapter[GearboxV3Config]):
         calls = [Call(m.cm, CM.fn("fees").encode(), CM.fn("fees").decode),
                  Call(m.facade, FACADE.fn("debtLimits").encode(), FACADE.fn("debtLimits").decode),
                  Call(m.facade, FACADE.fn("paused").encode(), FACADE.fn("paused").decode),
-                 Call(m.cm, CM.fn("collateralTokensCount").encode(), CM.fn("collateralTokensCount").decode)]
+                 Call(m.cm, CM.fn("collateralTokensCount").encode(), CM.fn("collateralTokensCount").decode),
+                 Call(m.facade, FACADE.fn("lossPolicy").encode(), FACADE.fn("lossPolicy").decode)]
         price, lt = ORACLE.fn("getPrice"), CM.fn("liquidationThresholds")
         for t in m.tokens:
             calls += [Call(m.oracle, price.encode(t), price.decode), Call(m.cm, lt.encode(t), lt.decode)]
@@ -275,7 +333,7 @@ class GearboxV3Adapter(Adapter[GearboxV3Config]):
                             failed=failed)
                 m.block = -1
                 continue
-            fees, (min_debt, max_debt), m.paused, count = row[:MARKET_VIEWS]
+            fees, (min_debt, max_debt), m.paused, count, m.loss_policy = row[:MARKET_VIEWS]
             if count != len(m.tokens):
                 if _reloaded:
                     raise RuntimeError(f"{self.name}: collateral tokens of {m.cm} changed twice at block {block}")
@@ -298,10 +356,60 @@ class GearboxV3Adapter(Adapter[GearboxV3Config]):
             cdd, st.liquidatable = row[0], row[1]
             n = len(m.tokens)
             st.debt = gm.Debt(cdd[0], cdd[1], cdd[2], cdd[3], cdd[4], cdd[5])
-            st.total_debt_usd, st.twv_usd = cdd[6], cdd[9]
+            st.total_debt_usd, st.total_value, st.twv_usd = cdd[6], cdd[7], cdd[9]
             st.balances = dict(zip(m.tokens, row[2:2 + n]))
             st.quotas = {t: q[0] for t, q in zip(m.tokens[1:], row[2 + n:])}
             st.block = block
+        await self._ask_loss_policy(managers, block)
+        await self._quote(block, all_details)
+
+    def _unhealthy(self, st: AccountState) -> bool:
+        return st.liquidatable or st.twv_usd < st.total_debt_usd
+
+    async def _ask_loss_policy(self, managers: list[ManagerState], block: int) -> None:
+        """For each unhealthy account with bad debt (CreditFacadeV3._hasBadDebt: totalValue x
+        liquidationDiscount < debt + interest), the loss policy's isLiquidatableWithLoss(ca, caller,
+        (totalDebtUSD, twvUSD, "")) as the facade will ask it, after the block's price updates."""
+        fn = LOSS_POLICY.fn("isLiquidatableWithLoss")
+        todo: list[tuple[AccountState, Call]] = []
+        for ca, st in self.accounts.items():
+            st.loss_ok = None
+            m = self.managers[st.cm]
+            if st.block != block or st.debt is None or not st.debt.debt or not self._unhealthy(st) or m.fees is None:
+                continue
+            if st.total_value * m.fees.liquidation_discount < (st.debt.debt + st.debt.accrued_interest) * 10_000:
+                todo.append((st, Call(m.loss_policy, fn.encode(ca, self.caller, (st.total_debt_usd, st.twv_usd, b"")),
+                                      fn.decode)))
+        if not todo:
+            return
+        res = await self._multicall(managers, [c for _, c in todo], block)
+        for (st, _), ok in zip(todo, res):
+            st.loss_ok = ok is True
+
+    async def _quote(self, block: int, all_details: bool) -> None:
+        """Flash mode (or a scan with [swap]): for each unhealthy account, the most profitable partial
+        liquidation of each collateral and the full liquidation, their sales quoted on Uniswap V3."""
+        self.quotes = {}
+        if self.swaps is None or not (self.flash or all_details):
+            return
+        problems: list[Problem] = []
+        for ca, st in self.accounts.items():
+            m = self.managers[st.cm]
+            if (st.block != block or st.debt is None or not st.debt.debt or not self._unhealthy(st) or m.paused
+                    or m.price_error or m.fees is None):
+                continue
+            acc = self._account(m, st)
+            for t in m.tokens[1:]:
+                p = gf.partial_problem((ca, "partial", t), acc, t, self.cfg.target_hf_margin_bps)
+                if p is not None:
+                    problems.append(p)
+            if self.cfg.full_liquidation and st.loss_ok is not False:
+                full = gf.full_problem((ca, "full", ""), acc, st.total_value)
+                if full is not None:
+                    problems.append(full)
+        for key, result in (await solve(self.swaps, problems, block)).items():
+            ca, kind, t = cast(tuple[str, str, str], key)
+            self.quotes.setdefault(ca, {})[(kind, t)] = result
 
     async def _fetch_updates(self, managers: list[ManagerState]) -> None:
         """This block's on-demand updates: one pull-oracle fetch for every Pyth feed id; each feed's
@@ -406,36 +514,194 @@ class GearboxV3Adapter(Adapter[GearboxV3Config]):
             # A token this module does not value as the manager does (e.g. a phantom token).
             return skip(SkipCode.MATHS_MISMATCH,
                         f"local valuation disagrees with calcDebtAndCollateral (twvUSD {twv} vs {st.twv_usd})")
+        inventory = self._inventory(ca, m, st, row, acc, budget)
+        quotes = self.quotes.get(ca, {})
+        chosen = self._flash(ca, m, st, row, acc, quotes) if self.flash else inventory
+        modes = self._modes(m, inventory, quotes) if quotes or self.flash else None
+        if isinstance(chosen, Skip):
+            return replace(row, status=chosen, modes=modes), None
+        return replace(row, label=chosen.label, status=Planned(chosen), modes=modes), chosen
+
+    def _loss_skip(self, st: AccountState) -> Skip | None:
+        if st.loss_ok is False:
+            return Skip(SkipCode.LOSS_POLICY, f"bad debt: the loss policy refuses {self.caller} a liquidation "
+                                              "with loss (isLiquidatableWithLoss is false)")
+        return None
+
+    def _full_possible(self, st: AccountState, acc: gm.Account) -> gm.Full | None:
+        if not self.cfg.full_liquidation or st.loss_ok is False:
+            return None
+        full = gm.full_liquidation(acc, st.total_value)
+        return full if full.withdrawn else None
+
+    def _inventory(self, ca: str, m: ManagerState, st: AccountState, row: AccountView, acc: gm.Account,
+                   budget: Budget) -> Plan | Skip:
+        """The wallet's plan: the more profitable (at the oracle's prices) of the best partial
+        liquidation it can pay and the full liquidation if it can pay that."""
         margin = self.cfg.target_hf_margin_bps
         wallet = budget.get(m.underlying, 0)
-        plan = gm.best_partial(acc, wallet, margin)
-        usym = m.symbols[m.underlying]
-        if plan is None:
-            if gm.best_partial(acc, UNLIMITED, margin) is not None:
-                return skip(SkipCode.NO_INVENTORY,
-                            f"wallet holds {wallet / 10 ** m.decimals[m.underlying]:,.2f} {usym}: too little "
-                            "for a partial liquidation that restores HF >= 1")
+        partial = gm.best_partial(acc, wallet, margin)
+        whole = gm.best_partial(acc, UNLIMITED, margin)
+        full = self._full_possible(st, acc)
+        options: list[Plan] = []
+        if partial is not None:
+            options.append(self._partial_plan(ca, m, st, row, partial))
+        if full is not None and wallet >= full.add:
+            options.append(self._full_plan(ca, m, st, row, full))
+        # What the most profitable liquidation would need from the wallet.
+        wanted = max([x for x in ((whole.profit_usd, whole.amount) if whole else None,
+                                  (full.profit_usd, full.add) if full else None) if x], default=None)
+        if not options:
+            usym = m.symbols[m.underlying]
+            if wanted is not None:
+                return no_inventory(m.underlying, wallet, wanted[1], m.token_price(m.underlying),
+                                    "too little for a partial liquidation that restores HF >= 1"
+                                    + (" or the full liquidation" if full else ""))
             if gm.best_partial(acc, UNLIMITED, 0) is not None:
-                return skip(SkipCode.NO_VALID_AMOUNT, f"no partial liquidation leaves HF >= 1 + {margin} bps")
-            return skip(SkipCode.FULL_ONLY, FULL_ONLY)
+                return Skip(SkipCode.NO_VALID_AMOUNT, f"no partial liquidation leaves HF >= 1 + {margin} bps")
+            loss = self._loss_skip(st)
+            if loss is not None:
+                return loss
+            if not self.cfg.full_liquidation:
+                return Skip(SkipCode.FULL_ONLY, FULL_ONLY)
+            return Skip(SkipCode.NO_COLLATERAL, f"no collateral to take (only {usym} on the account)")
+        best = max(options, key=lambda p: p.gross_usd)
+        spent = best.spends[0].amount if best.spends else 0
+        if wanted is not None and wanted[0] > best.gross_usd and wanted[1] > spent:
+            best = replace(best, shortfall=Spend(m.underlying, m.cm, wanted[1]))
+        return best
+
+    def _partial_plan(self, ca: str, m: ManagerState, st: AccountState, row: AccountView, plan: gm.Partial) -> Plan:
+        usym, tsym = m.symbols[m.underlying], m.symbols[plan.token]
         min_seized = gm.min_seized(plan.seized, self.cfg.seize_slippage_bps)
-        tsym = m.symbols[plan.token]
         tx = TxRequest(m.facade, FACADE.fn("partiallyLiquidateCreditAccount").encode(
             ca, plan.token, plan.amount, min_seized, self.liquidator, list(m.updates)),
             what=f"partiallyLiquidateCreditAccount {ca} repay {plan.amount} {usym} for {plan.seized} {tsym}")
-        label = f"{tsym}/{usym}"
-        out = Plan(
-            protocol=self.name, kind=PlanKind.LIQUIDATION, account=ca, accounts=(ca,), label=label, txs=(tx,),
-            spends=(Spend(m.underlying, m.cm, plan.amount),),
+        return Plan(
+            protocol=self.name, kind=PlanKind.LIQUIDATION, account=ca, accounts=(ca,), label=f"{tsym}/{usym}",
+            txs=(tx,), spends=(Spend(m.underlying, m.cm, plan.amount),),
             expected={m.underlying: -plan.amount, plan.token: plan.seized},
             prices={m.underlying: m.token_price(m.underlying), plan.token: m.token_price(plan.token)},
             gas_estimate=PARTIAL_GAS + PRICE_UPDATE_GAS * len(m.updates), debt_usd=row.debt_usd,
-            details=GearboxDetails(
-                credit_manager=m.cm, twv_usd=st.twv_usd, total_debt_usd=st.total_debt_usd, token=plan.token,
-                symbol=tsym, repaid_amount=plan.amount, repaid_debt=plan.repaid, fee=plan.fee, seized=plan.seized,
-                min_seized=min_seized, debt_after=plan.debt_after.debt, hf_after=round(plan.hf_after, 6),
-                price_updates=len(m.updates)))
-        return replace(row, label=label, status=Planned(out)), out
+            details=self._partial_details(m, st, plan, min_seized))
+
+    def _partial_details(self, m: ManagerState, st: AccountState, plan: gm.Partial, min_seized: int,
+                         flash: fx.FlashReport | None = None) -> GearboxDetails:
+        return GearboxDetails(
+            credit_manager=m.cm, twv_usd=st.twv_usd, total_debt_usd=st.total_debt_usd, token=plan.token,
+            symbol=m.symbols[plan.token], repaid_amount=plan.amount, repaid_debt=plan.repaid, fee=plan.fee,
+            seized=plan.seized, min_seized=min_seized, debt_after=plan.debt_after.debt,
+            hf_after=round(plan.hf_after, 6), price_updates=len(m.updates),
+            execution=(Execution.FLASH if flash else Execution.INVENTORY).value, flash=flash)
+
+    def _full_calls(self, m: ManagerState, add: int, tokens: list[str], to: str) -> list[tuple[str, bytes]]:
+        """The facade multicall of a full liquidation: [onDemandPriceUpdates (first, when any),
+        addCollateral(underlying, add) (pulled through the credit manager), withdrawCollateral(token,
+        max, to) per collateral (all but 1 wei: the account's balance must not increase)]."""
+        f = MULTICALL.fn
+        calls = [(m.facade, f("onDemandPriceUpdates").encode(list(m.updates)))] if m.updates else []
+        if add:
+            calls.append((m.facade, f("addCollateral").encode(m.underlying, add)))
+        calls += [(m.facade, f("withdrawCollateral").encode(t, UINT_MAX, to)) for t in tokens]
+        return calls
+
+    def _full_details(self, m: ManagerState, st: AccountState, full: gm.Full,
+                      flash: fx.FlashReport | None = None) -> GearboxFullDetails:
+        return GearboxFullDetails(
+            credit_manager=m.cm, twv_usd=st.twv_usd, total_debt_usd=st.total_debt_usd, total_value=full.total_value,
+            total_funds=full.total_funds, amount_to_pool=full.amount_to_pool, loss=full.loss, bad_debt=full.bad_debt,
+            added=full.add, returned=full.returned, withdrawn={m.symbols[t]: a for t, a in full.withdrawn.items()},
+            price_updates=len(m.updates), execution=(Execution.FLASH if flash else Execution.INVENTORY).value,
+            flash=flash)
+
+    def _full_label(self, m: ManagerState, tokens: list[str]) -> str:
+        return f"full {'+'.join(m.symbols[t] for t in tokens)}/{m.symbols[m.underlying]}"
+
+    def _full_plan(self, ca: str, m: ManagerState, st: AccountState, row: AccountView, full: gm.Full) -> Plan:
+        """liquidateCreditAccount from the wallet: it adds the underlying, takes every collateral."""
+        tokens = list(full.withdrawn)
+        calls = self._full_calls(m, full.add, tokens, self.liquidator)
+        tx = TxRequest(m.facade, FACADE.fn("liquidateCreditAccount").encode(ca, self.liquidator, calls, b""),
+                       what=f"liquidateCreditAccount {ca} add {full.add} {m.symbols[m.underlying]}")
+        expected = {m.underlying: full.returned - full.add, **full.withdrawn}
+        return Plan(
+            protocol=self.name, kind=PlanKind.LIQUIDATION, account=ca, accounts=(ca,),
+            label=self._full_label(m, tokens),
+            txs=(tx,), spends=(Spend(m.underlying, m.cm, full.add),) if full.add else (), expected=expected,
+            prices={t: m.token_price(t) for t in expected},
+            gas_estimate=gf.FULL_GAS + gf.FULL_GAS_PER_TOKEN * len(tokens) + PRICE_UPDATE_GAS * len(m.updates),
+            debt_usd=row.debt_usd, details=self._full_details(m, st, full))
+
+    def _flash(self, ca: str, m: ManagerState, st: AccountState, row: AccountView, acc: gm.Account,
+               quotes: dict[tuple[str, str], Solution | Unsolved]) -> Plan | Skip:
+        """Through the executor: the partial liquidation or the full one, whichever the quotes say
+        leaves more underlying."""
+        assert self.swaps is not None and self.cfg.executor
+        price = self._price_of(m)
+        good = {k: q for k, q in quotes.items() if isinstance(q, Solution) and q.profit > 0}
+        if not good:
+            loss = self._loss_skip(st)
+            if not quotes:
+                if loss is not None:
+                    return loss
+                if gm.best_partial(acc, UNLIMITED, 0) is not None:
+                    return Skip(SkipCode.NO_VALID_AMOUNT,
+                                f"no partial liquidation leaves HF >= 1 + {self.cfg.target_hf_margin_bps} bps")
+                return Skip(SkipCode.FULL_ONLY, FULL_ONLY) if not self.cfg.full_liquidation else Skip(
+                    SkipCode.NO_COLLATERAL, "no collateral to take")
+            _, q = max(quotes.items(), key=lambda kv: kv[1].profit if isinstance(kv[1], Solution) else -(2**255))
+            out = fx.skip_of(q, price, self.swaps, m.underlying)
+            assert out is not None
+            return out
+        (kind, token), sol = max(good.items(), key=lambda kv: kv[1].profit)
+        bps = self.swaps.cfg.slippage_bps
+        report = fx.report(sol, self.swaps, m.underlying, price)
+        swaps = fx.executor_swaps(sol, self.swaps.cfg.router, bps)
+        profit = fx.profit_arg(sol, m.underlying, bps)
+        usym = m.symbols[m.underlying]
+        if kind == "partial":
+            plan = gm.simulate_partial(acc, token, sol.candidate.size)
+            min_seized = gm.min_seized(plan.seized, self.cfg.seize_slippage_bps)
+            (swap,) = swaps
+            data = gf.partial_calldata(sol, m.facade, m.cm, m.underlying, ca, token, min_seized, m.updates, swap,
+                                       profit)
+            label = f"{m.symbols[token]}/{usym}"
+            details: Details = self._partial_details(m, st, plan, min_seized, report)
+            gas = gf.PARTIAL_FLASH_GAS
+            what = f"liquidateGearboxPartial {ca} repay {plan.amount} {usym} via {report.route}"
+        else:
+            full = gm.full_liquidation(acc, st.total_value, min_add=1)
+            data = gf.full_calldata(sol, m.facade, m.cm, m.underlying, ca, m.updates, swaps, profit)
+            tokens = [s.token for s in sol.candidate.sales]
+            label = self._full_label(m, tokens)
+            details = self._full_details(m, st, full, report)
+            gas = gf.FULL_FLASH_GAS + gf.FULL_FLASH_GAS_PER_TOKEN * len(tokens)
+            what = f"liquidateGearboxFull {ca} add {full.add} {usym} via {report.route}"
+        tx = TxRequest(self.cfg.executor, data, what=what)
+        return Plan(protocol=self.name, kind=PlanKind.LIQUIDATION, account=ca, accounts=(ca,), label=label,
+                    txs=(tx,), expected={m.underlying: sol.profit}, prices={m.underlying: m.token_price(m.underlying)},
+                    gas_estimate=gas + PRICE_UPDATE_GAS * len(m.updates), debt_usd=row.debt_usd, details=details,
+                    expected_from_simulation=True)
+
+    @staticmethod
+    def _price_of(m: ManagerState) -> Callable[[str], TokenPrice | None]:
+        return lambda t: m.token_price(t) if t in m.prices else None
+
+    def _modes(self, m: ManagerState, inventory: Plan | Skip,
+               quotes: dict[tuple[str, str], Solution | Unsolved]) -> Modes:
+        """Both modes' figures for scan: the wallet's plan, and the best quoted flash liquidation."""
+        best = max(quotes.items(), key=lambda kv: kv[1].profit if isinstance(kv[1], Solution) else -(2**255),
+                   default=None)
+        gas = 0
+        if best is not None:
+            (kind, _), q = best
+            n = len(q.candidate.sales) if isinstance(q, Solution) else 1
+            gas = (gf.PARTIAL_FLASH_GAS if kind == "partial" else gf.FULL_FLASH_GAS + gf.FULL_FLASH_GAS_PER_TOKEN * n)
+        return fx.modes(self.cfg.execution, inventory_usd=inventory.gross_usd if isinstance(inventory, Plan) else None,
+                        inventory_gas=inventory.gas_estimate if isinstance(inventory, Plan) else PARTIAL_GAS,
+                        flash=best[1] if best else None, flash_gas=gas + PRICE_UPDATE_GAS * len(m.updates),
+                        profit_price=m.token_price(m.underlying), swaps=self.swaps, price=self._price_of(m),
+                        profit_token=m.underlying)
 
     # ---- shadow mode and fork rehearsals ----------------------------------------------------------
     async def liquidation_events(self, from_block: int, to_block: int) -> list[ObservedLiquidation]:

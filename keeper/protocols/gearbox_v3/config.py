@@ -5,15 +5,16 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from keeper.config_types import Address, ProtocolConfig
+from keeper.config_types import Address, ExecutionConfig
 
 
-class GearboxV3Config(ProtocolConfig):
+class GearboxV3Config(ExecutionConfig):
     """Gearbox V3 (leveraged credit accounts). An unhealthy account is partially liquidated with
     partiallyLiquidateCreditAccount in inventory mode (the wallet holds the underlying): the keeper
     picks the collateral token and the repaid amount that maximise profit while leaving the account
-    at HF >= 1, as the facade requires. An account only a full liquidation can resolve is reported,
-    not sent."""
+    at HF >= 1, as the facade requires; a full liquidation (liquidateCreditAccount) is planned too
+    and the more profitable of the two kept. In flash mode the executor borrows the underlying and
+    sells what it seizes on Uniswap V3."""
     EXAMPLE_NOTE: ClassVar[str] = (
         "Uncomment and put your CreditManagerV3 addresses (the zero address is a placeholder):")
 
@@ -33,3 +34,7 @@ class GearboxV3Config(ProtocolConfig):
         default=10, ge=0, le=1_000,
         description="minSeizedAmount = the predicted seizure less this many basis points (the oracle price may "
                     "move before inclusion; beyond it the facade reverts SeizedLessThanRequiredException).")
+    full_liquidation: bool = Field(
+        default=True, description="Also plan full liquidations (liquidateCreditAccount) and keep the more profitable "
+                                  "of the partial and the full one; false: partial liquidations only, and an account "
+                                  "only a full liquidation can resolve is reported, not sent.")

@@ -310,3 +310,73 @@ def min_seized(seized: int, slippage_bps: int) -> int:
     """minSeizedAmount: the predicted seizure less a small tolerance (prices may move by inclusion)."""
     return seized * (PERCENTAGE_FACTOR - slippage_bps) // PERCENTAGE_FACTOR
 
+
+
+def partial_range(acc: Account, token: str, margin_bps: int = 0) -> tuple[int, int] | None:
+    """Every repaidAmount in [lo, hi] passes the facade's checks (seized <= balance, debt >= minDebt,
+    HF >= 1 + margin after): the slack is concave in the amount, so the feasible amounts are one
+    interval; hi is best_partial_for's amount, lo the first feasible amount below the slack's peak."""
+    top = best_partial_for(acc, token, UNBOUNDED, margin_bps)
+    if top is None:
+        return None
+
+    def ok(a: int) -> bool:
+        p = simulate_partial(acc, token, a)
+        return (p.twv_usd_after * PERCENTAGE_FACTOR >= p.total_debt_usd_after * (PERCENTAGE_FACTOR + margin_bps)
+                and p.seized > 0)
+
+    if ok(1):
+        return 1, top.amount
+    lo, hi = 1, top.amount  # ok(hi); find the smallest feasible amount
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi, top.amount
+
+
+UNBOUNDED = 2**255
+
+
+@dataclass(frozen=True)
+class Full:
+    """liquidateCreditAccount with a multicall that adds ``add`` underlying and withdraws every
+    collateral (withdrawCollateral(token, type(uint256).max): all but 1 wei) to the liquidator.
+
+    CreditLogic.calcLiquidationPayments: totalFunds = totalValue x liquidationDiscount / 10000;
+    amountToPool = totalDebt + totalValue x feeLiquidation / 10000, or totalFunds when less (a loss,
+    bad debt for the pool); the credit manager keeps minRemainingFunds = totalFunds - amountToPool
+    (or 0) on the account for its owner and sends the liquidator min(remaining - minRemaining,
+    underlying balance). With every collateral withdrawn, the liquidator gets back
+    underlying balance + add - totalFunds, so it must add at least totalFunds - underlying balance;
+    its gain is the collateral withdrawn less that: totalValue x (1 - liquidationDiscount)."""
+    total_value: int  # calcDebtAndCollateral's totalValue (underlying units)
+    total_funds: int
+    amount_to_pool: int
+    loss: int  # debt + interest the pool does not get back
+    bad_debt: bool  # CreditFacadeV3._hasBadDebt: the loss policy decides
+    withdrawn: dict[str, int]  # token -> amount sent to the liquidator
+    add: int  # underlying the liquidator adds
+    returned: int  # underlying the credit manager sends the liquidator
+    profit_usd: int  # withdrawn value + returned - add, at the oracle's prices (8 decimals)
+
+
+def full_liquidation(acc: Account, total_value: int, *, min_add: int = 0) -> Full:
+    """What a full liquidation of ``acc`` gives the liquidator (unhealthy, not expired)."""
+    fees = acc.fees
+    total_funds = total_value * fees.liquidation_discount // PERCENTAGE_FACTOR
+    to_pool = acc.debt.total + total_value * fees.fee_liquidation // PERCENTAGE_FACTOR
+    with_interest = acc.debt.debt + acc.debt.accrued_interest
+    to_pool = min(to_pool, total_funds)  # a loss: the pool gets what the discount leaves
+    loss = max(with_interest - to_pool, 0)
+    bad = total_value * fees.liquidation_discount < with_interest * PERCENTAGE_FACTOR
+    underlying = acc.holdings[acc.underlying].balance
+    withdrawn = {t: h.balance - 1 for t, h in acc.holdings.items() if t != acc.underlying and h.balance > 1}
+    add = max(total_funds - underlying, min_add)
+    returned = underlying + add - total_funds
+    up = acc.underlying_price
+    profit = (sum(to_usd(a, acc.holdings[t].price) for t, a in withdrawn.items())
+              + to_usd(returned, up) - to_usd(add, up))
+    return Full(total_value, total_funds, to_pool, loss, bad, withdrawn, add, returned, profit)

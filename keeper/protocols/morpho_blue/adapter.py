@@ -24,6 +24,7 @@ from keeper.protocols.base import (
     Assessment,
     Budget,
     Details,
+    Execution,
     ObservedLiquidation,
     Plan,
     PlanKind,
@@ -33,9 +34,13 @@ from keeper.protocols.base import (
     SkipCode,
     Spend,
     TokenPrice,
+    no_inventory,
 )
+from keeper.protocols.morpho_blue import flash as mf
 from keeper.protocols.morpho_blue import maths as mm
 from keeper.protocols.morpho_blue.config import MorphoBlueConfig
+from keeper.swap import execution as fx
+from keeper.swap.search import Solution, Unsolved, solve
 
 log = structlog.get_logger()
 MORPHO = load("morpho_blue/MorphoBlue")
@@ -83,6 +88,8 @@ class MorphoDetails(Details):
     repaid_assets: int
     repaid_shares: int
     bad_debt: bool
+    execution: str = Execution.INVENTORY.value
+    flash: fx.FlashReport | None = None  # flash mode: route, quote, profit enforced by the executor
 
 
 def market_id(params: tuple) -> bytes:
@@ -104,9 +111,14 @@ class MorphoBlueAdapter(Adapter[MorphoBlueConfig]):
         # their positions are read again (incremental mode); the market totals are read every block.
         self.dirty: set[tuple[bytes, str]] = set()
         self.positions_read = 0
+        self.swaps = services.swaps
+        self.flash = cfg.execution == Execution.FLASH
+        # (market id, borrower) -> this block's flash solution (flash mode, or a scan with [swap])
+        self.quotes: dict[tuple[bytes, str], Solution | Unsolved] = {}
 
     def contracts(self) -> dict[str, str]:
-        return {"Morpho": self.morpho, **{f"USD feed of {t}": f.address for t, f in self.feeds.items()}}
+        out = {"Morpho": self.morpho, **{f"USD feed of {t}": f.address for t, f in self.feeds.items()}}
+        return out | ({"LiquidationExecutor": self.cfg.executor} if self.flash and self.cfg.executor else {})
 
     def tokens(self) -> set[str]:
         return {m.loan for m in self.markets.values()}
@@ -115,6 +127,10 @@ class MorphoBlueAdapter(Adapter[MorphoBlueConfig]):
         self.chain = chain
         if not await chain.get_code(self.morpho):
             raise StartupError(f"{self.name}: no contract at morpho {self.morpho}")
+        if self.flash:
+            assert self.swaps is not None and self.cfg.executor  # the config requires [swap] and executor
+            await self.swaps.start()
+            await fx.check_executor(chain, self.name, self.cfg.executor, self.liquidator)
         for hex_id in self.cfg.markets:
             mid = bytes.fromhex(hex_id[2:])
             fn = MORPHO.fn("idToMarketParams")
@@ -203,6 +219,25 @@ class MorphoBlueAdapter(Adapter[MorphoBlueConfig]):
         self.positions_read += len(slots)
         for token, feed in self.feeds.items():
             self.usd[token] = (await feed.read(self.chain, block)).price_8
+        await self._quote(block, all_details)
+
+    async def _quote(self, block: int, all_details: bool) -> None:
+        """Flash mode (or a scan with [swap]): the best seized amount of each liquidatable position,
+        with its sale quoted on Uniswap V3."""
+        self.quotes = {}
+        if self.swaps is None or not (self.flash or all_details):
+            return
+        problems = []
+        for m in self.markets.values():
+            if m.market is None:
+                continue
+            for b, (shares, collateral) in m.positions.items():
+                if shares and collateral and not mm.is_healthy(shares, collateral, m.market, m.price, m.lltv):
+                    p = mf.problem((m.id, b), m.loan, m.collateral, shares, collateral, m.market, m.price, m.lltv)
+                    if p is not None:
+                        problems.append(p)
+        if problems:
+            self.quotes = await solve(self.swaps, problems, block)  # type: ignore[assignment]
 
     # ---- planning -------------------------------------------------------------------------
     def _prices(self, m: MarketState) -> dict[str, TokenPrice] | None:
@@ -248,22 +283,65 @@ class MorphoBlueAdapter(Adapter[MorphoBlueConfig]):
             return base, None
         if collateral == 0:
             return replace(base, status=Skip(SkipCode.NO_COLLATERAL, "no collateral left to seize")), None
-        liq = mm.plan(shares, collateral, m.market, m.price, m.lltv, budget.get(m.loan, 0))
+        inventory = self._inventory_plan(m, borrower, base, prices, budget)
+        quote = self.quotes.get((m.id, borrower))
+        flash = self._flash_plan(m, borrower, base, prices, quote) if self.flash else None
+        modes = fx.modes(self.cfg.execution,
+                         inventory_usd=inventory.gross_usd if isinstance(inventory, Plan) else None,
+                         inventory_gas=LIQUIDATE_GAS, flash=quote, flash_gas=mf.FLASH_GAS,
+                         profit_price=prices[m.loan], swaps=self.swaps, price=prices.get, profit_token=m.loan)
+        chosen = flash if self.flash else inventory
+        assert chosen is not None
+        if isinstance(chosen, Skip):
+            return replace(base, status=chosen, modes=modes), None
+        return replace(base, status=Planned(chosen), modes=modes), chosen
+
+    def _inventory_plan(self, m: MarketState, borrower: str, base: AccountView, prices: dict[str, TokenPrice],
+                        budget: Budget) -> Plan | Skip:
+        """liquidate() paid from the wallet, which keeps the seized collateral."""
+        assert m.market is not None
+        shares, collateral = m.positions[borrower]
+        wallet = budget.get(m.loan, 0)
+        liq = mm.plan(shares, collateral, m.market, m.price, m.lltv, wallet)
+        whole = mm.plan(shares, collateral, m.market, m.price, m.lltv, mf.UNLIMITED)
+        need = whole.repaid_assets + whole.repaid_assets * 5 // 10_000 + 1 if whole else 0
         if liq is None:
-            why = f"wallet holds {budget.get(m.loan, 0)} {m.loan_symbol}: not enough to repay any share"
-            return replace(base, status=Skip(SkipCode.NO_INVENTORY, why)), None
+            return no_inventory(m.loan, wallet, need, prices[m.loan], "not enough to repay any share")
         spend = liq.repaid_assets + liq.repaid_assets * 5 // 10_000 + 1
         tx = TxRequest(self.morpho, MORPHO.fn("liquidate").encode(m.params, borrower, liq.seized_assets,
                                                                  liq.repaid_shares, b""),
-                       what=f"liquidate {label} {borrower}")
-        plan = Plan(protocol=self.name, kind=PlanKind.LIQUIDATION, account=borrower, accounts=(borrower,),
-                    label=label, txs=(tx,), spends=(Spend(m.loan, self.morpho, spend),),
+                       what=f"liquidate {base.label} {borrower}")
+        return Plan(protocol=self.name, kind=PlanKind.LIQUIDATION, account=borrower, accounts=(borrower,),
+                    label=base.label, txs=(tx,), spends=(Spend(m.loan, self.morpho, spend),),
                     expected={m.loan: -liq.repaid_assets, m.collateral: liq.seized}, prices=prices,
                     gas_estimate=LIQUIDATE_GAS, debt_usd=base.debt_usd,
                     details=MorphoDetails(market="0x" + m.id.hex(), lltv=m.lltv, seized=liq.seized,
                                           repaid_assets=liq.repaid_assets, repaid_shares=liq.repaid_shares,
-                                          bad_debt=liq.bad_debt))
-        return replace(base, status=Planned(plan)), plan
+                                          bad_debt=liq.bad_debt),
+                    shortfall=Spend(m.loan, self.morpho, need) if need > spend else None)
+
+    def _flash_plan(self, m: MarketState, borrower: str, base: AccountView, prices: dict[str, TokenPrice],
+                    quote: Solution | Unsolved | None) -> Plan | Skip:
+        """liquidateMorphoBlue through the executor: the collateral sold inside Morpho's callback."""
+        assert m.market is not None and self.swaps is not None
+        if quote is None:  # morpho_blue.maths found no size liquidate() accepts without a rounding revert
+            return Skip(SkipCode.NO_VALID_AMOUNT, "no liquidation size Morpho accepts (shares rounding)")
+        skip = fx.skip_of(quote, prices.get, self.swaps, m.loan)
+        if skip is not None or not isinstance(quote, Solution):
+            return skip or Skip(SkipCode.UNREADABLE, "no quote this block")
+        shares, collateral = m.positions[borrower]
+        bps = self.swaps.cfg.slippage_bps
+        assert self.cfg.executor
+        data, liq = mf.calldata(quote, self.morpho, m.params, borrower, shares, collateral, m.market, m.price, m.lltv,
+                                fx.executor_swaps(quote, self.swaps.cfg.router, bps), fx.profit_arg(quote, m.loan, bps))
+        report = fx.report(quote, self.swaps, m.loan, prices.get)
+        tx = TxRequest(self.cfg.executor, data, what=f"liquidateMorphoBlue {base.label} {borrower} via {report.route}")
+        return Plan(protocol=self.name, kind=PlanKind.LIQUIDATION, account=borrower, accounts=(borrower,),
+                    label=base.label, txs=(tx,), expected={m.loan: quote.profit}, prices={m.loan: prices[m.loan]},
+                    gas_estimate=mf.FLASH_GAS, debt_usd=base.debt_usd, expected_from_simulation=True,
+                    details=MorphoDetails(market="0x" + m.id.hex(), lltv=m.lltv, seized=liq.seized,
+                                          repaid_assets=liq.repaid_assets, repaid_shares=liq.repaid_shares,
+                                          bad_debt=liq.bad_debt, execution=Execution.FLASH.value, flash=report))
 
     # ---- shadow mode and fork rehearsals ----------------------------------------------------------
     async def liquidation_events(self, from_block: int, to_block: int) -> list[ObservedLiquidation]:

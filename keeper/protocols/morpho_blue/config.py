@@ -5,10 +5,10 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from keeper.config_types import Address, Bytes32, ProtocolConfig
+from keeper.config_types import Address, Bytes32, ExecutionConfig
 
 
-class MorphoBlueConfig(ProtocolConfig):
+class MorphoBlueConfig(ExecutionConfig):
     """Morpho Blue: one table per Morpho singleton. Health is computed exactly as Morpho does
     (interest accrued to the next block with the market's IRM, the market's oracle price scaled
     1e36, lltv); liquidate() is sized so that it cannot revert on rounding, and bad debt is taken

@@ -206,9 +206,10 @@ def test_budget_limits_the_buys_and_replan_keeps_the_accounts():
     assert isinstance(q, Plan)
     assert q.accounts == p.accounts == tuple(sorted(users, key=a._freed_value, reverse=True))
     assert -q.expected[USDC] == 1_000 * 10**6 and q.spends[0].amount == 1_000 * 10**6
+    assert q.shortfall is not None and (q.shortfall.token, q.shortfall.amount) == (USDC, full)  # what all would need
     empty = a.replan(p, {USDC: 0})
     assert isinstance(empty, Skip) and empty.code == SkipCode.NO_INVENTORY
-    assert empty.message.startswith("wallet holds no USDC")
+    assert empty.message.startswith(f"wallet holds 0.00 USDC, needs {full / 10**6:,.2f} USDC")
 
 
 def test_reserves_at_target_skips_each_account_unless_the_switch():

@@ -271,7 +271,7 @@ async def test_no_base_in_the_wallet(deployer, world, tmp_path, switch):
     if not switch:
         assert await nonce(d) == n0 and report["liquidations"] == []
         assert {s["account"] for s in report["skipped"]} == unhealthy
-        assert all(s["reason"].startswith("wallet holds no USDC") for s in report["skipped"])
+        assert all(s["reason"].startswith("wallet holds 0.00 USDC, needs ") for s in report["skipped"])
         return
     (o,) = report["liquidations"]
     assert o["label"] == "absorb 4" and sorted(o["accounts"]) == sorted(unhealthy)

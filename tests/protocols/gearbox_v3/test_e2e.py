@@ -29,6 +29,9 @@ KEEPER_USDC = 100_000
 # account, and the one with bad debt (full liquidation only).
 PARTIAL = {0: "WETH", 1: "WBTC", 2: "WBTC", 3: "WETH"}
 HEALTHY, BAD_DEBT = 4, 5
+# Most tests here are about partial liquidations: the keeper plans them alone (full_liquidation =
+# false); full liquidations and the choice between both are in test_full.py and test_flash.py.
+PARTIAL_ONLY = {"full_liquidation": False}
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +71,7 @@ async def holdings(d, world, ca) -> tuple[int, ...]:
 
 async def test_price_drop_partially_liquidates_with_the_best_plan(deployer, world, tmp_path, capsys):
     d, dep, cas = deployer, gearbox(world), accounts(world)
-    keeper = await keeper_for(world, tmp_path)
+    keeper = await keeper_for(world, tmp_path, **PARTIAL_ONLY)
     try:
         n0 = await nonce(d)
         await keeper.step(await keeper.chain.block_number())
@@ -136,7 +139,7 @@ async def test_price_drop_partially_liquidates_with_the_best_plan(deployer, worl
 async def test_dry_run_sends_nothing(deployer, world, tmp_path):
     d, cas = deployer, accounts(world)
     await drop_weth(d, world)
-    keeper = await keeper_for(world, tmp_path, mode="dry-run")
+    keeper = await keeper_for(world, tmp_path, mode="dry-run", **PARTIAL_ONLY)
     n0 = await nonce(d)
     await run_and_close(keeper)
     report = keeper.recorder.report()
@@ -183,7 +186,7 @@ async def test_wallet_budget_caps_the_plans(deployer, world, tmp_path):
               "outputs": [{"name": "", "type": "bool"}]}]
     await d.transact(usdc.address, erc20, "transfer", d.sender, (KEEPER_USDC - 6_000) * 10**6, sender=KEEPER_ADDRESS)
     await drop_weth(d, world)
-    keeper = await keeper_for(world, tmp_path)
+    keeper = await keeper_for(world, tmp_path, **PARTIAL_ONLY)
     await run_and_close(keeper, until_quiet=True)
     report = keeper.recorder.report()
     assert report["reverted"] == [] and report["failed"] == []
@@ -201,7 +204,7 @@ async def test_wallet_budget_caps_the_plans(deployer, world, tmp_path):
 async def test_scan_rows(deployer, world, tmp_path):
     d, dep, cas = deployer, gearbox(world), accounts(world)
     await drop_weth(d, world)
-    keeper = await keeper_for(world, tmp_path)
+    keeper = await keeper_for(world, tmp_path, **PARTIAL_ONLY)
     n0 = await nonce(d)
     try:
         rows = {r.account: r for r in await keeper.scan()}
@@ -246,8 +249,10 @@ async def test_gearbox_alongside_aave_in_the_demo_world(deployer, real_world, sn
     assert [o["account"] for o in by["aave_v3"]] == [aave_user]
     assert (await account_data(d, w.aave, aave_user))[5] >= E18
     cas = w.extra["gearbox_accounts"]
-    assert {o["account"] for o in by["gearbox_v3"]} == {cas[i] for i in PARTIAL}
-    assert [(s["protocol"], s["account"], s["reason"]) for s in report["skipped"]] == [
-        ("gearbox_v3", cas[BAD_DEBT], FULL_ONLY)]
-    for i in PARTIAL:
-        assert (await account_state(d, dep, cas[i])).hf >= 1
+    # Every unhealthy account is liquidated, the one with bad debt too: fully where that pays more
+    # (the wallet holds enough USDC for it), partially otherwise.
+    assert {o["account"] for o in by["gearbox_v3"]} == {cas[i] for i in [*PARTIAL, BAD_DEBT]}
+    assert report["skipped"] == []
+    for i in [*PARTIAL, BAD_DEBT]:
+        st = await account_state(d, dep, cas[i])
+        assert not st.liquidatable and (st.debt == 0 or st.hf >= 1)

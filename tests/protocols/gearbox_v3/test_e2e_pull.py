@@ -63,7 +63,7 @@ async def test_pull_price_drop_is_liquidated_with_price_updates(deployer, world,
     d, dep, cas = deployer, gearbox(world), world.extra["gearbox_accounts"]
     weth = world.tokens["WETH"]
     feed = dep.price_feeds["WETH"]
-    keeper = await keeper_for(world, tmp_path)
+    keeper = await keeper_for(world, tmp_path, full_liquidation=False)  # partial liquidations (full ones: test_full.py)
     try:
         n0 = await nonce(d)
         await keeper.step(await keeper.chain.block_number())

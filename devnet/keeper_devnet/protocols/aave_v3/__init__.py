@@ -19,6 +19,7 @@ async def keeper_abis() -> dict[str, list[dict[str, Any]]]:
         "AaveV3Pool": (f"{_CORE}/interfaces/IPool.sol/IPool.json", [
             "liquidationCall", "getUserAccountData", "getReservesList", "getReserveData",
             "getUserConfiguration", "getUserEMode", "getEModeCategoryData", "flashLoanSimple",
+            "FLASHLOAN_PREMIUM_TOTAL",
             "Supply", "Borrow", "Repay", "Withdraw", "LiquidationCall"]),
         "AaveV3PoolAddressesProvider": (
             f"{_CORE}/interfaces/IPoolAddressesProvider.sol/IPoolAddressesProvider.json",

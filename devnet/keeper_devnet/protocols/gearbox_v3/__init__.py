@@ -21,13 +21,23 @@ async def keeper_abis() -> dict[str, list[dict[str, Any]]]:
             "getTokenByMask", "liquidationThresholds", "calcDebtAndCollateral", "isLiquidatable", "version"]),
         "gearbox_credit_facade_v3": ("CreditFacadeV3", [
             "creditManager", "underlying", "debtLimits", "paused", "expirable", "partiallyLiquidateCreditAccount",
-            "OpenCreditAccount", "CloseCreditAccount", "LiquidateCreditAccount", "PartiallyLiquidateCreditAccount"]),
+            "liquidateCreditAccount", "lossPolicy", "OpenCreditAccount", "CloseCreditAccount",
+            "LiquidateCreditAccount", "PartiallyLiquidateCreditAccount"]),
         "gearbox_price_oracle_v3": ("PriceOracleV3", ["getPrice", "priceFeedParams"]),
         "gearbox_pool_quota_keeper_v3": ("PoolQuotaKeeperV3", ["getQuota"]),
         # Updatable feeds (@gearbox-protocol/oracles-v3 PythPriceFeed, compiled with the same settings):
         # `updatable` tells a pull feed, `updatePrice` is the on-demand update the keeper batches.
         "gearbox_pyth_price_feed": ("PythPriceFeed", ["updatable", "updatePrice", "priceFeedId", "pyth", "token"]),
+        # The inner calls of a full liquidation's multicall, and the loss policy the facade asks
+        # before a liquidation with bad debt.
+        "gearbox_credit_facade_v3_multicall": ("ICreditFacadeV3Multicall", [
+            "onDemandPriceUpdates", "addCollateral", "withdrawCollateral"]),
+        "gearbox_loss_policy_v3": ("AliasedLossPolicyV3", ["isLiquidatableWithLoss", "accessMode", "checksEnabled"]),
     }
     out = {name: subset(abis[contract], names, contract, errors=False) for name, (contract, names) in wanted.items()}
+    # liquidateCreditAccount is overloaded: keep the 4-argument form (with lossPolicyData), the one
+    # V3.1 implements (the 3-argument one forwards to it with empty data).
+    out["gearbox_credit_facade_v3"] = [e for e in out["gearbox_credit_facade_v3"]
+                                       if e.get("name") != "liquidateCreditAccount" or len(e["inputs"]) == 4]
     out["gearbox_errors"] = await all_errors()
     return out

@@ -523,7 +523,7 @@ mock_pyth = "{mock_pyth}"
 
 
 def gearbox_config_entry(dep: GearboxDeployment, *, name: str = "gearbox_v3", target_hf_margin_bps: int = 10,
-                         start_block: int = 0) -> str:
+                         start_block: int = 0, full_liquidation: bool = True) -> str:
     """The `[[protocols]]` TOML block that points the keeper at ``dep``."""
     return f"""
 [[protocols]]
@@ -532,4 +532,5 @@ name = "{name}"
 credit_managers = ["{dep.credit_manager}"]
 start_block = {start_block}
 target_hf_margin_bps = {target_hf_margin_bps}
+full_liquidation = {str(full_liquidation).lower()}
 """
