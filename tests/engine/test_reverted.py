@@ -91,7 +91,7 @@ async def test_liquidation_reverted_on_chain_is_recorded_with_its_gas(deployer, 
                                              "outputs": [{"name": "", "type": "uint256"}]}], "balanceOf", user) >= 19_000 * 10**6
 
     # `keeper demo` exits 1 when its report holds a reverted liquidation (here: this run's report).
-    demo_report = {**report, "contracts": {"aave_v3": world.aave.code}, "positions": 1,
+    demo_report = {**report, "contracts": {"aave_v3": world.aave.code}, "positions": 1, "execution": "inventory",
                    "rewards_credited_before_claim": {}, "still_liquidatable": []}
     path = tmp_path / "report.json"
     path.write_text(json.dumps(demo_report))
@@ -110,7 +110,7 @@ async def cli_demo_with_report(path, flags: list[str]) -> tuple[int, str]:
               "import keeper_devnet.demo as demo\n"
               "from keeper.cli import main\n"
               f"report = json.load(open({str(path)!r}))\n"
-              "async def run_demo():\n"
+              "async def run_demo(**_):\n"
               "    return report\n"
               "demo.run_demo = run_demo\n"
               f"sys.exit(main(['demo', *{flags!r}]))\n")

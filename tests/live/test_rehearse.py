@@ -23,7 +23,6 @@ from keeper.live.fork import Shock
 from keeper.live.rehearse import Options, rehearse
 from tests.live.helpers import chain_state, drop_weth, venue_verdicts
 
-GEARBOX_FULL_ONLY = 5  # GEARBOX_DEMO_POSITIONS[5]: only a full liquidation resolves it (not sent)
 
 
 @pytest.fixture
@@ -39,7 +38,6 @@ async def expected_after_drop(d, world) -> dict[str, set[str]]:
         out = await venue_verdicts(d, world)
     finally:
         await d.rpc("evm_revert", [snap])
-    out["gearbox_v3"].discard(world.extra["gearbox_accounts"][GEARBOX_FULL_ONLY])
     return out
 
 
