@@ -86,7 +86,10 @@ async def test_dropped_bundles_are_noticed_after_max_blocks_and_go_public(anvil,
             await keeper.close()
         public = proxy.calls("eth_sendRawTransaction")
     fallbacks = [e for e in logs if e["event"] == "relay.fallback"]
-    assert fallbacks and all(e["missed_blocks"] == 2 and "not included in 2 blocks" in e["reason"] for e in fallbacks)
+    # Noticed once max_blocks (2) target blocks were missed; under load the relay's poll may see the
+    # head a few blocks later than that, never earlier.
+    assert fallbacks and all(e["missed_blocks"] >= 2 and f"not included in {e['missed_blocks']} blocks" in e["reason"]
+                             for e in fallbacks)
     assert len(public) == len(fallbacks)
     # Each transaction was offered for the two blocks after the head it was sent at, then made public.
     by_tx: dict[str, list[int]] = {}
@@ -104,7 +107,7 @@ async def test_dropped_bundles_given_up_send_nothing(anvil, deployer, world, tmp
         keeper = await observed_keeper(world, tmp_path)
         try:
             with structlog.testing.capture_logs() as logs:
-                async with running(keeper), mining(deployer):
+                async with mining(deployer), running(keeper):  # blocks go on while the keeper stops
                     await until(lambda: keeper.telemetry.blocks_processed >= 1, what="a first block")
                     await drop_weth(deployer, world)
                     await until(lambda: any(o.status is Status.FAILED for o in keeper.recorder.outcomes),
