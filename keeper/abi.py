@@ -4,27 +4,23 @@ Hot paths build calldata once with eth_abi (no web3 contract layer)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from eth_abi import decode, encode
-from eth_abi.grammar import TupleType, parse
+from eth_abi.grammar import ABIType, BasicType, TupleType, parse
 from eth_utils import keccak, to_checksum_address
 
 
 def _abi_dir() -> Path:
-    """abis/ as shipped inside the wheel (package data ``keeper.abis``), or the checkout's top-level
-    abis/ when running from the repository."""
-    try:
-        import keeper.abis as shipped  # type: ignore[import-not-found]  # namespace package in the wheel
-        for folder in getattr(shipped, "__path__", ()):
-            if (Path(folder) / "common").is_dir():
-                return Path(folder)
-    except ModuleNotFoundError:
-        pass
-    return Path(__file__).resolve().parents[1] / "abis"
+    """abis/ as shipped inside the wheel (the package data ``keeper.abis``, next to this module), or
+    the checkout's top-level abis/ when running from the repository (an editable install)."""
+    here = Path(__file__).resolve().parent
+    shipped = here / "abis"
+    return shipped if (shipped / "common").is_dir() else here.parent / "abis"
 
 
 ABI_DIR = _abi_dir()
@@ -36,13 +32,13 @@ def checksummed(type_str: str, value: Any) -> Any:
     return _walk(parse(type_str), value)
 
 
-def _walk(t, value):
+def _walk(t: ABIType, value: Any) -> Any:
     if t.arrlist:
         inner = t.item_type
         return [_walk(inner, v) for v in value]
     if isinstance(t, TupleType):
         return tuple(_walk(c, v) for c, v in zip(t.components, value))
-    if t.base == "address":
+    if isinstance(t, BasicType) and t.base == "address":
         return to_checksum_address(value)
     return value
 
@@ -125,7 +121,7 @@ class Abi:
         return self.events[name]
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(name: str) -> Abi:
     """``name`` is "<protocol>/<Contract>" (abis/<protocol>/<Contract>.json) or, for what every
     protocol shares (ERC20, Chainlink, Pyth), a plain "<Contract>" from abis/common."""

@@ -1,4 +1,7 @@
-"""Command line: keeper run | scan | init | devnet | demo."""
+"""Command line: keeper run | scan | init | config example | devnet | demo.
+
+The global flags (--log-json, --log-level) are accepted before or after the subcommand; --config
+may be left out when KEEPER_CONFIG names the file."""
 from __future__ import annotations
 
 import argparse
@@ -6,37 +9,58 @@ import asyncio
 import json
 import signal
 import sys
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from keeper.config import load_config
+from keeper.config_env import CONFIG_VAR
 from keeper.errors import ConfigError, StartupError
 from keeper.log import setup_logging
 from keeper.presets.command import add_init_arguments, run_init
 
+if TYPE_CHECKING:
+    from keeper.engine.daemon import ScanRow
+
 log = structlog.get_logger()
+LEVELS = ["debug", "info", "warning", "error"]
+
+
+def _global_flags(p: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """The flags every command takes; a subcommand's copy leaves them unset unless given there."""
+    p.add_argument("--log-json", action="store_true", help="log JSON lines instead of console text",
+                   default=False if defaults else argparse.SUPPRESS)
+    p.add_argument("--log-level", choices=LEVELS, help="default: info",
+                   default="info" if defaults else argparse.SUPPRESS)
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="keeper", description="Liquidation keeper for lending and leverage protocols")
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    p.add_argument("--log-json", action="store_true", help="log JSON lines instead of console text")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    _global_flags(p, defaults=True)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_flags(common, defaults=False)
+    cfg_help = f"the config file (default: the file ${CONFIG_VAR} names)"
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="watch every new block and liquidate until SIGINT/SIGTERM")
-    r.add_argument("--config", required=True, type=Path)
+    r = sub.add_parser("run", parents=[common], help="watch every new block and liquidate until SIGINT/SIGTERM")
+    r.add_argument("--config", type=Path, help=cfg_help)
     r.add_argument("--dry-run", action="store_true", help="simulate everything, send nothing")
-    s = sub.add_parser("scan", help="one-shot table of every tracked account")
-    s.add_argument("--config", required=True, type=Path)
+    s = sub.add_parser("scan", parents=[common], help="one-shot table of every tracked account")
+    s.add_argument("--config", type=Path, help=cfg_help)
     s.add_argument("--json", action="store_true")
-    add_init_arguments(sub.add_parser("init", help="write a config for a chain's main markets (real addresses, "
-                                                   "each with its source)"))
-    dv = sub.add_parser("devnet", help="start Anvil with the demo world and write a ready config")
+    add_init_arguments(sub.add_parser("init", parents=[common], help="write a config for a chain's main markets "
+                                                                   "(real addresses, each with its source)"))
+    c = sub.add_parser("config", parents=[common], help="configuration tools")
+    csub = c.add_subparsers(dest="config_command", required=True)
+    csub.add_parser("example", parents=[common], help="print the commented example config (every key explained)")
+    dv = sub.add_parser("devnet", parents=[common], help="start Anvil with the demo world and write a ready config")
     dv.add_argument("--port", type=int, default=8545)
     dv.add_argument("--config-out", type=Path, default=None)
-    dm = sub.add_parser("demo", help="devnet + positions + keeper + price drop, then a report")
+    dm = sub.add_parser("demo", parents=[common], help="devnet + positions + keeper + price drop, then a report")
     dm.add_argument("--json", action="store_true", help="print one JSON report on stdout")
     return p
 
@@ -49,7 +73,7 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-async def _init(args) -> int:
+async def _init(args: argparse.Namespace) -> int:
     return run_init(args)
 
 
@@ -59,7 +83,7 @@ def _install_stop(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-async def _run(args) -> int:
+async def _run(args: argparse.Namespace) -> int:
     from keeper.engine.daemon import Keeper, load_signer
     cfg = load_config(args.config)
     keeper = Keeper(cfg, load_signer(cfg), dry_run=True if args.dry_run else None)
@@ -74,17 +98,19 @@ async def _run(args) -> int:
     return 0
 
 
-def _table(rows) -> str:
+def _table(rows: Sequence[ScanRow]) -> str:
     head = ["protocol", "account", "health", "debt_usd", "best_pair", "profit_usd", "liquidatable", "why"]
     body = [[r.protocol, r.account, "-" if r.health is None or r.health > 1e6 else f"{r.health:.4f}",
              f"{r.debt_usd:,.2f}", r.pair, "-" if r.expected_profit_usd is None else f"{r.expected_profit_usd:,.2f}",
              "yes" if r.liquidatable else "no", r.why] for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
-    fmt = lambda row: "  ".join(str(x).ljust(w) for x, w in zip(row, widths))  # noqa: E731
+
+    def fmt(row: Sequence[object]) -> str:
+        return "  ".join(str(x).ljust(w) for x, w in zip(row, widths))
     return "\n".join([fmt(head)] + [fmt(b) for b in body])
 
 
-async def _scan(args) -> int:
+async def _scan(args: argparse.Namespace) -> int:
     from keeper.engine.daemon import Keeper, load_signer
     cfg = load_config(args.config)
     keeper = Keeper(cfg, load_signer(cfg), dry_run=True)
@@ -100,7 +126,13 @@ async def _scan(args) -> int:
     return 0
 
 
-def _devnet_package():
+async def _config(args: argparse.Namespace) -> int:
+    from keeper.config_example import example_toml
+    print(example_toml(), end="")
+    return 0
+
+
+def _devnet_package() -> ModuleType:
     try:
         import keeper_devnet
     except ModuleNotFoundError:
@@ -109,7 +141,7 @@ def _devnet_package():
     return keeper_devnet
 
 
-async def _devnet(args) -> int:
+async def _devnet(args: argparse.Namespace) -> int:
     _devnet_package()
     from keeper_devnet.world import serve_devnet
     stop = asyncio.Event()
@@ -118,7 +150,7 @@ async def _devnet(args) -> int:
     return 0
 
 
-async def _demo(args) -> int:
+async def _demo(args: argparse.Namespace) -> int:
     _devnet_package()
     from keeper_devnet.demo import print_report, run_demo
     report = await run_demo()
@@ -132,7 +164,9 @@ async def _demo(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(json_lines=args.log_json, level=args.log_level)
-    handler = {"run": _run, "scan": _scan, "init": _init, "devnet": _devnet, "demo": _demo}[args.command]
+    handlers: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
+        "run": _run, "scan": _scan, "init": _init, "config": _config, "devnet": _devnet, "demo": _demo}
+    handler = handlers[args.command]
     try:
         return asyncio.run(handler(args))
     except (ConfigError, StartupError) as e:

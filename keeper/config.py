@@ -1,56 +1,90 @@
-"""The keeper's TOML configuration: parsed with tomllib into typed, validated pydantic models.
+"""The keeper's TOML configuration: parsed with tomllib into typed, validated pydantic models,
+with environment variables (``KEEPER_<TABLE>__<KEY>``, keeper/config_env.py) laid over the file.
 
-Every error names the file, the key and the problem; unknown keys are errors.
+Every error names the file or the variable, the key and the problem; unknown keys are errors. The
+field descriptions are the comments of config.example.toml (generated: keeper/config_example.py).
 """
 from __future__ import annotations
 
+import os
 import tomllib
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from keeper.chain.multicall import MULTICALL3
-from keeper.config_types import Address, Bytes32, Strict
+from keeper.config_env import CONFIG_VAR, Override, apply_overrides, env_overrides
+from keeper.config_types import COMMENTED, Address, Bytes32, EnvName, ProtocolConfig, Strict
 from keeper.errors import ConfigError
 from keeper.protocols.registry import protocols
 
 
 class ChainConfig(Strict):
-    rpc_url: str
-    chain_id: int = Field(gt=0)
-    poll_interval_seconds: float = Field(default=1.0, gt=0)
-    log_chunk_blocks: int = Field(default=5_000, gt=0)
-    multicall_address: Address = MULTICALL3
-    # How the chain charges for the L1 data a transaction publishes (keeper.chain.l1fee): "none" (an L1,
-    # or a chain without such a fee), "op_stack" (Base, Optimism: GasPriceOracle.getL1Fee) or
-    # "arbitrum" (NodeInterface.gasEstimateL1Component).
-    l2: Literal["none", "op_stack", "arbitrum"] = "none"
+    """The node the keeper talks to."""
+    rpc_url: str = Field(
+        description="JSON-RPC endpoint of the node the keeper reads from and sends to (http or https). A URL "
+                    "with credentials is better set from the environment (KEEPER_CHAIN__RPC_URL).",
+        examples=["http://127.0.0.1:8545"])
+    chain_id: int = Field(
+        gt=0, description="The chain the keeper must find there; it refuses to start on any other "
+                          "(1 = Ethereum mainnet).", examples=[31337])
+    poll_interval_seconds: float = Field(default=1.0, gt=0,
+                                         description="How often to ask the node for a new block, in seconds.")
+    log_chunk_blocks: int = Field(
+        default=5_000, gt=0,
+        description="Block range of one eth_getLogs request during discovery (halved automatically if the node "
+                    "refuses).")
+    multicall_address: Address = Field(
+        default=MULTICALL3,
+        description="Multicall3 used for batched reads (the canonical address on almost every chain).")
+    l2: Literal["none", "op_stack", "arbitrum"] = Field(
+        default="none",
+        description='How the chain charges for the L1 data a transaction publishes: "none" (Ethereum and other '
+                    'L1s), "op_stack" (Base, Optimism: the GasPriceOracle\'s L1 fee) or "arbitrum" (the L1 '
+                    "component).")
     max_request_bytes: int = Field(
         default=1 << 20, ge=16 << 10,
-        description="largest JSON-RPC request (one POST: a call or a batch) the keeper sends, in bytes; "
-                    "batches and multicalls are split to fit, and a node's 'too large' answer lowers it")
+        description="Largest JSON-RPC request the keeper sends, in bytes (one POST: a call or a batch). Batches and "
+                    'multicalls are split to fit; a node answering "too large" makes the keeper use smaller ones.')
     max_batch: int = Field(
         default=100, ge=1,
-        description="most requests in one JSON-RPC batch (providers cap it too; a refusal lowers it)")
+        description="Most requests in one JSON-RPC batch (lowered automatically when the node refuses a batch).")
 
     @field_validator("rpc_url")
     @classmethod
     def _url(cls, v: str) -> str:
         if not v.startswith(("http://", "https://")):
-            raise ValueError(f"must be an http:// or https:// URL, got {v!r}")
+            # Only the scheme: the rest of the URL may hold credentials.
+            raise ValueError(f"must be an http:// or https:// URL, got scheme {urlsplit(v).scheme or '(none)'!r}")
         return v
 
 
 class SignerConfig(Strict):
-    private_key_env: str | None = None
-    keystore: Path | None = None
-    password_env: str | None = None
-    address: Address | None = None
+    """The key the keeper signs with: exactly one source, never the key itself."""
+    private_key_env: EnvName | None = Field(
+        default=None,
+        description="Exactly one key source. Either the NAME of an environment variable holding the private key "
+                    "(never the key itself: a key in this file is not accepted)...",
+        examples=["KEEPER_PRIVATE_KEY"])
+    keystore: Path | None = Field(
+        default=None,
+        description="...or an encrypted JSON keystore (a path relative to this file) and the variable holding "
+                    "its password:",
+        examples=["keeper.keystore.json"], json_schema_extra=COMMENTED)
+    password_env: EnvName | None = Field(
+        default=None, description="The NAME of the environment variable holding the keystore's password.",
+        examples=["KEEPER_KEYSTORE_PASSWORD"], json_schema_extra=COMMENTED)
+    address: Address | None = Field(
+        default=None, description="Optional: the address the key must belong to; checked at start-up.",
+        examples=["0x70997970C51812dc3A010C7d01b50e0d17dc79C8"], json_schema_extra=COMMENTED)
 
     @model_validator(mode="after")
-    def _one_source(self):
+    def _one_source(self) -> SignerConfig:
         if (self.private_key_env is None) == (self.keystore is None):
             raise ValueError("give exactly one of private_key_env or keystore")
         if self.keystore is not None and not self.password_env:
@@ -59,31 +93,43 @@ class SignerConfig(Strict):
 
 
 class KeeperConfig(Strict):
-    mode: Literal["live", "dry-run"] = "live"
-    min_profit_usd: Decimal = Field(ge=0)
-    max_gas_price_gwei: Decimal = Field(gt=0)
-    max_priority_fee_gwei: Decimal = Field(ge=0)
-    native_usd_feed: Address  # Chainlink feed pricing the native token, to value gas
-    gas_safety_margin: Decimal = Field(default=Decimal("1.3"), ge=1)  # gas limit = simulated x this + 30k
-    record_file: Path | None = None  # JSON lines of every outcome, appended
-
-
-
-
+    """What the keeper does and the limits it keeps."""
+    mode: Literal["live", "dry-run"] = Field(
+        default="live",
+        description='"live" sends transactions; "dry-run" does everything up to and including the simulation '
+                    "and sends nothing (also: keeper run --dry-run).")
+    min_profit_usd: Decimal = Field(
+        ge=0, description="Skip any liquidation whose expected profit after gas is below this, in USD.",
+        examples=[5])
+    max_gas_price_gwei: Decimal = Field(
+        gt=0, description="Send nothing while the expected gas price (next base fee + tip) is above this, in gwei.",
+        examples=[100])
+    max_priority_fee_gwei: Decimal = Field(
+        ge=0, description="The highest tip (maxPriorityFeePerGas) the keeper offers, in gwei.", examples=[2])
+    native_usd_feed: Address = Field(
+        description="Chainlink feed of the native token in USD (ETH/USD on Ethereum), used to price gas.",
+        examples=["0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419"])
+    gas_safety_margin: Decimal = Field(default=Decimal("1.3"), ge=1,
+                                       description="Gas limit sent = simulated gas x this + 30,000.")
+    record_file: Path | None = Field(
+        default=None,
+        description="Optional: append every outcome (sent, confirmed, reverted, skipped and why) as JSON lines.",
+        examples=["keeper-outcomes.jsonl"], json_schema_extra=COMMENTED)
 
 
 class StoreConfig(Strict):
     """The durable state: accounts index, checkpoints, mirror state and transaction journal."""
     path: str = Field(
         default="keeper.db",
-        description="SQLite file, relative to the config file's folder; \":memory:\" keeps nothing (tests)")
+        description="SQLite file of the durable state: accounts found, each protocol's checkpoint (block number and "
+                    "hash), the mirrored positions and the journal of every transaction. Relative to this file "
+                    '(":memory:" keeps nothing).')
     synchronous: Literal["normal", "full"] = Field(
         default="normal",
-        description="\"normal\" survives a crash of the keeper; \"full\" also a power cut, at one disk sync "
-                    "per write")
+        description='"normal" survives a crash of the keeper; "full" also a power cut (one disk sync per write).')
     history_blocks: int = Field(
         default=256, ge=1,
-        description="recent (number, hash) pairs kept per checkpoint stream to find a reorg's fork point")
+        description="Recent (number, hash) pairs kept per checkpoint to find where a reorg forked.")
 
     @field_validator("path")
     @classmethod
@@ -94,23 +140,37 @@ class StoreConfig(Strict):
 
 
 class PullOracleConfig(Strict):
-    """Where signed pull-oracle prices (Pyth) come from."""
-    # "hermes": a Pyth Hermes-style HTTP price service at url; "mock_pyth": a devnet MockPyth whose
-    # updates are built on chain from the Chainlink feeds named in mock_feeds (feed id -> feed).
-    source: Literal["hermes", "mock_pyth"] = "hermes"
-    url: str | None = None
-    timeout_seconds: float = Field(default=5.0, gt=0)
-    retries: int = Field(default=3, ge=0)
-    mock_pyth: Address | None = None
-    mock_feeds: dict[Bytes32, Address] = {}
-    # The IPyth contract whose getUpdateFee prices an update (hermes); mock_pyth is used when unset.
-    # Adapters that know their protocol's Pyth contract pass it themselves.
-    pyth: Address | None = None
-    # Confidence interval of MockPyth updates, in basis points of the price (mock_pyth only).
-    mock_conf_bps: int = Field(default=0, ge=0, le=10_000)
+    """Signed pull-oracle prices (Pyth), for the protocols that commit them."""
+    source: Literal["hermes", "mock_pyth"] = Field(
+        default="hermes",
+        description='"hermes": a Pyth Hermes-style HTTP service (GET {url}/v2/updates/price/latest); "mock_pyth": '
+                    "a devnet MockPyth whose updates are built on chain from Chainlink feeds (keeper devnet writes "
+                    "that form itself).")
+    url: str | None = Field(default=None, description="The price service (source hermes).",
+                            examples=["https://hermes.pyth.network"])
+    timeout_seconds: float = Field(
+        default=5.0, gt=0,
+        description="Per request; transient failures (timeouts, 5xx, 429) are retried `retries` times.")
+    retries: int = Field(default=3, ge=0, description="Retries of a transient failure.")
+    pyth: Address | None = Field(
+        default=None,
+        description="The IPyth contract whose getUpdateFee prices an update (mock_pyth when unset); adapters "
+                    "that know their protocol's Pyth contract use it instead. Pyth on Arbitrum shown.",
+        examples=["0xff1a0f4744e8582DF1aE09D5611b887B6a12925C"])
+    mock_pyth: Address | None = Field(
+        default=None, description="source mock_pyth: the MockPyth contract.",
+        examples=["0x0000000000000000000000000000000000000000"], json_schema_extra=COMMENTED)
+    mock_feeds: dict[Bytes32, Address] = Field(
+        default_factory=dict,
+        description="source mock_pyth: Pyth feed id -> the Chainlink feed whose answer the update carries.",
+        json_schema_extra=COMMENTED)
+    mock_conf_bps: int = Field(
+        default=0, ge=0, le=10_000,
+        description="source mock_pyth: confidence interval of the updates, in basis points of the price.",
+        json_schema_extra=COMMENTED)
 
     @model_validator(mode="after")
-    def _source(self):
+    def _source(self) -> PullOracleConfig:
         if self.source == "hermes" and not self.url:
             raise ValueError("source 'hermes' needs url")
         if self.source == "mock_pyth" and self.mock_pyth is None:
@@ -118,30 +178,32 @@ class PullOracleConfig(Strict):
         return self
 
 
-
-
-
-
 def _protocol_union() -> Any:
     """The [[protocols]] entry: one model per registered protocol, chosen by ``kind``."""
     models = tuple(p.config for p in protocols().values())
-    return Annotated[Union[models], Field(discriminator="kind")]  # type: ignore[valid-type]
+    return Annotated[Union[models], Field(discriminator="kind")]  # noqa: UP007 (a runtime tuple of models)
 
 
 PROTOCOL_KINDS = tuple(protocols())
-AnyProtocolConfig = _protocol_union()
+if TYPE_CHECKING:
+    AnyProtocolConfig = ProtocolConfig  # each adapter narrows to its own model
+else:
+    AnyProtocolConfig = _protocol_union()
 
 
 class Config(Strict):
     chain: ChainConfig
     signer: SignerConfig
     keeper: KeeperConfig
-    protocols: list[AnyProtocolConfig] = Field(min_length=1)  # type: ignore[valid-type]
-    pull_oracle: PullOracleConfig | None = None  # needed by protocols with pull-oracle prices
-    store: StoreConfig = StoreConfig()
+    protocols: list[AnyProtocolConfig] = Field(
+        min_length=1,
+        description="One [[protocols]] table per market watched. `name` must be unique; it labels logs and reports.")
+    pull_oracle: PullOracleConfig | None = Field(
+        default=None, description="Signed pull-oracle prices, needed by the protocols that commit them.")
+    store: StoreConfig = Field(default_factory=StoreConfig, description="The durable state (SQLite).")
 
     @model_validator(mode="after")
-    def _unique_names(self):
+    def _unique_names(self) -> Config:
         names = [p.name for p in self.protocols]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
@@ -153,44 +215,83 @@ class Config(Strict):
         return self
 
 
-def _loc(loc: tuple) -> str:
-    out = ""
+def _path(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """The error location without the discriminator tags pydantic adds to union members."""
+    out: list[int | str] = []
     for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in PROTOCOL_KINDS and out.endswith("]"):
-            continue  # the discriminator tag pydantic adds to union locations
-        else:
-            out += ("." if out else "") + str(part)
+        if part in PROTOCOL_KINDS and out and isinstance(out[-1], int):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _loc(path: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + str(part)
     return out or "(top level)"
 
 
-def _message(err: dict) -> str:
+def _message(err: ErrorDetails) -> str:
     if err["type"] == "extra_forbidden":
         return "unknown key"
     if err["type"] == "missing":
         return "missing key"
-    msg = err["msg"].removeprefix("Value error, ")
-    return msg
+    return err["msg"].removeprefix("Value error, ")
 
 
-def load_config(path: str | Path) -> Config:
-    path = Path(path)
+def config_path(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Path:
+    """The config file: ``path`` (--config) or else the one KEEPER_CONFIG names."""
+    env = os.environ if environ is None else environ
+    if path is not None:
+        return Path(path)
+    if env.get(CONFIG_VAR):
+        return Path(env[CONFIG_VAR])
+    raise ConfigError(f"no config file: give --config FILE or set {CONFIG_VAR}")
+
+
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read the file (``path``, else KEEPER_CONFIG), lay the KEEPER_<TABLE>__<KEY> variables of
+    ``environ`` (default: the process environment) over it, validate."""
+    env = os.environ if environ is None else environ
+    path = config_path(path, env)
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    overrides = env_overrides(env)
     try:
-        cfg = Config.model_validate(raw)
+        cfg = Config.model_validate(apply_overrides(raw, overrides))
     except ValidationError as e:
-        lines = [f"{path}: {_loc(err['loc'])}: {_message(err)}" for err in e.errors()]
-        raise ConfigError("\n".join(lines)) from None
-    if cfg.signer.keystore is not None and not cfg.signer.keystore.is_absolute():
-        cfg = cfg.model_copy(update={"signer": cfg.signer.model_copy(
-            update={"keystore": (path.parent / cfg.signer.keystore).resolve()})})
+        raise ConfigError("\n".join(_describe(err, path, raw, overrides) for err in e.errors())) from None
+    keystore = cfg.signer.keystore
+    if keystore is not None and not keystore.is_absolute():
+        from_env = any(o.path == ("signer", "keystore") for o in overrides)
+        base = Path.cwd() if from_env else path.parent  # a file's paths are relative to the file
+        cfg = cfg.model_copy(update={"signer": cfg.signer.model_copy(update={"keystore": (base / keystore).resolve()})})
     if cfg.store.path != ":memory:" and not Path(cfg.store.path).is_absolute():
         cfg = cfg.model_copy(update={"store": cfg.store.model_copy(
             update={"path": str((path.parent / cfg.store.path).resolve())})})
     return cfg
+
+
+def _in_file(raw: Any, where: tuple[int | str, ...]) -> bool:
+    for part in where:
+        listed = isinstance(part, int) and isinstance(raw, list) and part < len(raw)
+        if not (listed or (isinstance(part, str) and isinstance(raw, dict) and part in raw)):
+            return False
+        raw = raw[part]
+    return True
+
+
+def _describe(err: ErrorDetails, path: Path, raw: dict[str, Any], overrides: list[Override]) -> str:
+    """``<file or variable>: <key>: <problem>``; a key set by a variable names the variable."""
+    where = _path(tuple(err["loc"]))
+    source = next((o.var for o in overrides if where[:len(o.path)] == o.path), None)
+    if source is None:  # a table some variables wrote into: theirs alone, or the file's too
+        inside = [o.var for o in overrides if o.path[:len(where)] == where]
+        source = ", ".join(inside) if inside and not _in_file(raw, where) else (
+            f"{path} with {', '.join(inside)}" if inside else str(path))
+    return f"{source}: {_loc(where)}: {_message(err)}"

@@ -1,9 +1,14 @@
 """Building blocks of the config models: strict models, addresses, 32-byte ids, and the fields every
 [[protocols]] entry has. Each protocol's own model (keeper/protocols/<kind>/config.py) extends
-ProtocolConfig."""
+ProtocolConfig.
+
+Every field has a ``description`` (the comment above it in config.example.toml, which is generated
+from the models) and, where the default is not the value to show, ``examples=[value]``; fields
+marked ``json_schema_extra=COMMENTED`` appear commented out in the example."""
 from __future__ import annotations
 
-from typing import Annotated, Any
+import re
+from typing import Annotated, Any, ClassVar
 
 from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -34,16 +39,40 @@ def _bytes32(v: str) -> str:
 Bytes32 = Annotated[str, AfterValidator(_bytes32)]
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_KEYLIKE = re.compile(r"(0x)?[0-9a-fA-F]{64}")
+
+
+def _env_name(v: str) -> str:
+    # The message never repeats the value: it may be a private key put in the wrong place.
+    if _KEYLIKE.fullmatch(v) or not _ENV_NAME.fullmatch(v):
+        raise ValueError("must be the NAME of an environment variable (letters, digits, _), never a secret itself")
+    return v
+
+
+EnvName = Annotated[str, AfterValidator(_env_name)]
+
+COMMENTED: dict[str, Any] = {"commented": True}  # json_schema_extra: shown commented out in the example
+
+NAME_DESCRIPTION = "Labels this entry in logs and reports; unique in the config (default: the kind)."
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ProtocolConfig(Strict):
     """Fields of every [[protocols]] entry; ``kind`` selects the protocol (its Literal in the
-    subclass), ``name`` defaults to the kind and must be unique in the config."""
+    subclass), ``name`` defaults to the kind and must be unique in the config.
+
+    The class docstring introduces the protocol's table in the example config; EXAMPLE_NOTE ends
+    that introduction, and EXAMPLE_ENABLED leaves the table uncommented there."""
+    EXAMPLE_NOTE: ClassVar[str] = ""
+    EXAMPLE_ENABLED: ClassVar[bool] = False
+
     kind: str
-    name: str = ""
-    start_block: int = Field(default=0, ge=0, description="first block whose logs discovery reads")
+    name: str = Field(default="", description=NAME_DESCRIPTION)
+    start_block: int = Field(default=0, ge=0, description="First block whose logs discovery reads.")
 
     @model_validator(mode="before")
     @classmethod

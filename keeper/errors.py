@@ -21,7 +21,7 @@ class StartupError(KeeperError):
 
 
 class RpcError(KeeperError):
-    def __init__(self, message: str, *, code: int | None = None, data=None):
+    def __init__(self, message: str, *, code: int | None = None, data: Any = None):
         super().__init__(message)
         self.code = code
         self.data = data

@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import MutableMapping
+from typing import Any, TextIO, cast
 
 import structlog
 
@@ -14,11 +16,11 @@ _KEYLIKE = re.compile(r"(0x)?[0-9a-fA-F]{64}")
 _SECRET_NAMES = ("private_key", "secret", "password", "mnemonic")
 
 
-def _redact(_logger, _name, event: dict) -> dict:
+def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for k, v in list(event.items()):
-        if any(s in k.lower() for s in _SECRET_NAMES):
-            event[k] = "[redacted]"
-        elif isinstance(v, str) and _KEYLIKE.fullmatch(v) and not k.endswith(("hash", "id")):
+        secret_name = any(s in k.lower() for s in _SECRET_NAMES)
+        keylike = isinstance(v, str) and _KEYLIKE.fullmatch(v) and not k.endswith(("hash", "id"))
+        if secret_name or keylike:
             event[k] = "[redacted]"
     return event
 
@@ -45,6 +47,6 @@ def setup_logging(json_lines: bool = False, level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),
+        logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, _CurrentStderr())),
         cache_logger_on_first_use=False,
     )

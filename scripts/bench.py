@@ -12,16 +12,16 @@ import asyncio
 import time
 
 from eth_account import Account
-from keeper_devnet.anvil import Anvil
-from keeper_devnet.deploy import Deployer
-from keeper_devnet.tokens import set_price
-from keeper_devnet.world import KEEPER_KEY, build_world, config_text, open_position
 
 from keeper.chain.signer import Signer
 from keeper.config import load_config
 from keeper.engine.daemon import Keeper
 from keeper.engine.mirror import mirror
 from keeper.log import setup_logging
+from keeper_devnet.anvil import Anvil
+from keeper_devnet.deploy import Deployer
+from keeper_devnet.tokens import set_price
+from keeper_devnet.world import KEEPER_KEY, build_world, config_text, open_position
 
 BLOCK_TIME = 2  # seconds, for the reaction figure
 

@@ -1,13 +1,17 @@
-"""Config loading: the example file is valid; each kind of mistake names the file, the key and the
-problem, and the CLI exits 2 without sending anything."""
+"""Config loading: the example file is generated from the models' descriptions and is valid; each
+kind of mistake names the file, the key and the problem, and the CLI exits 2 without sending
+anything."""
 import re
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from keeper.cli import main
-from keeper.config import PROTOCOL_KINDS, load_config
+from keeper.config import PROTOCOL_KINDS, Config, load_config
+from keeper.config_example import example_toml
 from keeper.errors import ConfigError
+from keeper.protocols.registry import protocols
 from tests.helpers.config import uncomment_examples
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.toml"
@@ -28,6 +32,38 @@ def test_example_config_is_valid():
 
 
 
+def test_example_is_generated_from_the_config_models():
+    assert EXAMPLE.read_text() == example_toml(), "config.example.toml is stale: run scripts/gen_config_example.py"
+
+
+def _models(model: type[BaseModel]) -> list[type[BaseModel]]:
+    out = [model]
+    for f in model.model_fields.values():
+        for sub in getattr(f.annotation, "__args__", ()) + (f.annotation,):
+            if isinstance(sub, type) and issubclass(sub, BaseModel) and sub not in out:
+                out += _models(sub)
+    return out
+
+
+def test_every_config_field_is_described_and_in_the_example():
+    models = _models(Config) + [p.config for p in protocols().values()]
+    assert len(models) >= 5 + len(PROTOCOL_KINDS)
+    text = EXAMPLE.read_text()
+    for m in models:
+        for name, f in m.model_fields.items():
+            if m is Config or name == "kind":
+                continue  # the top-level tables, and the kind tag every protocol table starts with
+            assert f.description, f"{m.__name__}.{name} has no description"
+            assert re.search(rf"^(# )*{name} = ", text, re.M), f"{m.__name__}.{name} is missing from the example"
+            first_words = " ".join(f.description.split()[:4])
+            assert first_words in " ".join(line.lstrip("# ") for line in text.splitlines()), first_words
+
+
+def test_config_example_command_prints_the_example(capsys):
+    assert main(["config", "example"]) == 0
+    assert capsys.readouterr().out == EXAMPLE.read_text()
+
+
 def test_every_commented_example_table_is_valid(tmp_path):
     cfg = load_config(write(tmp_path, uncomment_examples(EXAMPLE.read_text())))
     assert {p.kind for p in cfg.protocols} == set(PROTOCOL_KINDS)
@@ -37,7 +73,8 @@ def test_every_commented_example_table_is_valid(tmp_path):
 def test_perennial_without_pull_oracle_is_named(tmp_path):
     text = uncomment_examples(EXAMPLE.read_text())
     start = text.index("\n[pull_oracle]\n")
-    text = text[:start] + text[text.index("\n\n", start):]
+    end = text.find("\n\n", start)
+    text = text[:start] + (text[end:] if end >= 0 else "\n")
     with pytest.raises(ConfigError, match=r"\(top level\): perennial_v2 commit pull-oracle prices: add a \[pull_oracle\]"):
         load_config(write(tmp_path, text))
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import importlib
 import json
 import pkgutil
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from keeper_devnet.solc import NODE_MODULES
 

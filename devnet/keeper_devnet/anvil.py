@@ -56,7 +56,7 @@ class Anvil:
         block_time: int | None = None,
         extra: list[str] | None = None,
         timeout: float = 15.0,
-    ) -> "Anvil":
+    ) -> Anvil:
         if not ANVIL_BIN.exists():
             raise AnvilError(f"anvil not found at {ANVIL_BIN}: run ./scripts/setup (npm ci)")
         port = port or free_port()
@@ -101,11 +101,11 @@ class Anvil:
             self.process.terminate()
             try:
                 await asyncio.wait_for(self.process.wait(), 5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.process.kill()
                 await self.process.wait()
 
-    async def __aenter__(self) -> "Anvil":
+    async def __aenter__(self) -> Anvil:
         return self
 
     async def __aexit__(self, *exc) -> None:

@@ -3,7 +3,7 @@ node_modules at run time."""
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 
 from keeper_devnet.solc import NODE_MODULES, Artifact
 
@@ -12,7 +12,7 @@ def _hex(code: str) -> str:
     return code if code.startswith("0x") else "0x" + code
 
 
-@lru_cache(maxsize=None)
+@cache
 def npm_artifact(path: str) -> Artifact:
     """``path`` is relative to node_modules, e.g. "@aave/core-v3/artifacts/.../Pool.json"."""
     data = json.loads((NODE_MODULES / path).read_text())

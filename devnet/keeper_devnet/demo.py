@@ -116,7 +116,8 @@ async def run_demo(*, drop_bps: int = 3_000, max_rounds: int = 6,
     report = keeper.recorder.report()
     report["rewards_credited_before_claim"] = credited
     report["contracts"] = world.contracts
-    report["positions"] = len(users) + sum(len(v) for k, v in world.extra.items() if k.endswith(("_borrowers", "_accounts")))
+    report["positions"] = len(users) + sum(len(v) for k, v in world.extra.items()
+                                           if k.endswith(("_borrowers", "_accounts")))
     report["still_liquidatable"] = [{"protocol": r.protocol, "account": r.account, "why": r.why} for r in still]
     return report
 
@@ -134,6 +135,7 @@ def print_report(report: dict) -> None:
         print(f"  {p} rewards credited, not yet claimed: " + ", ".join(f"{a} of {t}" for t, a in rewards.items()))
     for o in report.get("claims", []):
         print(f"  {o['protocol']:<12} {o['label']}  tx {o['tx_hash'][:12]}…  collected "
-              f"{o['details'].get('collects')}  (booked at the liquidation; net now {o['realised_profit_usd']:,.4f} USD)")
+              f"{o['details'].get('collects')}  "
+              f"(booked at the liquidation; net now {o['realised_profit_usd']:,.4f} USD)")
     for o in report["skipped"]:
         print(f"  skipped {o['protocol']} {o['account']}: {o['reason']}")

@@ -44,7 +44,7 @@ class Deployer:
         self.w3 = AsyncWeb3(AsyncHTTPProvider(url, request_kwargs={"timeout": 60}))
         self.sender = default_sender
 
-    async def init(self) -> "Deployer":
+    async def init(self) -> Deployer:
         if self.sender is None:
             self.sender = (await self.w3.eth.accounts)[0]
         return self

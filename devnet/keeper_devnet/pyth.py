@@ -1,8 +1,8 @@
 """Pyth's MockPyth from @pythnetwork/pyth-sdk-solidity 4.3.1: the package's prebuilt creation code
 (build/MockPyth_sol_MockPyth.bin, solc 0.8.29, uses PUSH0: fine on Anvil's default hardfork) with the
 package's abis/MockPyth.json; nothing to compile. Update data comes from the contract's own pure
-createPriceFeedUpdateData (eth_call). Gotchas: ../shared/real_contracts.md section 4 (an update is
-ignored unless its publishTime is newer than the stored one; errors are custom errors)."""
+createPriceFeedUpdateData (eth_call). Gotchas: an update is ignored unless its publishTime is newer
+than the stored one; errors are custom errors."""
 from __future__ import annotations
 
 import json

@@ -22,7 +22,7 @@ class Token:
 
     def units(self, amount: float | int) -> int:
         """Whole-token amount -> smallest units (for set-up code only)."""
-        return int(round(amount * 10**self.decimals))
+        return round(amount * 10**self.decimals)
 
 
 async def erc20_artifact() -> Artifact:

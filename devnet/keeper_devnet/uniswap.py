@@ -2,7 +2,7 @@
 Hardhat artifacts: UniswapV3Factory, SwapRouter (v1: params carry a deadline), QuoterV2 and the
 NonfungiblePositionManager (zero token descriptor: only tokenURI reverts), over Aave's WETH9 artifact
 (v3 ships none). Pools are created at the ratio of the tokens' oracle prices and seeded with a
-full-range position. Facts and pitfalls: ../shared/real_contracts.md section 1."""
+full-range position."""
 from __future__ import annotations
 
 import math

@@ -7,9 +7,9 @@ import asyncio
 import importlib
 import pkgutil
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Awaitable, Callable
 
 from eth_account import Account
 
@@ -51,7 +51,7 @@ class World:
         return out
 
 
-def world_hooks() -> dict[str, Callable[[Deployer, "World"], Awaitable[None]]]:
+def world_hooks() -> dict[str, Callable[[Deployer, World], Awaitable[None]]]:
     """Every protocol of the demo world after Aave (the world's lending base), and the function that
     adds it to a World: each folder of keeper_devnet.protocols that declares ``add_to_world``."""
     import keeper_devnet.protocols as pkg

@@ -4,8 +4,9 @@ request limits (keeper/chain/limits.py)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import aiohttp
 import structlog
@@ -71,7 +72,7 @@ class Log:
     tx_hash: str
 
     @classmethod
-    def from_rpc(cls, raw: dict) -> "Log":
+    def from_rpc(cls, raw: dict) -> Log:
         return cls(
             address=to_checksum_address(raw["address"]),
             topics=[t.lower() for t in raw["topics"]],
@@ -183,7 +184,8 @@ class Chain:
             tx["value"] = hex(value)
         return bytes.fromhex((await self.rpc.request("eth_call", [tx, block_tag(block)]))[2:])
 
-    async def call(self, to: str, signature: str, types=(), args=(), out=(), block: int | str = "latest"):
+    async def call(self, to: str, signature: str, types: Sequence[str] = (), args: Sequence[Any] = (),
+                   out: Sequence[str] = (), block: int | str = "latest") -> Any:
         raw = await self.eth_call(to, calldata(signature, types, args), block=block)
         return returns(*out)(raw) if out else raw
 

@@ -1,8 +1,9 @@
 """Batched reads through Multicall3.aggregate3 (encoded and decoded with eth_abi)."""
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from eth_abi import decode, encode
 from eth_utils import keccak
@@ -30,7 +31,7 @@ def returns(*types: str) -> Callable[[bytes], Any]:
     """A decoder: one type -> the value, several -> a tuple (addresses checksummed)."""
     from keeper.abi import checksummed
 
-    def _d(data: bytes):
+    def _d(data: bytes) -> Any:
         out = tuple(checksummed(t, v) for t, v in zip(types, decode(list(types), data)))
         return out[0] if len(types) == 1 else out
     return _d

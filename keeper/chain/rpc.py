@@ -1,14 +1,17 @@
 """JSON-RPC access to the chain: the one place that talks to the node.
 
-AsyncWeb3's HTTP provider carries the connection (one pooled aiohttp session); requests go through
-its raw ``make_request`` / ``make_batch_request`` (no middleware: web3's contract layer costs extra
-eth_chainId round trips per call). Transient failures (connection errors, timeouts, HTTP 5xx/429,
-rate-limit answers) are retried with tenacity; an execution revert or a malformed answer is not.
+``Rpc`` checks answers and retries; a ``Transport`` carries the requests. The default transport
+is AsyncWeb3's HTTP provider (one pooled aiohttp session), used through its raw ``make_request`` /
+``make_batch_request`` (no middleware: web3's contract layer costs extra eth_chainId round trips
+per call). Tests hand ``Rpc`` a scripted transport instead. Transient failures (connection errors,
+timeouts, HTTP 5xx/429, rate-limit answers) are retried with tenacity; an execution revert or a
+malformed answer is not.
 """
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 import aiohttp
 from tenacity import (
@@ -17,14 +20,53 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential,
 )
-from web3 import AsyncWeb3
 from web3.providers.rpc import AsyncHTTPProvider
+from web3.types import RPCEndpoint
 
 from keeper.chain.limits import too_large_message
 from keeper.errors import RpcError, TransientRpcError
 
 # JSON-RPC error codes that mean "try again later" (rate limits, overloaded node).
 _TRANSIENT_CODES = {-32005, -32603, 429}
+
+Request = tuple[str, list[Any]]  # (method, params)
+
+
+class Transport(Protocol):
+    """Carries JSON-RPC requests to a node and brings back the response objects as decoded JSON
+    (``{"result": ...}`` or ``{"error": {...}}``); Rpc checks them. Raising aiohttp's connection
+    errors, ``asyncio.TimeoutError`` or ``TransientRpcError`` makes Rpc try again."""
+
+    async def send(self, method: str, params: list[Any]) -> Any:
+        """One request -> its response object."""
+        ...
+
+    async def send_batch(self, requests: list[Request]) -> Any:
+        """A JSON-RPC batch -> the response objects in request order (or the node's single error
+        object when it refuses the whole batch)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class HttpTransport:
+    """JSON-RPC over HTTP(S) with web3's AsyncHTTPProvider (no retries of its own: Rpc retries)."""
+
+    def __init__(self, url: str, *, timeout: float = 30.0):
+        self.url = url
+        self._provider = AsyncHTTPProvider(
+            url, request_kwargs={"timeout": aiohttp.ClientTimeout(total=timeout)},
+            exception_retry_configuration=None,
+        )
+
+    async def send(self, method: str, params: list[Any]) -> Any:
+        return await self._provider.make_request(RPCEndpoint(method), params)
+
+    async def send_batch(self, requests: list[Request]) -> Any:
+        return await self._provider.make_batch_request([(RPCEndpoint(m), p) for m, p in requests])
+
+    async def close(self) -> None:
+        await self._provider.disconnect()
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -48,30 +90,35 @@ def _check(method: str, resp: Any) -> Any:
 
 
 class Rpc:
-    def __init__(self, url: str, *, timeout: float = 30.0, attempts: int = 5):
+    """``Rpc(url)`` speaks HTTP to ``url``; ``Rpc(transport=...)`` uses the given transport."""
+
+    def __init__(self, url: str | None = None, *, transport: Transport | None = None, timeout: float = 30.0,
+                 attempts: int = 5, retry_wait: float = 0.1):
+        if transport is None:
+            if url is None:
+                raise ValueError("Rpc needs a url or a transport")
+            transport = HttpTransport(url, timeout=timeout)
         self.url = url
-        self.w3 = AsyncWeb3(AsyncHTTPProvider(
-            url, request_kwargs={"timeout": aiohttp.ClientTimeout(total=timeout)},
-            exception_retry_configuration=None,
-        ))
-        self._retry = dict(
-            retry=retry_if_exception(_is_transient),
-            stop=stop_after_attempt(attempts),
-            wait=wait_exponential(multiplier=0.1, max=5),
-            reraise=True,
-        )
-        self.requests = 0  # count of HTTP round trips, for benchmarks
+        self.transport: Transport = transport
+        self._retry: dict[str, Any] = {
+            "retry": retry_if_exception(_is_transient),
+            "stop": stop_after_attempt(attempts),
+            "wait": wait_exponential(multiplier=retry_wait, max=5),
+            "reraise": True,
+        }
+        self.requests = 0  # count of round trips to the node, for benchmarks
 
     async def close(self) -> None:
-        await self.w3.provider.disconnect()
+        await self.transport.close()
 
-    async def request(self, method: str, params: list) -> Any:
+    async def request(self, method: str, params: list[Any]) -> Any:
         async for attempt in AsyncRetrying(**self._retry):
             with attempt:
                 self.requests += 1
-                return _check(method, await self.w3.provider.make_request(method, params))
+                return _check(method, await self.transport.send(method, params))
+        raise AssertionError("unreachable: tenacity re-raises the last failure")
 
-    async def batch(self, calls: Iterable[tuple[str, list]], *, raise_errors: bool = True) -> list[Any]:
+    async def batch(self, calls: Iterable[Request], *, raise_errors: bool = True) -> list[Any]:
         """Send several requests in one JSON-RPC batch; results in order.
 
         With raise_errors=False an individual error comes back as the RpcError instance.
@@ -82,12 +129,12 @@ class Rpc:
         async for attempt in AsyncRetrying(**self._retry):
             with attempt:
                 self.requests += 1
-                resp = await self.w3.provider.make_batch_request(calls)
+                resp = await self.transport.send_batch(calls)
                 if not isinstance(resp, list) or len(resp) != len(calls):
                     _check("batch", resp)  # a single error object for the whole batch
                     raise RpcError(f"batch: node answered {len(resp)} of {len(calls)} requests")
-                out = []
-                for (method, _), r in zip(calls, resp):
+                out: list[Any] = []
+                for (method, _), r in zip(calls, resp, strict=True):
                     try:
                         out.append(_check(method, r))
                     except TransientRpcError:
@@ -97,3 +144,4 @@ class Rpc:
                             raise
                         out.append(e)
                 return out
+        raise AssertionError("unreachable: tenacity re-raises the last failure")

@@ -32,7 +32,7 @@ class Signer:
     __str__ = __repr__
 
     @classmethod
-    def from_env(cls, var: str) -> "Signer":
+    def from_env(cls, var: str) -> Signer:
         raw = os.environ.get(var)
         if not raw:
             raise ConfigError(f"signer.private_key_env: environment variable {var} is not set or empty")
@@ -43,7 +43,7 @@ class Signer:
             raise ConfigError(f"signer.private_key_env: {var} does not hold a valid private key") from None
 
     @classmethod
-    def from_keystore(cls, path: Path, password_var: str) -> "Signer":
+    def from_keystore(cls, path: Path, password_var: str) -> Signer:
         if password_var not in os.environ:
             raise ConfigError(f"signer.password_env: environment variable {password_var} is not set")
         try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from tenacity import (
@@ -94,7 +95,7 @@ class PullOracle(ABC):
     async def update_fee(self, update: PriceUpdate, pyth: str | None = None) -> int:
         """getUpdateFee(update.data) in wei on ``pyth`` (default: the configured contract)."""
 
-    async def close(self) -> None:  # noqa: B027 - optional
+    async def close(self) -> None:
         return None
 
 
@@ -137,8 +138,8 @@ class HermesPullOracle(PullOracle):
         self.chain = chain
         self.pyth = pyth
         self.timeout = aiohttp.ClientTimeout(total=timeout)
-        self.retry = dict(retry=retry_if_exception(_transient), stop=stop_after_attempt(retries + 1),
-                          wait=wait_exponential(multiplier=0.05, max=2), reraise=True)
+        self.retry: dict[str, Any] = {"retry": retry_if_exception(_transient), "stop": stop_after_attempt(retries + 1),
+                                      "wait": wait_exponential(multiplier=0.05, max=2), "reraise": True}
         self._session: aiohttp.ClientSession | None = None
 
     def _http(self) -> aiohttp.ClientSession:

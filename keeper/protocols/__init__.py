@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from keeper.protocols.base import Adapter, Services
 
 
-def build_adapter(cfg: "ProtocolConfig", services: "Services") -> "Adapter":
+def build_adapter(cfg: ProtocolConfig, services: Services) -> Adapter:
     """The adapter for one [[protocols]] entry of the config (by its ``kind``)."""
     from keeper.protocols.registry import protocols
     reg = protocols()

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Protocol:
     kind: str  # the config's ``kind`` and the folder's name
-    config: type["ProtocolConfig"]  # the [[protocols]] entry's model
+    config: type[ProtocolConfig]  # the [[protocols]] entry's model
     adapter: str  # "module:Class" of the Adapter, imported when the first one is built
     needs_pull_oracle: bool = False  # the config must have a [pull_oracle] table
     # Revert decoding: custom error signatures ("Name(type,...)"), Error(string) reasons that are
@@ -27,7 +27,7 @@ class Protocol:
     error_codes: dict[str, str] = field(default_factory=dict)
     abi_error_files: tuple[str, ...] = ()
 
-    def build(self, cfg: "ProtocolConfig", services: "Services") -> "Adapter":
+    def build(self, cfg: ProtocolConfig, services: Services) -> Adapter:
         module, cls = self.adapter.split(":")
         adapter_cls: Any = getattr(importlib.import_module(module), cls)
         built: Adapter = adapter_cls(cfg, services)

@@ -14,7 +14,7 @@ from keeper_devnet.world import open_position
 from keeper.chain.client import Chain
 from keeper.chain.multicall import Call, calldata, returns
 from keeper.chain.rpc import Rpc
-from tests.helpers.rpc_proxy import RecordingProxy
+from tests.helpers.recording_proxy import RecordingProxy
 
 MIB = 1 << 20
 ANVIL_ACCEPTS = 2_000_000  # measured: 2.0 MB accepted, 2.2 MB refused

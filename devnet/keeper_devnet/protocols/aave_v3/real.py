@@ -1,8 +1,7 @@
 """The real Aave V3 (@aave/core-v3 1.19.3, code line v3.0) deployed from the package's artifacts:
 PoolAddressesProvider, Pool and PoolConfigurator behind their proxies (logic libraries linked),
 ACLManager, AaveOracle over Chainlink-style feeds, AaveProtocolDataProvider, one reserve per test
-token with its aToken / debt tokens and a rate strategy, flash loans enabled with a premium.
-Order and pitfalls: ../shared/real_contracts.md section 2."""
+token with its aToken / debt tokens and a rate strategy, flash loans enabled with a premium."""
 from __future__ import annotations
 
 from keeper_devnet.artifacts import npm_artifact

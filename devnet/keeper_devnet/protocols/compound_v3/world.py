@@ -168,7 +168,7 @@ async def open_comet_position(d: Deployer, dep: CometDeployment, user: str, coll
     await borrow(d, dep, user, dep.base.units(debt))
 
 
-async def add_comet_to_world(d: Deployer, world: "World", *, positions=COMET_DEMO_POSITIONS,
+async def add_comet_to_world(d: Deployer, world: World, *, positions=COMET_DEMO_POSITIONS,
                              lender_liquidity: int = 1_000_000, keeper_base: int = 0,
                              **deploy_kw) -> CometDeployment:
     """Deploy the Comet stand-in on the world's tokens (USDC base; WETH, WBTC collateral), supply

@@ -475,7 +475,7 @@ GEARBOX_DEMO_POSITIONS: list[tuple[dict[str, float], int, dict[str, float]]] = [
 ]
 
 
-async def add_gearbox_to_world(d: Deployer, world: "World", *, positions=GEARBOX_DEMO_POSITIONS,
+async def add_gearbox_to_world(d: Deployer, world: World, *, positions=GEARBOX_DEMO_POSITIONS,
                                lender_liquidity: int = 1_000_000, keeper_usdc: int = 0, pyth_weth: bool = True,
                                **deploy_kw) -> GearboxDeployment:
     """Deploy Gearbox V3 on the world's tokens (USDC pool; WETH, WBTC collateral), WETH priced by

@@ -14,7 +14,8 @@ async def keeper_abis() -> dict[str, list[dict[str, Any]]]:
     plus, for the Morpho singleton, the events of EventsLib, which solc 0.8.19 leaves out of it)."""
     from keeper_devnet.abi_extract import compiled_abi, subset
     wanted = {
-        "MorphoBlue": ([(f"{_SRC}/interfaces/IMorpho.sol", "IMorpho"), (f"{_SRC}/libraries/EventsLib.sol", "EventsLib")],
+        "MorphoBlue": ([(f"{_SRC}/interfaces/IMorpho.sol", "IMorpho"),
+                        (f"{_SRC}/libraries/EventsLib.sol", "EventsLib")],
                        ["idToMarketParams", "market", "position", "liquidate", "accrueInterest",
                         "CreateMarket", "Supply", "Borrow", "Repay", "SupplyCollateral", "WithdrawCollateral",
                         "Liquidate", "AccrueInterest"]),

@@ -4,9 +4,9 @@ the pinned solc 0.8.19 and Morpho's own settings (optimizer runs 999999, evm "pa
 feeds, the package's IrmMock as the rate model, and user-action helpers.
 
 Pipeline: legacy (via_ir=False) by default. Morpho's production build uses via-IR, but its own test
-profile uses legacy, both builds behaved identically in every scenario checked
-(../shared/real_contracts.md section 3), legacy compiles in ~2 s instead of ~9.6 s on a cold cache
-and its 22.5 KB runtime fits EIP-170. ``via_ir=True`` gives the production pipeline.
+profile uses legacy, both builds behaved identically in every scenario checked, legacy compiles in
+~2 s instead of ~9.6 s on a cold cache and its 22.5 KB runtime fits EIP-170.
+``via_ir=True`` gives the production pipeline.
 
 The 0.8.19 ABI of Morpho has no events (events emitted through a library only appear from 0.8.20),
 so EventsLib's events are merged into the ABI returned here."""

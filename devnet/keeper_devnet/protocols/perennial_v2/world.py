@@ -213,7 +213,7 @@ async def open_positions(d: Deployer, dep: PerennialDeployment, users: list[str]
                          positions: list[tuple[str, float, int]]) -> None:
     """Open every position, commit the version they requested, settle them."""
     for user, (side, size, collateral) in zip(users, positions):
-        amount = int(round(size * UNIT))
+        amount = round(size * UNIT)
         await deposit_and_trade(d, dep, user, long=amount if side == "long" else 0,
                                 short=amount if side == "short" else 0, collateral=collateral * UNIT)
     while await oracle_call(d, dep, "next"):
@@ -221,7 +221,7 @@ async def open_positions(d: Deployer, dep: PerennialDeployment, users: list[str]
     await settle(d, dep, users)
 
 
-async def add_perennial_to_world(d: Deployer, world: "World", *, positions=PERENNIAL_DEMO_POSITIONS,
+async def add_perennial_to_world(d: Deployer, world: World, *, positions=PERENNIAL_DEMO_POSITIONS,
                                  pyth: str | None = None, claim_min_gas_multiple: str = "2",
                                  **deploy_kw) -> PerennialDeployment:
     """Deploy MockPyth (unless given) and the Perennial stand-in on the world's WETH feed, open
