@@ -16,6 +16,7 @@ The interface, in full:
     assess(budget) -> Assessment       views (every account with debt) + plans, sized to ``budget``
     replan(plan, budget) -> Plan|Skip  the same plan against a smaller budget, or why not
     tokens() -> {token}                tokens plans may spend (their balances make the budget)
+    spenders() -> {(token, spender)}   allowances plans need (approved once at start-up)
     pending_rewards() -> {token: amt}  credited by the protocol, not claimed yet (reports)
 
 Assessment rules (Assessment.check): an account a plan liquidates has a view whose status is
@@ -104,6 +105,12 @@ class Adapter(ABC, Generic[C]):
 
     def tokens(self) -> set[str]:
         """Tokens the adapter may spend from the wallet (their balances make the budget)."""
+        return set()
+
+    def spenders(self) -> set[tuple[str, str]]:
+        """(token, spender) pairs whose allowance the adapter's plans need; the keeper approves them
+        once at start-up. Plans still list what they spend: an approval missing then goes out
+        with the plan."""
         return set()
 
     def pending_rewards(self) -> dict[str, int]:

@@ -71,6 +71,7 @@ class SkipCode(StrEnum):
     BELOW_MIN_PROFIT = "below_min_profit"  # estimated or simulated profit below min_profit_usd
     BELOW_GAS_MULTIPLE = "below_gas_multiple"  # worth less than the plan's min_gas_multiple x its gas
     SIMULATION_REVERT = "simulation_revert"  # the node says the transactions would revert
+    APPROVING = "approving"  # its approvals went out alone first (a node without eth_simulateV1)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from tests.helpers.keeper import (
     run_and_close,
     run_until_quiet,
     startup_error,
+    step,
 )
 
 REWARD = 10 * UNIT  # settlement fee 1 DSU x liquidationFee 10 (keeper/devnet/perennial.py defaults)
@@ -99,7 +100,7 @@ async def commit_requested_versions(d, dep, keeper=None) -> None:
         if keeper is None:
             await commit_price(d, dep)
         else:
-            await keeper.step(await keeper.chain.block_number())
+            await step(keeper)
 
 
 async def test_drop_liquidates_once_then_reward_is_credited_and_claimed(deployer, world, tmp_path, capsys):
@@ -108,7 +109,7 @@ async def test_drop_liquidates_once_then_reward_is_credited_and_claimed(deployer
     keeper = await keeper_for(world, tmp_path)
     try:
         n0 = await nonce(d)
-        await keeper.step(await keeper.chain.block_number())
+        await step(keeper)
         assert keeper.recorder.outcomes == [] and await nonce(d) == n0  # healthy at $3,000
         await drop_weth(d, world)  # seen by the pull oracle only: nothing committed on chain yet
         latest_before = (await oracle_call(d, dep, "status"))[0]
@@ -187,7 +188,7 @@ async def test_reward_shows_as_claimable_then_is_claimed(deployer, world, tmp_pa
     keeper = await keeper_for(world, tmp_path, claim_min_gas_multiple="1000000")
     try:
         await drop_weth(d, world)
-        await keeper.step(await keeper.chain.block_number())
+        await step(keeper)
         await commit_requested_versions(d, dep)
         await settle(d, dep, [users[i] for i in DEMO_UNHEALTHY])
         assert (await market_call(d, dep, "locals", KEEPER_ADDRESS))[3] == 3 * REWARD
@@ -264,7 +265,7 @@ async def test_market_factory_alone_finds_the_market_and_liquidates(deployer, wo
     assert 'market_factory = "' in world.entries["perennial_v2"] and "markets" not in world.entries["perennial_v2"]
     try:
         n0 = await nonce(d)
-        await keeper.step(await keeper.chain.block_number())
+        await step(keeper)
         adapter = keeper.by_name["perennial_v2"]
         assert list(adapter.markets) == [dep.market] and adapter.contracts()["MarketFactory"] == dep.factory
         assert set(adapter.markets[dep.market].accounts) == set(users)  # its OrderCreated logs read too
@@ -289,7 +290,7 @@ async def test_market_created_while_running_is_found_and_liquidated(deployer, wo
     d, dep, users = deployer, dep_of(world), traders(world)
     keeper = await keeper_for(world, tmp_path, from_factory=True)
     try:
-        await keeper.step(await keeper.chain.block_number())
+        await step(keeper)
         adapter = keeper.by_name["perennial_v2"]
         assert list(adapter.markets) == [dep.market]
         dep2 = await deploy_perennial(d, world.tokens, dep.pyth, dsu=dep.dsu, factory=dep.factory)
