@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -22,8 +23,8 @@ from keeper.config import load_config
 from keeper.config_env import CONFIG_VAR
 from keeper.errors import ConfigError, StartupError
 from keeper.log import setup_logging
-from keeper.secrets import scrub
 from keeper.presets.command import add_init_arguments, run_init
+from keeper.secrets import scrub
 
 if TYPE_CHECKING:
     from keeper.engine.daemon import ScanRow
@@ -87,7 +88,8 @@ def _install_stop(stop: asyncio.Event, on_first: Callable[[], None] | None = Non
     def handle(sig: signal.Signals) -> None:
         seen.append(sig)
         if len(seen) > 1:
-            log.warning("keeper.exit_now", signal=sig.name, note="second signal: what is in flight stays in the journal")
+            log.warning("keeper.exit_now", signal=sig.name,
+                        note="second signal: what is in flight stays in the journal")
             os._exit(130)
         log.info("keeper.stopping", signal=sig.name)
         if on_first is not None:
@@ -122,15 +124,13 @@ async def _run(args: argparse.Namespace) -> int:
             except TimeoutError:
                 log.warning("keeper.step_cancelled", after_seconds=cfg.keeper.shutdown_seconds)
                 task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await task
-        except asyncio.CancelledError:
-            pass
     finally:
         stopped.cancel()
         try:
             await asyncio.wait_for(keeper.close(), 5)
-        except Exception as e:  # noqa: BLE001 - exiting anyway; the journal is consistent
+        except Exception as e:
             log.warning("keeper.close_failed", error=str(e)[:200], error_type=type(e).__name__)
     log.info("keeper.stopped", outcomes=len(keeper.recorder.outcomes))
     return 0

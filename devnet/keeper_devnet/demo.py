@@ -54,11 +54,13 @@ async def open_demo_positions(d: Deployer, world: World) -> list[str]:
 
 
 async def run_rounds(keeper: Keeper, max_rounds: int) -> None:
-    """Block steps until one records nothing new."""
+    """Block steps, each followed by the chain's answer to what it sent (the transaction manager
+    settles it), until one records nothing new."""
     for _ in range(max_rounds):
-        before = len(keeper.recorder.outcomes)
+        before = [(o.attempt, o.status) for o in keeper.recorder.outcomes]
         await keeper.step(await keeper.chain.block_number())
-        if len(keeper.recorder.outcomes) == before:
+        await keeper.settle()
+        if [(o.attempt, o.status) for o in keeper.recorder.outcomes] == before:
             return
 
 

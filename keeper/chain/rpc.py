@@ -67,13 +67,13 @@ class HttpTransport:
     async def send(self, method: str, params: list[Any]) -> Any:
         try:
             return await self._provider.make_request(RPCEndpoint(method), params)
-        except Exception as e:  # noqa: BLE001 - every failure is re-raised without the URL
+        except Exception as e:
             raise self._error(method, e) from None
 
     async def send_batch(self, requests: list[Request]) -> Any:
         try:
             return await self._provider.make_batch_request([(RPCEndpoint(m), p) for m, p in requests])
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise self._error("batch", e) from None
 
     def _error(self, method: str, e: Exception) -> RpcError:
@@ -87,8 +87,8 @@ class HttpTransport:
             return e
         if isinstance(e, aiohttp.ClientResponseError):
             transient = e.status >= 500 or e.status == 429
-            return (TransientRpcError if transient else RpcError)(f"{where}: HTTP {e.status} {e.message or ''}".rstrip(),
-                                                                  code=e.status)
+            kind = TransientRpcError if transient else RpcError
+            return kind(f"{where}: HTTP {e.status} {e.message or ''}".rstrip(), code=e.status)
         if isinstance(e, asyncio.TimeoutError | TimeoutError):
             return TransientRpcError(f"{where}: no answer within {self.timeout:g} s")
         if isinstance(e, aiohttp.ClientError | OSError):

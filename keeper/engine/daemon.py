@@ -5,16 +5,16 @@ records come from its journal (keeper.engine.settle)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import structlog
 from eth_utils import to_checksum_address
 
-from collections.abc import Sequence
-
 from keeper.chain.client import Chain
-from keeper.chain.multicall import Call
 from keeper.chain.fees import GWEI, Fees, current_fees
+from keeper.chain.multicall import Call
 from keeper.chain.rpc import Rpc
 from keeper.chain.sender import TxRequest
 from keeper.chain.signer import Signer
@@ -29,9 +29,6 @@ from keeper.engine.simulate import Simulator
 from keeper.errors import StartupError
 from keeper.oracles.chainlink import ChainlinkFeed
 from keeper.protocols import build_adapter
-from keeper.send.manager import Settled, Submission, TxManager
-from keeper.send.policy import FeePolicy
-from keeper.store import OutcomeStatus, Store, TxKind, open_store
 from keeper.protocols.base import (
     USD,
     Adapter,
@@ -41,6 +38,9 @@ from keeper.protocols.base import (
     Services,
     Skip,
 )
+from keeper.send.manager import Settled, Submission, TxManager
+from keeper.send.policy import FeePolicy
+from keeper.store import OutcomeStatus, Store, TxKind, open_store
 
 log = structlog.get_logger()
 
@@ -159,7 +159,7 @@ class Keeper:
         node = self.rpc.url
         try:
             chain_id = await self.chain.chain_id()
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise StartupError(f"cannot reach the node at {node}: {e}") from None
         if chain_id != c.chain.chain_id:
             raise StartupError(f"node at {node} is on chain {chain_id}, config says {c.chain.chain_id}")
@@ -171,7 +171,7 @@ class Keeper:
                 raise StartupError(f"{what}: no contract code at {addr}")
         try:
             native = await self.native.read(self.chain)
-        except Exception as e:  # noqa: BLE001 - a feed that does not answer a price cannot value gas
+        except Exception as e:
             raise StartupError(f"keeper.native_usd_feed {c.keeper.native_usd_feed} does not answer a price: "
                                f"{str(e)[:200]}") from None
         try:
@@ -216,7 +216,7 @@ class Keeper:
         """A sent plan is decided: its final record, and a back-off when it failed."""
         try:
             o = settled_outcome(s, self.signer.address)
-        except Exception as e:  # noqa: BLE001 - a record that cannot be built must not stop the manager
+        except Exception as e:
             log.error("record.settle_failed", attempt=s.outcome.attempt.id, error=str(e), error_type=type(e).__name__)
             return
         if o is None:
@@ -331,9 +331,7 @@ class Keeper:
                         return
             except (StartupError, asyncio.CancelledError):
                 raise
-            except Exception as e:  # noqa: BLE001 - one bad block must not kill the daemon
+            except Exception as e:
                 log.error("step.failed", error=str(e), error_type=type(e).__name__)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.cfg.chain.poll_interval_seconds)
-            except TimeoutError:
-                pass

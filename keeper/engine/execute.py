@@ -132,8 +132,9 @@ class Executor:
                                             f"{lim.min_profit / 1e8:.2f}"), predicted_profit=est_net)
         for s in plan.spends:
             if budget.get(s.token, 0) < s.amount:
+                held = budget.get(s.token, 0)
                 return self._skip(r, plan, Skip(SkipCode.NO_INVENTORY,
-                                                f"wallet holds {budget.get(s.token, 0)} of {s.token}, needs {s.amount}"))
+                                                f"wallet holds {held} of {s.token}, needs {s.amount}"))
         approvals = await self._approvals(plan)
         after = self.manager.unmined() if self.manager is not None else []
         sim = await self.simulator.run(self.wallet, approvals + list(plan.txs), after=after)
@@ -167,9 +168,9 @@ class Executor:
         margin = [g * lim.gas_margin_pct // 100 + 30_000 for g in sim.gas_used]
         txs = tuple([(TxKind.APPROVAL, replace(tx, gas=g)) for tx, g in zip(approvals, margin)]
                     + [(TxKind.LIQUIDATION, replace(tx, gas=g)) for tx, g in zip(plan.txs, margin[len(approvals):])])
-        record = {"account": plan.account, "label": plan.label, "kind": plan.kind.value, "accounts": list(plan.accounts),
-                  "rank": r.position, "ranked_net": r.net_usd, "predicted_profit": predicted,
-                  "details": jsonable(details)}
+        record = {"account": plan.account, "label": plan.label, "kind": plan.kind.value,
+                  "accounts": list(plan.accounts), "rank": r.position, "ranked_net": r.net_usd,
+                  "predicted_profit": predicted, "details": jsonable(details)}
         figures = plan_figures(dict(plan.prices), dict(plan.collects), dict(plan.deferred), plan.native_spent,
                                [t.what for t in plan.txs], native_price)
         sub = Submission(plan.protocol, plan.accounts or (plan.account,), plan.kind.value, self.block, txs,

@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -196,10 +197,8 @@ class TxManager:
         self.stopping = True
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # its failures were logged
                 await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - its failures were logged
-                pass
             self._task = None
 
     async def _loop(self) -> None:
@@ -210,13 +209,11 @@ class TxManager:
                     await self.tick(head)
             except asyncio.CancelledError:
                 raise
-            except Exception as e:  # noqa: BLE001 - the next round tries again; the journal holds the state
+            except Exception as e:  # the next round tries again; the journal holds the state
                 log.warning("txm.round_failed", error=str(e)[:300], error_type=type(e).__name__)
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-            except TimeoutError:
-                pass
 
     async def tick(self, head: int) -> None:
         """One block: nonce check (and reconcile), receipts, settlements, re-simulation, replacements."""
@@ -348,7 +345,7 @@ class TxManager:
         calls += [("eth_getTransactionReceipt", [h]) for h in hashes]
         try:
             answers = await self.chain.rpc.batch(calls, raise_errors=False)
-        except Exception as e:  # noqa: BLE001 - garbage, a timeout, a refused batch: ask again
+        except Exception as e:
             self.polls_failed += 1
             log.warning("txm.poll_failed", block=head, error=str(e)[:300], error_type=type(e).__name__)
             return False
@@ -362,7 +359,7 @@ class TxManager:
             mined = [(h, r) for h, r in got if isinstance(r, dict) and r.get("blockNumber")]
             if mined:
                 try:
-                    h, rc = mined[0][0], _receipt(mined[0][0], mined[0][1])
+                    rc = _receipt(mined[0][0], mined[0][1])
                 except (KeyError, TypeError, ValueError):
                     continue  # a malformed receipt: ask again
                 await self._mined(s, rc)
@@ -517,7 +514,7 @@ class TxManager:
         """Every unfinished journal entry (and every one mined at a nonce the node has not reached
         any more) against the chain; the slots are rebuilt from the result."""
         latest, pending = await self._nonces()
-        recs: dict[str, TxRecord] = {r.tx_hash: r for r in await self.store.transactions_from_nonce(self.address, latest)}
+        recs = {r.tx_hash: r for r in await self.store.transactions_from_nonce(self.address, latest)}
         for r in await self.store.unfinished(self.address):
             for t in await self.store.transactions(r.attempt_id):
                 if t.nonce == r.nonce:

@@ -20,10 +20,14 @@ from keeper.engine.daemon import Keeper
 from keeper.errors import StartupError
 
 
-async def make_keeper(world, tmp_path, **cfg) -> Keeper:
-    """A started keeper for ``world`` (config_text kwargs in ``cfg``); closed again if start fails."""
+async def make_keeper(world, tmp_path, *, rpc_url: str | None = None, extra: str = "", **cfg) -> Keeper:
+    """A started keeper for ``world`` (config_text kwargs in ``cfg``; ``rpc_url``: another endpoint,
+    e.g. a proxy in front of the node; ``extra``: TOML tables appended); closed again if start fails."""
     path = tmp_path / "keeper.toml"
-    path.write_text(config_text(world, **cfg))
+    text = config_text(world, **cfg)
+    if rpc_url is not None:
+        text = text.replace(f'rpc_url = "{world.url}"', f'rpc_url = "{rpc_url}"')
+    path.write_text(text + extra)
     keeper = Keeper(load_config(path), Signer(Account.from_key(KEEPER_KEY)))
     try:
         await keeper.start()
