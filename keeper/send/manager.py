@@ -150,7 +150,6 @@ class TxManager:
         self._attempts: dict[int, tuple[str, tuple[str, ...]]] = {}  # open attempt -> (protocol, accounts)
         self._receipts: dict[str, Receipt] = {}
         self._latest: int | None = None  # the node's nonce for the signer at the last sync
-        self._synced = -1
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -289,7 +288,8 @@ class TxManager:
         assert req.gas is not None
         gas = req.gas
         while True:
-            tx = {"type": 2, "chainId": self.chain_id, "nonce": nonce, "to": req.to, "data": "0x" + req.data.hex(),
+            tx = {"type": 2, "chainId": self.chain_id, "nonce": nonce, "to": to_checksum_address(req.to),
+                  "data": "0x" + req.data.hex(),
                   "value": req.value, "gas": gas, "maxFeePerGas": fees.max_fee,
                   "maxPriorityFeePerGas": fees.priority_fee}
             raw, tx_hash = self.signer.sign(tx)
@@ -324,8 +324,7 @@ class TxManager:
         return hexint(latest), hexint(pending)
 
     async def _sync(self, head: int) -> None:
-        if head == self._synced:
-            return
+        """Not skipped for a head seen before: after a rollback the same number is another block."""
         latest, pending = await self._nonces()
         if self._latest is not None and latest < self._latest:
             await self._reconcile(head, f"the node's nonce went back from {self._latest} to {latest} (rollback)")
@@ -334,7 +333,6 @@ class TxManager:
                                         f"{max(self.slots) + 1} (lost from its pool)")
         else:
             self._latest = latest
-        self._synced = head
 
     async def _poll(self, head: int) -> bool:
         """Receipts of every hash in flight, the nonce and the balance, in one batch."""
