@@ -298,10 +298,13 @@ class Keeper:
 
     async def act(self, assessments: list[Assessment], budget: Budget, fees: Fees, native: int,
                   block: int) -> list[Outcome]:
-        """Record the liquidatable accounts nothing is planned for, then rank every plan and execute."""
+        """Record the liquidatable accounts nothing is planned for (but those with a transaction in
+        flight: their record comes from the chain), then rank every plan and execute."""
+        flying = self.manager.in_flight() if self.manager is not None else set()
         for a in assessments:
             for v in a.views:
-                if v.liquidatable and isinstance(v.status, Skip):  # Covered: in another account's plan
+                # Covered: in another account's plan
+                if v.liquidatable and isinstance(v.status, Skip) and (v.protocol, v.account) not in flying:
                     self.recorder.add(Outcome.skipped_account(v, v.status))
         ranked = rank([p for a in assessments for p in a.plans], fees.expected_price, native)
         if not ranked:
