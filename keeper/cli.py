@@ -1,4 +1,5 @@
-"""Command line: keeper run | scan | init | config example | devnet | demo.
+"""Command line: keeper run | scan | init | rehearse | shadow | config example | devnet | demo |
+executor (deploy | withdraw).
 
 The global flags (--log-json, --log-level) are accepted before or after the subcommand; --config
 may be left out when KEEPER_CONFIG names the file."""
@@ -22,6 +23,7 @@ import structlog
 from keeper.config import load_config
 from keeper.config_env import CONFIG_VAR
 from keeper.errors import ConfigError, StartupError
+from keeper.live.command import add_rehearse_arguments, add_shadow_arguments
 from keeper.log import setup_logging
 from keeper.presets.command import add_init_arguments, run_init
 from keeper.secrets import scrub
@@ -57,6 +59,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     add_init_arguments(sub.add_parser("init", parents=[common], help="write a config for a chain's main markets "
                                                                    "(real addresses, each with its source)"))
+    add_rehearse_arguments(sub.add_parser(
+        "rehearse", parents=[common],
+        help="run the keeper on an Anvil fork of the chain (another chain id), after price shocks, "
+             "and report predicted vs realised profit per plan"))
+    add_shadow_arguments(sub.add_parser(
+        "shadow", parents=[common],
+        help="follow the chain read-only and report, for every liquidation others make, whether "
+             "the keeper would have caught it"))
     c = sub.add_parser("config", parents=[common], help="configuration tools")
     csub = c.add_subparsers(dest="config_command", required=True)
     csub.add_parser("example", parents=[common], help="print the commented example config (every key explained)")
@@ -65,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     dv.add_argument("--config-out", type=Path, default=None)
     dm = sub.add_parser("demo", parents=[common], help="devnet + positions + keeper + price drop, then a report")
     dm.add_argument("--json", action="store_true", help="print one JSON report on stdout")
+    from keeper.executor.commands import add_parser as add_executor_parser
+    add_executor_parser(sub)
     return p
 
 
@@ -179,6 +191,18 @@ def _devnet_package() -> ModuleType:
     return keeper_devnet
 
 
+async def _rehearse(args: argparse.Namespace) -> int:
+    from keeper.live.command import run_rehearse
+    return await run_rehearse(args)
+
+
+async def _shadow(args: argparse.Namespace) -> int:
+    from keeper.live.command import run_shadow
+    stop = asyncio.Event()
+    _install_stop(stop)
+    return await run_shadow(args, stop)
+
+
 async def _devnet(args: argparse.Namespace) -> int:
     _devnet_package()
     from keeper_devnet.world import serve_devnet
@@ -199,11 +223,18 @@ async def _demo(args: argparse.Namespace) -> int:
     return 0 if not report["reverted"] else 1
 
 
+async def _executor(args: argparse.Namespace) -> int:
+    from keeper.engine.daemon import load_signer
+    from keeper.executor.commands import run
+    return await run(args, load_signer)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(json_lines=args.log_json, level=args.log_level)
     handlers: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
-        "run": _run, "scan": _scan, "init": _init, "config": _config, "devnet": _devnet, "demo": _demo}
+        "run": _run, "scan": _scan, "init": _init, "rehearse": _rehearse, "shadow": _shadow, "config": _config,
+        "devnet": _devnet, "demo": _demo, "executor": _executor}
     handler = handlers[args.command]
     try:
         return asyncio.run(handler(args))

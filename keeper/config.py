@@ -46,20 +46,20 @@ class ChainConfig(Strict):
         description="Multicall3 used for batched reads (the canonical address on almost every chain).")
     l2: Literal["none", "op_stack", "arbitrum"] = Field(
         default="none",
-        description='How the chain charges for the L1 data a transaction publishes: "none" (Ethereum and other '
-                    'L1s), "op_stack" (Base, Optimism: the GasPriceOracle\'s L1 fee) or "arbitrum" (the L1 '
-                    "component).")
+        description='How the chain charges for the L1 data a transaction publishes (keeper.chain.l1fee): "none" '
+                    '(an L1), "op_stack" (Base, Optimism: GasPriceOracle.getL1Fee) or "arbitrum" '
+                    "(NodeInterface.gasEstimateL1Component).")
     max_request_bytes: int = Field(
         default=1 << 20, ge=16 << 10,
-        description="Largest JSON-RPC request the keeper sends, in bytes (one POST: a call or a batch). Batches and "
-                    'multicalls are split to fit; a node answering "too large" makes the keeper use smaller ones.')
+        description="Largest JSON-RPC request (one POST: a call or a batch) the keeper sends, in bytes; "
+                    "batches and multicalls are split to fit, and a node's 'too large' answer lowers it.")
     request_timeout_seconds: float = Field(
         default=10.0, gt=0, le=300,
         description="Per JSON-RPC request: a node that has not answered by then is asked again (a few times, "
                     "then the step fails and the next block tries again).")
     max_batch: int = Field(
         default=100, ge=1,
-        description="Most requests in one JSON-RPC batch (lowered automatically when the node refuses a batch).")
+        description="Most requests in one JSON-RPC batch (providers cap it too; a refusal lowers it).")
 
     @field_validator("rpc_url")
     @classmethod
@@ -165,15 +165,16 @@ class StoreConfig(Strict):
     """The durable state: accounts index, checkpoints, mirror state and transaction journal."""
     path: str = Field(
         default="keeper.db",
-        description="SQLite file of the durable state: accounts found, each protocol's checkpoint (block number and "
-                    "hash), the mirrored positions and the journal of every transaction. Relative to this file "
-                    '(":memory:" keeps nothing).')
+        description="SQLite file of the durable state (accounts found, each protocol's checkpoint, the mirrored "
+                    "positions, the journal of every transaction), relative to this file; \":memory:\" keeps "
+                    "nothing (tests).")
     synchronous: Literal["normal", "full"] = Field(
         default="normal",
-        description='"normal" survives a crash of the keeper; "full" also a power cut (one disk sync per write).')
+        description="\"normal\" survives a crash of the keeper; \"full\" also a power cut, at one disk sync "
+                    "per write.")
     history_blocks: int = Field(
         default=256, ge=1,
-        description="Recent (number, hash) pairs kept per checkpoint to find where a reorg forked.")
+        description="Recent (number, hash) pairs kept per checkpoint stream to find a reorg's fork point.")
 
     @field_validator("path")
     @classmethod
@@ -244,7 +245,9 @@ class Config(Strict):
         description="One [[protocols]] table per market watched. `name` must be unique; it labels logs and reports.")
     pull_oracle: PullOracleConfig | None = Field(
         default=None, description="Signed pull-oracle prices, needed by the protocols that commit them.")
-    store: StoreConfig = Field(default_factory=StoreConfig, description="The durable state (SQLite).")
+    store: StoreConfig = Field(
+        default_factory=StoreConfig,
+        description="The durable state (accounts index, checkpoints, mirror state, transaction journal).")
     send: SendConfig = Field(default_factory=SendConfig, description="Transaction pricing and replacement.")
 
     @model_validator(mode="after")
@@ -349,8 +352,9 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
         base = Path.cwd() if from_env else path.parent  # a file's paths are relative to the file
         cfg = cfg.model_copy(update={"signer": cfg.signer.model_copy(update={"keystore": (base / keystore).resolve()})})
     if cfg.store.path != ":memory:" and not Path(cfg.store.path).is_absolute():
+        base = path.parent if path is not None else Path.cwd()
         cfg = cfg.model_copy(update={"store": cfg.store.model_copy(
-            update={"path": str((path.parent / cfg.store.path).resolve())})})
+            update={"path": str((base / cfg.store.path).resolve())})})
     return cfg
 
 

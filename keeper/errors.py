@@ -57,8 +57,9 @@ def _signature(e: dict[str, Any]) -> str:
 def _tables() -> tuple[dict[str, str], dict[str, str]]:
     """(selector -> custom error name, Error(string) code -> name), from the protocol registry."""
     from keeper.abi import load_json
+    from keeper.executor import error_signatures
     from keeper.protocols.registry import protocols
-    sigs = list(COMMON_ERRORS)
+    sigs = list(COMMON_ERRORS) + error_signatures()  # the keeper's own LiquidationExecutor too
     codes: dict[str, str] = {}
     for p in protocols().values():
         sigs += p.errors

@@ -50,13 +50,17 @@ async def bench(n: int, n_liq: int) -> None:
         r0 = keeper.rpc.requests
         t = time.perf_counter()
         await keeper.discovery.advance(head)
-        print(f"discovery of {len(keeper.adapters[0].users)} accounts over {head} blocks: "
-              f"{(time.perf_counter() - t) * 1000:.0f} ms, {keeper.rpc.requests - r0} HTTP requests")
+        elapsed_ms = (time.perf_counter() - t) * 1000
+        found = set(keeper.adapters[0].users)  # every account in the Pool's logs: the lender too
+        others = len(found - set(users))
+        print(f"discovery of {len(found & set(users))} of {n} borrowers (and {others} other account(s): the "
+              f"lender) over {head} blocks: {elapsed_ms:.0f} ms, {keeper.rpc.requests - r0} HTTP requests")
         for label, all_details in (("health only", False), ("with every balance", True)):
             r0 = keeper.rpc.requests
             t = time.perf_counter()
             await mirror(keeper.adapters, head, all_details=all_details)
-            print(f"mirror of {n} accounts ({label}): {(time.perf_counter() - t) * 1000:.0f} ms, "
+            print(f"mirror of {len(found)} accounts ({n} borrowers and the lender; {label}): "
+                  f"{(time.perf_counter() - t) * 1000:.0f} ms, "
                   f"{keeper.rpc.requests - r0} HTTP requests")
         t = time.perf_counter()
         await keeper.step(head)

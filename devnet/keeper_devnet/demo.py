@@ -118,10 +118,18 @@ async def run_demo(*, drop_bps: int = 3_000, max_rounds: int = 6,
     report = keeper.recorder.report()
     report["rewards_credited_before_claim"] = credited
     report["contracts"] = world.contracts
-    report["positions"] = len(users) + sum(len(v) for k, v in world.extra.items()
-                                           if k.endswith(("_borrowers", "_accounts")))
+    report["positions"] = count_positions(users, world.extra)
     report["still_liquidatable"] = [{"protocol": r.protocol, "account": r.account, "why": r.why} for r in still]
     return report
+
+
+def count_positions(aave_users: list[str], extra: dict[str, object]) -> int:
+    """The demo's positions: Aave's borrowers, then for each other protocol its accounts that hold a
+    position (``<protocol>_accounts``: Gearbox's credit accounts, Perennial's accounts) or, when it
+    lists none, its borrowers; never both (a Gearbox borrower and its credit account are one position)."""
+    protocols = {k.rsplit("_", 1)[0] for k in extra if k.endswith(("_borrowers", "_accounts"))}
+    held = [extra[f"{p}_accounts" if f"{p}_accounts" in extra else f"{p}_borrowers"] for p in sorted(protocols)]
+    return len(aave_users) + sum(len(x) for x in held if isinstance(x, list))
 
 
 def print_report(report: dict) -> None:
@@ -133,6 +141,9 @@ def print_report(report: dict) -> None:
     for o in liq:
         print(f"  {o['protocol']:<12} {o['account']}  {o['label']:<22} tx {o['tx_hash'][:12]}…  "
               f"predicted {o['predicted_profit_usd']:>10,.2f} USD  realised {o['realised_profit_usd']:>10,.2f} USD")
+    for o in report["reverted"]:
+        print(f"  REVERTED {o['protocol']:<12} {o['account']}  {o['label']:<22} tx {o['tx_hash'][:12]}…  "
+              f"gas {o['gas_used']:,}  realised {o['realised_profit_usd']:,.4f} USD: {o['reason']}")
     for p, rewards in report.get("rewards_credited_before_claim", {}).items():
         print(f"  {p} rewards credited, not yet claimed: " + ", ".join(f"{a} of {t}" for t, a in rewards.items()))
     for o in report.get("claims", []):

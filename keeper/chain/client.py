@@ -29,7 +29,7 @@ from keeper.chain.multicall import (
     encode_aggregate3,
     returns,
 )
-from keeper.chain.rpc import Rpc
+from keeper.chain.rpc import Rpc, asks_too_much
 from keeper.errors import RequestTooLarge, RpcError
 
 log = structlog.get_logger()
@@ -271,9 +271,9 @@ class Chain:
             try:
                 results = await self.batch(reqs)
             except RpcError as e:
-                if chunk > 1 and ("range" in str(e).lower() or "too many" in str(e).lower()
+                if chunk > 1 and (asks_too_much(str(e)) or "too many" in str(e).lower()
                                   or "limit" in str(e).lower()):
-                    chunk = max(1, chunk // 2)
+                    chunk = max(1, min(chunk, to_block - start + 1) // 2)  # half of what was refused
                     continue
                 raise
             for res in results:

@@ -30,6 +30,15 @@ from keeper.secrets import public_url, register_url
 
 # JSON-RPC error codes that mean "try again later" (rate limits, overloaded node).
 _TRANSIENT_CODES = {-32005, -32603, 429}
+# What providers answer when a query asks for too much (Infura -32005 "query returned more than 10000
+# results", Alchemy "Log response size exceeded", "block range too large/wide"): not worth retrying
+# as it is, the caller must ask for less (rate limits, same code, say "rate" or "requests" instead).
+_TOO_LARGE = ("results", "range", "response size", "too large")
+
+
+def asks_too_much(message: str) -> bool:
+    m = message.lower()
+    return any(p in m for p in _TOO_LARGE)
 
 Request = tuple[str, list[Any]]  # (method, params)
 
@@ -115,7 +124,8 @@ def _check(method: str, resp: Any) -> Any:
         err = resp["error"] or {}
         code = err.get("code")
         msg = err.get("message", "")
-        if code in _TRANSIENT_CODES and "revert" not in msg.lower() and not too_large_message(msg):
+        if (code in _TRANSIENT_CODES and "revert" not in msg.lower() and not too_large_message(msg)
+                and not asks_too_much(msg)):
             raise TransientRpcError(f"{method}: {code} {msg}")
         raise RpcError(f"{method}: {msg}", code=code, data=err.get("data"))
     return resp["result"]

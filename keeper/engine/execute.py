@@ -32,6 +32,7 @@ from keeper.store import TxKind
 log = structlog.get_logger()
 ERC20 = load("ERC20")
 UINT_MAX = 2**256 - 1
+MAX_NEXT_PLANS = 4  # plans tried after a simulation refusal, per account and block
 
 
 @dataclass(frozen=True)
@@ -100,9 +101,8 @@ class Executor:
                 results.append(self._skip(r, r.plan, plan))
                 continue
             res = await self._one(r, plan, budget, fees, native_price)
-            if res.status is Status.PENDING:
-                for sp in plan.spends:  # reserved until the chain decides: later plans get the rest
-                    budget[sp.token] = budget.get(sp.token, 0) - sp.amount
+            if isinstance(res, Refused):
+                res = await self._next_plans(r, res, adapters.get(plan.protocol), budget, fees, native_price)
             results.append(res)
         return results
 
@@ -112,12 +112,35 @@ class Executor:
         return Outcome(status, plan.protocol, plan.account, plan.label, reason, kind=plan.kind,
                        accounts=plan.accounts, rank=r.position, ranked_net=r.net_usd, **kw)
 
-    def _skip(self, r: Ranked, plan: Plan, skip: Skip, **kw: Any) -> Outcome:
-        if skip.code in BACKOFF_CODES:
+    def _skip(self, r: Ranked, plan: Plan, skip: Skip, *, backoff: bool = True, **kw: Any) -> Outcome:
+        if backoff and skip.code in BACKOFF_CODES:
             self.back_off(plan.protocol, plan.accounts or (plan.account,))
         return self.recorder.add(self._outcome(Status.SKIPPED, r, plan, skip.message, reason_code=skip.code, **kw))
 
-    async def _one(self, r: Ranked, plan: Plan, budget: Budget, fees: Fees, native_price: int) -> Outcome:
+    async def _next_plans(self, r: Ranked, refused: Refused, adapter: Adapter[Any] | None, budget: Budget,
+                          fees: Fees, native_price: int) -> Outcome:
+        """Simulation refused a plan: record the refusal (once: the adapter remembers it and does
+        not offer the same plan again while the account is unchanged), then try the adapter's next
+        plans, up to MAX_NEXT_PLANS, until one is not refused. The account backs off only when none
+        is left."""
+        alts = adapter.alternatives(refused.plan, refused.reason, budget) if adapter else []
+        if not alts:
+            return self._skip(r, refused.plan, Skip(SkipCode.SIMULATION_REVERT, f"simulation: {refused.reason}"))
+        self._skip(r, refused.plan, Skip(SkipCode.SIMULATION_REVERT,
+                                         f"simulation: {refused.reason}; next plan: {alts[0].label}"), backoff=False)
+        for _ in range(MAX_NEXT_PLANS):
+            res = await self._one(r, alts[0], budget, fees, native_price)
+            if not isinstance(res, Refused):
+                return res
+            refused = res
+            alts = adapter.alternatives(refused.plan, refused.reason, budget) if adapter else []
+            if not alts:
+                break
+        return self._skip(r, refused.plan, Skip(SkipCode.SIMULATION_REVERT,
+                                                f"simulation: {refused.reason} (a next plan)"))
+
+    async def _one(self, r: Ranked, plan: Plan, budget: Budget, fees: Fees,
+                   native_price: int) -> Outcome | Refused:
         lim = self.limits
         price = fees.base_fee + fees.priority_fee  # what the next block would take (the cap aside)
         if price > lim.max_gas_price:
@@ -125,11 +148,13 @@ class Executor:
                                             f"gas price {price / GWEI:.2f} gwei above "
                                             f"max_gas_price_gwei {lim.max_gas_price / GWEI:.2f}"))
         native_usd = gas_cost_usd(plan.native_spent, 1, native_price)  # e.g. a pull-oracle fee
-        est_net = plan.gross_usd - gas_cost_usd(plan.gas_estimate, fees.expected_price, native_price) - native_usd
+        # The profit gate is the simulated gas (below): before simulating, only a plan that cannot
+        # pay even with no gas is dropped (a gas estimate may be off either way).
+        est_net = plan.gross_usd - native_usd
         if est_net < lim.min_profit and not plan.force:
             return self._skip(r, plan, Skip(SkipCode.BELOW_MIN_PROFIT,
-                                            f"expected profit {est_net / 1e8:.2f} USD below min_profit_usd "
-                                            f"{lim.min_profit / 1e8:.2f}"), predicted_profit=est_net)
+                                            f"expected profit {est_net / 1e8:.2f} USD before gas below "
+                                            f"min_profit_usd {lim.min_profit / 1e8:.2f}"), predicted_profit=est_net)
         for s in plan.spends:
             if budget.get(s.token, 0) < s.amount:
                 held = budget.get(s.token, 0)
@@ -141,7 +166,7 @@ class Executor:
         if not sim.ok and sim.estimated and approvals and len(plan.txs) == 1:
             return await self._approve_first(r, plan, approvals, fees, native_price)
         if not sim.ok:
-            return self._skip(r, plan, Skip(SkipCode.SIMULATION_REVERT, f"simulation: {sim.reason}"))
+            return Refused(plan, sim.reason or "refused")
         gas = sum(sim.gas_used[len(approvals):])
         gas_usd = gas_cost_usd(gas, fees.expected_price, native_price)
         predicted = plan.gross_usd - gas_usd - native_usd
@@ -181,6 +206,8 @@ class Executor:
             self.back_off(plan.protocol, plan.accounts or (plan.account,))
             return self.recorder.add(self._outcome(Status.FAILED, r, plan, sent.error, predicted_profit=predicted,
                                                    details=details, attempt=sent.attempt_id))
+        for sp in plan.spends:  # reserved until the chain decides: later plans get the rest
+            budget[sp.token] = budget.get(sp.token, 0) - sp.amount
         out = {**details, "tx_hashes": list(sent.hashes)}
         if sent.error:
             out["send_error"] = sent.error
@@ -222,3 +249,10 @@ class Executor:
             if a < s.amount and _approval_key(tx) not in flying and _approval_key(tx) not in map(_approval_key, out):
                 out.append(tx)
         return out
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Simulation refused ``plan`` (not recorded yet: the adapter may have a next plan)."""
+    plan: Plan
+    reason: str

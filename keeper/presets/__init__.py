@@ -147,13 +147,14 @@ def render(preset: ChainPreset, markets: list[Market], *, rpc_url: str) -> str:
     reg = registry()
     if any(reg[m.kind].needs_pull_oracle for m in markets):
         if preset.hermes_url is None:
-            raise ConfigError(f"the {preset.chain} preset has no pull-oracle source for {', '.join(m.name for m in markets)}")
+            names = ", ".join(m.name for m in markets)
+            raise ConfigError(f"the {preset.chain} preset has no pull-oracle source for {names}")
         out += ["", "[pull_oracle]"]
         out += _comment(f"Signed Pyth prices over HTTP: {preset.hermes_url.source}")
         out += ['source = "hermes"', f"url = {_toml(preset.hermes_url.value)}"]
         out += _comment(f"The chain's Pyth contract (prices an update with getUpdateFee): {preset.pyth.source}")
         out += [f"pyth = {_toml(preset.pyth.value)}"]
     else:
-        out += [""] + _comment(f"The chain's Pyth contract, for a [pull_oracle] table: "
-                               f"{preset.pyth.value} ({preset.pyth.source})")
+        out += ["", *_comment(f"The chain's Pyth contract, for a [pull_oracle] table: "
+                              f"{preset.pyth.value} ({preset.pyth.source})")]
     return "\n".join(out) + "\n"

@@ -18,6 +18,8 @@ The interface, in full:
     tokens() -> {token}                tokens plans may spend (their balances make the budget)
     spenders() -> {(token, spender)}   allowances plans need (approved once at start-up)
     pending_rewards() -> {token: amt}  credited by the protocol, not claimed yet (reports)
+    liquidation_events(from, to)       liquidations anyone made in a block range (shadow mode)
+    price_feeds() -> {token: {feed}}   Chainlink-style feeds it prices tokens with (fork price shocks)
 
 Assessment rules (Assessment.check): an account a plan liquidates has a view whose status is
 Planned(plan) (the plan's lead, ``plan.account``) or Covered(plan, message) (the other accounts of a
@@ -52,8 +54,9 @@ from keeper.protocols.plan import (
 if TYPE_CHECKING:
     from keeper.oracles.pull import PullOracle
 
-__all__ = ["USD", "AccountView", "Adapter", "Assessment", "Budget", "Covered", "Details", "Plan", "PlanKind",
-           "Planned", "Services", "Skip", "SkipCode", "Spend", "TokenPrice", "batch_kind", "value_usd"]
+__all__ = ["USD", "AccountView", "Adapter", "Assessment", "Budget", "Covered", "Details", "ObservedLiquidation",
+           "Plan", "PlanKind", "Planned", "Services", "Skip", "SkipCode", "Spend", "TokenPrice", "batch_kind",
+           "value_usd"]
 
 Budget = dict[str, int]  # token -> amount the wallet can spend
 C = TypeVar("C", bound=ProtocolConfig)
@@ -64,6 +67,22 @@ class Services:
     """What the keeper gives every adapter (one constructor shape: ``Adapter(cfg, services)``)."""
     liquidator: str  # the keeper's address: receives what liquidations pay
     pull_oracle: PullOracle | None = None  # signed prices (Pyth) when the config has [pull_oracle]
+
+
+@dataclass(frozen=True)
+class ObservedLiquidation:
+    """A liquidation someone made on chain, read from the protocol's own event (shadow mode)."""
+    protocol: str
+    kind: PlanKind  # LIQUIDATION of ``account``, or BUY of collateral the protocol had seized
+    account: str  # the liquidated account (a BUY: the market, as its plans are recorded)
+    winner: str  # the address the protocol names as liquidator (absorber, buyer, caller)
+    block: int
+    tx_hash: str
+    log_index: int
+    # What the winner captured (USD, 8 dec) at the prices the adapter mirrored for that block: the
+    # collateral seized minus the debt repaid, or the reward; None when the event does not tell.
+    value_usd: int | None
+    label: str = ""  # e.g. "WETH/USDC"
 
 
 class Adapter(ABC, Generic[C]):
@@ -103,6 +122,13 @@ class Adapter(ABC, Generic[C]):
     def replan(self, plan: Plan, budget: Budget) -> Plan | Skip:
         """``plan`` made again against a smaller budget (the same accounts), or why it cannot be."""
 
+    def alternatives(self, plan: Plan, refusal: str, budget: Budget) -> list[Plan]:
+        """Simulation refused ``plan`` (``refusal``: the decoded revert): the account's next plans
+        against ``budget``, best first, none already refused in the account's current state (the
+        adapter remembers refusals, so that an unchanged account is not planned the same refused
+        way every block). None by default."""
+        return []
+
     def tokens(self) -> set[str]:
         """Tokens the adapter may spend from the wallet (their balances make the budget)."""
         return set()
@@ -116,4 +142,14 @@ class Adapter(ABC, Generic[C]):
     def pending_rewards(self) -> dict[str, int]:
         """Rewards the protocol has credited to the keeper and that are not claimed yet (token ->
         amount), for reports. Protocols that pay at once have none."""
+        return {}
+
+    async def liquidation_events(self, from_block: int, to_block: int) -> list[ObservedLiquidation]:
+        """Liquidations anyone made in [from_block, to_block], from the protocol's own events, valued
+        at the prices of the last refresh. Protocols that do not tell return []."""
+        return []
+
+    async def price_feeds(self) -> dict[str, set[str]]:
+        """token -> the Chainlink-style (AggregatorV3) feeds the protocol prices it with, as resolved
+        from its contracts (a fork rehearsal's price shocks replace their answers)."""
         return {}

@@ -72,6 +72,7 @@ class SkipCode(StrEnum):
     BELOW_GAS_MULTIPLE = "below_gas_multiple"  # worth less than the plan's min_gas_multiple x its gas
     SIMULATION_REVERT = "simulation_revert"  # the node says the transactions would revert
     APPROVING = "approving"  # its approvals went out alone first (a node without eth_simulateV1)
+    REWARD_LOST = "reward_lost"  # a deferred reward the protocol will never pay (e.g. its oracle version timed out)
 
 
 @dataclass(frozen=True)
@@ -234,6 +235,7 @@ class Assessment:
         for v in self.views:
             if isinstance(v.status, Planned) and (id(v.status.plan) not in ids or v.status.plan.account != v.account):
                 raise ValueError(f"{v.protocol} {v.account} is Planned but does not lead a listed plan")
-            if isinstance(v.status, Covered) and (id(v.status.plan) not in ids or v.account not in v.status.plan.accounts):
+            if isinstance(v.status, Covered) and (id(v.status.plan) not in ids
+                                                  or v.account not in v.status.plan.accounts):
                 raise ValueError(f"{v.protocol} {v.account} is Covered by a plan that is not listed or does not "
                                  "list it")

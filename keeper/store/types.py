@@ -10,7 +10,7 @@ from typing import TypeAlias
 from keeper.errors import KeeperError
 
 # JSON values an attempt's details may hold (integers of any size are kept exactly).
-JsonValue: TypeAlias = None | bool | int | str | list["JsonValue"] | dict[str, "JsonValue"]
+JsonValue: TypeAlias = bool | int | str | list["JsonValue"] | dict[str, "JsonValue"] | None
 
 
 class StoreError(KeeperError):

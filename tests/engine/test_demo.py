@@ -8,6 +8,11 @@ import asyncio
 import json
 import sys
 
+from keeper_devnet.demo import DEMO_POSITIONS
+from keeper_devnet.protocols.compound_v3.world import COMET_DEMO_POSITIONS
+from keeper_devnet.protocols.gearbox_v3.world import GEARBOX_DEMO_POSITIONS
+from keeper_devnet.protocols.morpho_blue.world import MORPHO_DEMO_POSITIONS
+from keeper_devnet.protocols.perennial_v2.world import PERENNIAL_DEMO_POSITIONS
 from keeper_devnet.world import ALL_PROTOCOLS
 
 pytestmark = pytest.mark.anvil  # needs the node tools (npm ci)
@@ -25,6 +30,9 @@ async def test_demo_json_report():
     report = json.loads(out)
     assert report["reverted"] == [] and report["failed"] == []
     assert set(report["contracts"]) == set(ALL_PROTOCOLS)
+    # Each position opened once, counted once (a Gearbox borrower and its credit account are one).
+    assert report["positions"] == sum(map(len, (DEMO_POSITIONS, COMET_DEMO_POSITIONS, GEARBOX_DEMO_POSITIONS,
+                                                MORPHO_DEMO_POSITIONS, PERENNIAL_DEMO_POSITIONS))) == 44
     for name, code in PACKAGES.items():
         assert report["contracts"][name] == code
     by_protocol = {p: [o for o in report["liquidations"] if o["protocol"] == p] for p in ALL_PROTOCOLS}

@@ -5,6 +5,15 @@ the sub-calls of a Multicall3 ``aggregate3`` eth_call); every request is recorde
 a result value, a ``Fault`` (a JSON-RPC error object), an exception instance (raised by the
 transport, as a dropped connection would be), or a callable taking the params and returning one
 of those. A request nothing answers fails the test with the method named.
+
+    chain, fake = fake_chain()
+    fake.on("eth_blockNumber", "0x10")
+    fake.on("eth_feeHistory", fee_history([10**9, 10**9], [10**8]))
+    fake.on_call(pool, "getUserAccountData(address)", lambda calldata: encode([...], [...]))
+    fake.on_call(oracle, "latestAnswer()", Revert(b""))           # a failing Multicall3 sub-call
+    fake.on("eth_sendRawTransaction", Fault(-32000, "nonce too low"), "0x" + "ab" * 32)
+    ...
+    assert fake.calls_of("eth_sendRawTransaction") == [...]; len(fake.round_trips) == 3
 """
 from __future__ import annotations
 

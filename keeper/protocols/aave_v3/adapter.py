@@ -1,5 +1,9 @@
 """Aave V3 (and forks): discovery from Pool logs, account mirror through Multicall3, plans that
-maximise profit under the configured close-factor rules (see aave_v3_rules)."""
+maximise profit under the configured rule set (see rules.py): the close factor, the dust rule, the
+liquidation bonus of the user's eMode category (v3.0: the reserve's category bits; v3.2+: the
+category's collateral bitmap). When simulation refuses a plan, the adapter offers the next one
+(another pair, or a smaller amount) and does not offer the refused one again while the account's
+state is unchanged."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -13,7 +17,15 @@ from keeper.chain.multicall import Call, CallFailed
 from keeper.chain.sender import TxRequest
 from keeper.errors import StartupError
 from keeper.protocols.aave_v3.config import AaveV3Config
-from keeper.protocols.aave_v3.rules import UINT_MAX, Side, best_amount
+from keeper.protocols.aave_v3.rules import (
+    MIN_LEFTOVER_BASE,
+    UINT_MAX,
+    Outcome,
+    Side,
+    best_amount,
+    check_rules,
+    takes_last_collateral,
+)
 from keeper.protocols.base import (
     USD,
     AccountView,
@@ -21,6 +33,7 @@ from keeper.protocols.base import (
     Assessment,
     Budget,
     Details,
+    ObservedLiquidation,
     Plan,
     PlanKind,
     Planned,
@@ -34,6 +47,7 @@ from keeper.protocols.base import (
 
 log = structlog.get_logger()
 POOL = load("aave_v3/AaveV3Pool")
+POOL_V32 = load("aave_v3/AaveV3PoolV32")  # functions added from v3.2 on (eMode collateral bitmaps)
 PROVIDER = load("aave_v3/AaveV3PoolAddressesProvider")
 ORACLE = load("aave_v3/AaveOracle")
 ERC20 = load("ERC20")
@@ -43,7 +57,16 @@ LIQUIDATION_GAS = 450_000  # estimate before simulation (a real liquidationCall:
 # interest accrues between the read and the execution.
 CLEAR_MARGIN_BPS = 10
 HF_ONE = 10**18
-HEALTHY = Skip(SkipCode.NOT_LIQUIDATABLE, "healthy")
+# After a dust refusal, the same pair is offered again keeping these margins over the 1000 USD limit
+# (the Pool saw a state the mirror had not: a price update, interest, another liquidation).
+DUST_MARGINS_BPS = (100, 1_000, 5_000)
+# Refusals are remembered while the account's balances move less than this (interest) and its
+# prices do not move.
+STATE_TOLERANCE_BPS = 10
+# Refusals that say the account cannot be liquidated at all right now (healthy): no next plan.
+# (custom errors from v3.4, numeric codes before: keeper.errors.decode_revert names both)
+ACCOUNT_REFUSALS = ("HealthFactorNotBelowThreshold", "HEALTH_FACTOR_NOT_BELOW_THRESHOLD")
+DUST_REFUSALS = ("MustNotLeaveDust", "MUST_NOT_LEAVE_DUST")
 
 
 def _bits(word: int, lo: int, hi: int) -> int:
@@ -91,6 +114,35 @@ class Reserve:
         return _bits(self.config, 168, 175)
 
 
+@dataclass(frozen=True)
+class EMode:
+    """An eMode category as the Pool applies it in a liquidation."""
+    ltv: int
+    liquidation_threshold: int
+    bonus: int
+    price_source: str | None  # v3.0 only: a category price oracle (0x0: none)
+    collateral_bitmap: int | None  # v3.2+: reserve ids whose collateral the category covers
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One (collateral, debt, amount) the rules accept, with its predicted figures."""
+    profit: int  # USD 8 dec: collateral received minus debt repaid, at oracle prices
+    collateral: str
+    debt: str
+    amount: int  # debtToCover the plan sends (UINT_MAX when it clears the debt)
+    out: Outcome
+    clears: bool
+    bonus: int
+    margin_bps: int = 0  # kept over the dust limit
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        """What a refusal is remembered by: the pair and the margin (not the amount, which moves
+        with interest)."""
+        return (self.collateral, self.debt, self.margin_bps)
+
+
 @dataclass
 class UserState:
     total_collateral_base: int = 0
@@ -103,18 +155,27 @@ class UserState:
     block: int = 0
 
 
+HEALTHY = Skip(SkipCode.NOT_LIQUIDATABLE, "healthy")
+
+
 @dataclass(frozen=True)
 class AaveDetails(Details):
     collateral: str
     debt: str
     debt_to_cover: int
+    debt_to_cover_arg: int  # what liquidationCall is sent (type(uint256).max clears the debt)
     collateral_received: int
     protocol_fee: int
     clears_debt: bool
+    liquidation_bonus: int
+    emode: int
     rules: str
+    leaves_bad_debt: bool  # v3.3: the call takes the last collateral: the Pool burns the rest of the debt
+    dust_margin_bps: int  # kept over the 1000 USD dust limit (a next plan after a dust refusal)
 
 
 class AaveV3Adapter(Adapter[AaveV3Config]):
+
     def __init__(self, cfg: AaveV3Config, services: Services):
         liquidator = services.liquidator
         self.cfg = cfg
@@ -125,7 +186,10 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
         self.oracle = ""
         self.reserves: dict[str, Reserve] = {}
         self.users: dict[str, UserState] = {}
-        self.emode_bonus: dict[int, tuple[int, str]] = {}  # category -> (bonus, priceSource)
+        check_rules(cfg.close_factor_rules)
+        self.emode: dict[int, EMode] = {}  # the users' categories, read every refresh
+        # account -> (state fingerprint, plans and pairs simulation refused in that state)
+        self.refused: dict[str, tuple[tuple, set[tuple[str, str, int]], set[tuple[str, str]]]] = {}
         self.chain: Chain | None = None
 
     def contracts(self) -> dict[str, str]:
@@ -193,7 +257,7 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
                       Call(self.pool, emode.encode(u), emode.decode)]
         res = await self.chain.multicall(calls, block)
         if isinstance(res[0], CallFailed):
-            raise RuntimeError(f"{self.name}: AaveOracle.getAssetsPrices failed at block {block}")  # noqa: TRY004
+            raise RuntimeError(f"{self.name}: AaveOracle.getAssetsPrices failed at block {block}")
         for a, p in zip(assets, res[0]):
             self.reserves[a].price = p
         detail: list[tuple[str, UserState]] = []
@@ -214,12 +278,27 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
         await self._read_balances(detail, block)
 
     async def _load_emode(self, categories: set[int]) -> None:
+        """The users' eMode categories, read again every refresh (governance may change them)."""
         assert self.chain
-        fn = POOL.fn("getEModeCategoryData")
-        todo = sorted(c for c in categories if c not in self.emode_bonus)
-        res = await self.chain.multicall_strict([Call(self.pool, fn.encode(c), fn.decode) for c in todo])
-        for c, data in zip(todo, res):
-            self.emode_bonus[c] = (data[2], data[3])
+        todo = sorted(categories)
+        if not todo:
+            self.emode = {}
+            return
+        if self.cfg.close_factor_rules == "v3.0":
+            # v3.0: getEModeCategoryData (ltv, threshold, bonus, priceSource, label); membership is
+            # the reserve's configuration bits 168-175.
+            fn = POOL.fn("getEModeCategoryData")
+            res = await self.chain.multicall_strict([Call(self.pool, fn.encode(c), fn.decode) for c in todo])
+            self.emode = {c: EMode(d[0], d[1], d[2], d[3], None) for c, d in zip(todo, res)}
+            return
+        # v3.2+: getEModeCategoryCollateralConfig (ltv, threshold, bonus) applies to the collateral
+        # whose reserve id is set in getEModeCategoryCollateralBitmap (bits 168-175 are unused).
+        cfg_fn = POOL_V32.fn("getEModeCategoryCollateralConfig")
+        bits_fn = POOL_V32.fn("getEModeCategoryCollateralBitmap")
+        calls = [Call(self.pool, f.encode(c), f.decode) for c in todo for f in (cfg_fn, bits_fn)]
+        res = await self.chain.multicall_strict(calls)
+        self.emode = {c: EMode(res[2 * i][0], res[2 * i][1], res[2 * i][2], None, res[2 * i + 1])
+                      for i, c in enumerate(todo)}
 
     async def _read_balances(self, detail: list[tuple[str, UserState]], block: int) -> None:
         assert self.chain
@@ -261,85 +340,213 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
         view, new = self._plan(plan.account, self.users[plan.account], budget)
         return new or view.skip or Skip(SkipCode.NOTHING_LEFT, "nothing left to plan with")
 
+    def alternatives(self, plan: Plan, refusal: str, budget: Budget) -> list[Plan]:
+        """Simulation refused ``plan``: remember it (while the account's state is unchanged) and
+        return the next plans, best first. After a dust refusal the pair stays, with smaller
+        amounts (margins over the 1000 USD limit); any other refusal of a pair (collateral not
+        liquidatable, reserve paused, ...) drops the pair; a healthy account has none."""
+        st = self.users.get(plan.account)
+        d = plan.details
+        if st is None or not isinstance(d, AaveDetails) or any(r in refusal for r in ACCOUNT_REFUSALS):
+            return []
+        dust = any(r in refusal for r in DUST_REFUSALS)
+        self._remember(plan.account, st, (d.collateral, d.debt, d.dust_margin_bps), whole_pair=not dust)
+        base = self._base(plan.account, st)
+        nexts = [self._opportunity(plan.account, base, c)[1] for c in self._untried(plan.account, st, budget)]
+        return [p for p in nexts if p is not None]
+
+    def _untried(self, user: str, st: UserState, budget: Budget) -> list[Candidate]:
+        """The account's candidates not refused in its current state, best first (with the dust
+        margins once something was refused)."""
+        keys, pairs = self._refused_here(user, st)
+        found, _ = self._candidates(st, budget, margins=DUST_MARGINS_BPS if keys else ())
+        fresh = [c for c in found if c.key not in keys and (c.collateral, c.debt) not in pairs]
+        return sorted(fresh, key=lambda c: -c.profit)
+
+    def _state_key(self, st: UserState) -> tuple:
+        assets = sorted(set(st.collateral) | set(st.debt))
+        return (tuple(self.reserves[a].price for a in assets), tuple(sorted(st.collateral.items())),
+                tuple(sorted(st.debt.items())))
+
+    def _same_state(self, a: tuple, b: tuple) -> bool:
+        """Same prices, same reserves; balances within STATE_TOLERANCE_BPS (interest accrues)."""
+        if a[0] != b[0] or [k for k, _ in a[1]] != [k for k, _ in b[1]] or [k for k, _ in a[2]] != [k for k, _ in b[2]]:
+            return False
+        pairs = list(zip(a[1], b[1])) + list(zip(a[2], b[2]))
+        return all(abs(x - y) * 10_000 <= STATE_TOLERANCE_BPS * max(x, y) for (_, x), (_, y) in pairs)
+
+    def _refused_here(self, user: str, st: UserState) -> tuple[set[tuple[str, str, int]], set[tuple[str, str]]]:
+        """Plans and pairs simulation refused for ``user`` in (about) its current state."""
+        got = self.refused.get(user)
+        if got is None:
+            return set(), set()
+        if not self._same_state(got[0], self._state_key(st)):
+            del self.refused[user]  # the account moved: every plan may be tried again
+            return set(), set()
+        return got[1], got[2]
+
+    def _remember(self, user: str, st: UserState, key: tuple[str, str, int], whole_pair: bool) -> None:
+        keys, pairs = self._refused_here(user, st)
+        self.refused[user] = (self._state_key(st), keys | {key}, pairs | ({key[:2]} if whole_pair else set()))
+
+    def _base(self, user: str, st: UserState) -> AccountView:
+        hf = st.health_factor
+        return AccountView(protocol=self.name, account=user, label="-", health=hf / HF_ONE,
+                           debt_usd=st.total_debt_base, liquidatable=hf < HF_ONE, status=HEALTHY)
+
     def _plan(self, user: str, st: UserState, budget: Budget) -> tuple[AccountView, Plan | None]:
         hf = st.health_factor
-        base = AccountView(protocol=self.name, account=user, label="-", health=hf / HF_ONE,
-                           debt_usd=st.total_debt_base, liquidatable=hf < HF_ONE, status=HEALTHY)
+        base = self._base(user, st)
         if hf >= HF_ONE:
-            return (base, None) if not st.debt else self._best(user, st, base, budget, dry=True)
+            if not st.debt:
+                return base, None
+            found, _ = self._candidates(st, {}, dry=True)  # what a liquidation would look like
+            return (self._opportunity(user, base, max(found, key=lambda c: c.profit), dry=True)[0]
+                    if found else base), None
         if not st.debt:
             return replace(base, status=Skip(SkipCode.UNREADABLE, "no balances read")), None
         if not any(st.collateral.values()):
             return replace(base, status=Skip(SkipCode.NO_COLLATERAL, "bad debt: no collateral left to seize")), None
-        return self._best(user, st, base, budget)
+        fresh = self._untried(user, st, budget)
+        if not fresh:
+            found, reasons = self._candidates(st, budget)
+            if found:
+                return replace(base, status=Skip(SkipCode.SIMULATION_REVERT,
+                                                 "every valid plan was refused by simulation in this state")), None
+            why = "; ".join(dict.fromkeys(reasons)) or "no liquidatable collateral/debt pair"
+            return replace(base, status=Skip(SkipCode.NO_VALID_AMOUNT, why)), None
+        return self._opportunity(user, base, fresh[0])
 
-    def _best(self, user: str, st: UserState, base: AccountView, budget: Budget,
-              dry: bool = False) -> tuple[AccountView, Plan | None]:
-        """Try every (collateral, debt) pair; keep the one with the highest profit."""
+    def _bonus(self, st: UserState, cr: Reserve) -> tuple[int, str | None]:
+        """The liquidation bonus the Pool applies to this collateral for this user (or why the
+        keeper cannot tell)."""
+        em = self.emode.get(st.emode) if st.emode else None
+        if em is None:
+            return cr.bonus, None
+        if em.collateral_bitmap is None:  # v3.0: the reserve's category bits name the user's category
+            if cr.emode_category != st.emode:
+                return cr.bonus, None
+            if em.price_source and int(em.price_source, 16) != 0:
+                return cr.bonus, "eMode category with its own price source is not supported"
+            return em.bonus, None
+        # v3.2+: the category covers the collateral whose reserve id is set in its collateral bitmap
+        return (em.bonus if (em.collateral_bitmap >> cr.id) & 1 else cr.bonus), None
+
+    def _candidates(self, st: UserState, budget: Budget, *, dry: bool = False,
+                    margins: tuple[int, ...] = ()) -> tuple[list[Candidate], list[str]]:
+        """The best amount of every (collateral, debt) pair (``dry``: as much as the rules allow,
+        for a scan of a healthy account), and for each margin in ``margins`` the best amount
+        that leaves that much more than the dust limit; plus why pairs have none."""
         rules = self.cfg.close_factor_rules
-        best = None
-        reasons = []
+        out: list[Candidate] = []
+        reasons: list[str] = []
         for c_asset, c_bal in st.collateral.items():
             cr = self.reserves[c_asset]
-            if c_bal == 0 or cr.liquidation_threshold == 0 or not cr.active or cr.paused:
+            # v3.0 refuses collateral whose reserve threshold is 0; v3.6+ checks only the user's flag.
+            if c_bal == 0 or not cr.active or cr.paused or (rules == "v3.0" and cr.liquidation_threshold == 0):
                 continue
-            bonus = cr.bonus
-            if st.emode and cr.emode_category == st.emode:
-                bonus, price_source = self.emode_bonus.get(st.emode, (bonus, None))
-                if price_source and int(price_source, 16) != 0:
-                    reasons.append("eMode category with its own price source is not supported")
-                    continue
+            bonus, why_not = self._bonus(st, cr)
+            if why_not:
+                reasons.append(why_not)
+                continue
             for d_asset, d_bal in st.debt.items():
                 dr = self.reserves[d_asset]
                 if d_bal == 0 or not dr.active or dr.paused or cr.price == 0 or dr.price == 0:
                     continue
-                coll = Side(cr.price, cr.decimals, c_bal)
-                debt = Side(dr.price, dr.decimals, d_bal)
-                # As much as the rules allow if we are only looking (scan of a healthy account).
-                wallet = UINT_MAX if dry else budget.get(d_asset, 0)
-                found = best_amount(rules, st.health_factor, st.total_debt_base, coll, debt, bonus,
-                                    cr.protocol_fee, wallet)
-                if found is None:
-                    reasons.append(f"no valid amount for {cr.symbol}/{dr.symbol} "
-                                   f"(wallet holds {budget.get(d_asset, 0)} {dr.symbol})")
-                    continue
-                amount, out = found
-                clears = out.debt_repaid >= d_bal
-                if clears and not dry:
-                    # Send debtToCover = max so that interest accrued by execution is covered too;
-                    # the wallet must hold a margin over today's debt.
-                    need = d_bal + d_bal * CLEAR_MARGIN_BPS // 10_000 + 1
-                    if budget.get(d_asset, 0) < need:
-                        found = best_amount(rules, st.health_factor, st.total_debt_base, coll, debt,
-                                            bonus, cr.protocol_fee, min(budget.get(d_asset, 0), d_bal - 1))
-                        if found is None:
-                            continue
-                        amount, out = found
-                        clears = False
-                profit = (TokenPrice(cr.price, cr.decimals).usd(out.collateral_to_liquidator)
-                          - TokenPrice(dr.price, dr.decimals).usd(out.debt_repaid))
-                if best is None or profit > best[0]:
-                    best = (profit, c_asset, d_asset, amount, out, clears)
-        if best is None:
-            why = "; ".join(dict.fromkeys(reasons)) or "no liquidatable collateral/debt pair"
-            return replace(base, status=Skip(SkipCode.NO_VALID_AMOUNT, why)), None
-        profit, c_asset, d_asset, amount, out, clears = best
-        cr, dr = self.reserves[c_asset], self.reserves[d_asset]
+                amounts = set()
+                for margin in (0, *margins):
+                    cand = self._pair(st, cr, dr, c_bal, d_bal, bonus, budget, dry, margin)
+                    if cand is None:
+                        if not margin:
+                            reasons.append(f"no valid amount for {cr.symbol}/{dr.symbol} "
+                                           f"(wallet holds {budget.get(d_asset, 0)} {dr.symbol})")
+                        continue
+                    if cand.amount not in amounts:  # a margin that changes nothing is no new plan
+                        amounts.add(cand.amount)
+                        out.append(cand)
+        return out, reasons
+
+    def _pair(self, st: UserState, cr: Reserve, dr: Reserve, c_bal: int, d_bal: int, bonus: int,
+              budget: Budget, dry: bool, margin: int) -> Candidate | None:
+        rules = self.cfg.close_factor_rules
+        coll = Side(cr.price, cr.decimals, c_bal)
+        debt = Side(dr.price, dr.decimals, d_bal)
+        floor = MIN_LEFTOVER_BASE * (10_000 + margin) // 10_000
+        held = budget.get(dr.asset, 0)
+        # As much as the rules allow if we are only looking (scan of a healthy account).
+        wallet = UINT_MAX if dry else held
+
+        def best(cap: int) -> tuple[int, Outcome] | None:
+            return best_amount(rules, st.health_factor, st.total_debt_base, coll, debt, bonus,
+                               cr.protocol_fee, cap, min_leftover=floor)
+
+        found = best(wallet)
+        if found is None:
+            return None
+        amount, out = found
+        clears = out.debt_repaid >= d_bal
+        if clears and not dry and held < d_bal + d_bal * CLEAR_MARGIN_BPS // 10_000 + 1:
+            # Sending debtToCover = max covers the interest accrued by execution too, but the
+            # wallet must hold a margin over today's debt; else repay less than all of it.
+            found = best(min(held, d_bal - 1))
+            if found is None:
+                return None
+            amount, out = found
+            clears = False
+        profit = (TokenPrice(cr.price, cr.decimals).usd(out.collateral_to_liquidator)
+                  - TokenPrice(dr.price, dr.decimals).usd(out.debt_repaid))
+        return Candidate(profit, cr.asset, dr.asset, UINT_MAX if clears else amount, out, clears, bonus, margin)
+
+    def _opportunity(self, user: str, base: AccountView, c: Candidate,
+                     dry: bool = False) -> tuple[AccountView, Plan | None]:
+        st = self.users[user]
+        cr, dr = self.reserves[c.collateral], self.reserves[c.debt]
+        out = c.out
         label = f"{cr.symbol}/{dr.symbol}"
-        details = AaveDetails(collateral=c_asset, debt=d_asset, debt_to_cover=out.debt_repaid,
-                              collateral_received=out.collateral_to_liquidator, protocol_fee=out.protocol_fee,
-                              clears_debt=clears, rules=self.cfg.close_factor_rules)
+        coll = Side(cr.price, cr.decimals, st.collateral[c.collateral])
+        rules = self.cfg.close_factor_rules
+        details = AaveDetails(
+            collateral=c.collateral, debt=c.debt, debt_to_cover=out.debt_repaid, debt_to_cover_arg=c.amount,
+            collateral_received=out.collateral_to_liquidator, protocol_fee=out.protocol_fee, clears_debt=c.clears,
+            liquidation_bonus=c.bonus, emode=st.emode, rules=rules,
+            leaves_bad_debt=takes_last_collateral(rules, st.total_collateral_base, coll, out),
+            dust_margin_bps=c.margin_bps)
         expected: dict[str, int] = {}
-        expected[d_asset] = expected.get(d_asset, 0) - out.debt_repaid
-        expected[c_asset] = expected.get(c_asset, 0) + out.collateral_to_liquidator
-        prices = {c_asset: self._price(c_asset), d_asset: self._price(d_asset)}
+        expected[c.debt] = expected.get(c.debt, 0) - out.debt_repaid
+        expected[c.collateral] = expected.get(c.collateral, 0) + out.collateral_to_liquidator
+        prices = {c.collateral: self._price(c.collateral), c.debt: self._price(c.debt)}
         if dry:
             return replace(base, label=label, value_usd=value_usd(expected, prices)), None
-        arg = UINT_MAX if clears else amount
-        spend = out.debt_repaid if not clears else out.debt_repaid + out.debt_repaid * CLEAR_MARGIN_BPS // 10_000 + 1
-        tx = TxRequest(to=self.pool, data=POOL.fn("liquidationCall").encode(c_asset, d_asset, user, arg, False),
+        spend = out.debt_repaid + (out.debt_repaid * CLEAR_MARGIN_BPS // 10_000 + 1 if c.clears else 0)
+        tx = TxRequest(to=self.pool,
+                       data=POOL.fn("liquidationCall").encode(c.collateral, c.debt, user, c.amount, False),
                        what=f"liquidationCall {label} {user}")
         plan = Plan(protocol=self.name, kind=PlanKind.LIQUIDATION, account=user, accounts=(user,), label=label,
-                    txs=(tx,), spends=(Spend(d_asset, self.pool, spend),), expected=expected, prices=prices,
+                    txs=(tx,), spends=(Spend(c.debt, self.pool, spend),), expected=expected, prices=prices,
                     gas_estimate=LIQUIDATION_GAS, debt_usd=base.debt_usd, details=details)
         return replace(base, label=label, status=Planned(plan)), plan
+
+    # ---- shadow mode and fork rehearsals ------------------------------------------------------------
+    async def liquidation_events(self, from_block: int, to_block: int) -> list[ObservedLiquidation]:
+        """Pool LiquidationCall events; value = collateral to the liquidator (the event's amount is net
+        of the protocol fee) minus the debt covered, at the oracle prices of the last refresh."""
+        assert self.chain
+        ev = POOL.event("LiquidationCall")
+        out = []
+        for lg in await self.chain.get_logs(self.pool, [[ev.topic]], from_block, to_block):
+            e = ev.decode(lg.topics, lg.data)
+            c, d = self.reserves.get(e["collateralAsset"]), self.reserves.get(e["debtAsset"])
+            value = None if c is None or d is None else (
+                self._price(c.asset).usd(e["liquidatedCollateralAmount"]) - self._price(d.asset).usd(e["debtToCover"]))
+            out.append(ObservedLiquidation(self.name, PlanKind.LIQUIDATION, e["user"], e["liquidator"], lg.block_number,
+                                           lg.tx_hash, lg.log_index, value,
+                                           f"{c.symbol if c else '?'}/{d.symbol if d else '?'}"))
+        return out
+
+    async def price_feeds(self) -> dict[str, set[str]]:
+        """Each reserve's source in the AaveOracle (getSourceOfAsset)."""
+        assert self.chain
+        fn = ORACLE.fn("getSourceOfAsset")
+        assets = list(self.reserves)
+        res = await self.chain.multicall([Call(self.oracle, fn.encode(a), fn.decode) for a in assets])
+        return {a: {f} for a, f in zip(assets, res) if isinstance(f, str) and int(f, 16)}

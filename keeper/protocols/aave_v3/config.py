@@ -22,5 +22,7 @@ class AaveV3Config(ProtocolConfig):
                     "mainnet Aave V3 Core market shown).", examples=["0x2f39d218133AFaB8F2B819B1066c7E434Ad94E9e"])
     close_factor_rules: Literal["v3.3", "v3.0"] = Field(
         default="v3.3",
-        description='Close-factor rules of the deployed Pool: "v3.3" (aave-v3-origin 3.3 and later: 2000 USD '
-                    'thresholds and the dust rule) or "v3.0" (up to 3.2: 50% of the reserve\'s debt above HF 0.95).')
+        description='Liquidation rules of the deployed Pool: "v3.3" (aave-v3-origin 3.3 and later, as of 3.7: '
+                    "2000 USD thresholds, the dust rule, eMode bonus from the category's collateral bitmap) or "
+                    '"v3.0" (3.0 and 3.1: 50% of the reserve\'s debt above HF 0.95, eMode from the reserve\'s '
+                    "category bits). A 3.2 Pool (3.0 close factor, bitmap eMode) is neither.")

@@ -23,6 +23,7 @@ from keeper.protocols.base import (
     Budget,
     Covered,
     Details,
+    ObservedLiquidation,
     Plan,
     PlanKind,
     Planned,
@@ -160,7 +161,7 @@ class CompoundV3Adapter(Adapter[CompoundV3Config]):
         try:
             res = await chain.multicall_strict([Call(self.comet, COMET.fn(n).encode(), COMET.fn(n).decode)
                                                 for n in names])
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise StartupError(f"{self.name}: {self.comet} does not answer as a Comet: {e}") from None
         self.base, self.base_feed, self.base_scale = res
         _decimals(self.base_scale)
@@ -449,3 +450,46 @@ class CompoundV3Adapter(Adapter[CompoundV3Config]):
                     spends=spends, expected=expected, prices=prices, gas_estimate=BUY_GAS * len(buys),
                     details=BuyOnlyDetails(buys=self._buy_details(buys), reserves=self.reserves,
                                            target_reserves=self.target_reserves))
+
+    # ---- shadow mode and fork rehearsals ----------------------------------------------------------
+    async def liquidation_events(self, from_block: int, to_block: int) -> list[ObservedLiquidation]:
+        """AbsorbDebt (one per borrower; the absorber is the winner) and BuyCollateral. Absorbing pays
+        the absorber nothing: the value is the buys' discount (collateral at the feed price minus the
+        base paid), counted on the first account absorbed in the same block, as an absorb-and-buy
+        plan's buys follow its absorb; buys in a block without absorbs are one BUY of the market."""
+        assert self.chain
+        absorb, buy = COMET.event("AbsorbDebt"), COMET.event("BuyCollateral")
+        logs = await self.chain.get_logs(self.comet, [[absorb.topic, buy.topic]], from_block, to_block)
+        discount: dict[int, int | None] = {}  # block -> value of its buys
+        first_buy: dict[int, tuple[str, str, int, str]] = {}  # block -> (buyer, tx, log index, asset symbol)
+        for lg in logs:
+            if lg.topics[0] == buy.topic:
+                e = buy.decode(lg.topics, lg.data)
+                a = self.assets.get(e["asset"])
+                v = None if a is None else self._price(a.asset).usd(e["collateralAmount"]) - self._price(
+                    self.base).usd(e["baseAmount"])
+                prev = discount.get(lg.block_number, 0)
+                discount[lg.block_number] = None if v is None or prev is None else prev + v
+                first_buy.setdefault(lg.block_number, (e["buyer"], lg.tx_hash, lg.log_index, a.symbol if a else "?"))
+        out: list[ObservedLiquidation] = []
+        valued: set[int] = set()  # blocks whose buys are counted
+        for lg in logs:
+            if lg.topics[0] == absorb.topic:
+                e = absorb.decode(lg.topics, lg.data)
+                value = discount.get(lg.block_number, 0) if lg.block_number not in valued else 0
+                valued.add(lg.block_number)
+                out.append(ObservedLiquidation(self.name, PlanKind.LIQUIDATION, e["borrower"], e["absorber"],
+                                               lg.block_number, lg.tx_hash, lg.log_index, value,
+                                               f"absorb/{self.base_symbol}"))
+        for blk, (buyer, tx, idx, sym) in first_buy.items():
+            if blk not in valued:
+                out.append(ObservedLiquidation(self.name, PlanKind.BUY, self.comet, buyer, blk, tx, idx,
+                                               discount[blk], f"buy {sym}"))
+        out.sort(key=lambda o: (o.block, o.log_index))
+        return out
+
+    async def price_feeds(self) -> dict[str, set[str]]:
+        """The base token's and each collateral's price feed in the Comet configuration."""
+        out = {a.asset: {a.feed} for a in self.assets.values()}
+        out.setdefault(self.base, set()).add(self.base_feed)
+        return out

@@ -36,6 +36,7 @@ from keeper.protocols.base import (
     Assessment,
     Budget,
     Details,
+    ObservedLiquidation,
     Plan,
     PlanKind,
     Planned,
@@ -158,7 +159,7 @@ class GearboxV3Adapter(Adapter[GearboxV3Config]):
             names = ("creditFacade", "pool", "underlying", "priceOracle", "poolQuotaKeeper", "version")
             try:
                 res = await chain.multicall_strict([Call(m.cm, CM.fn(n).encode(), CM.fn(n).decode) for n in names])
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 raise StartupError(f"{self.name}: {m.cm} does not answer as a CreditManagerV3: {e}") from None
             m.facade, m.pool, m.underlying, m.oracle, m.pqk, version = res
             if not 3_00 <= version < 4_00:
@@ -317,7 +318,7 @@ class GearboxV3Adapter(Adapter[GearboxV3Config]):
             for m in wanted:
                 m.updates = [(feed, abi_encode(["uint256", "bytes[]"], [upd.feeds[i].publish_time, [upd.blob(i)]]))
                              for feed, i in m.pull_feeds.items()]
-        except Exception as e:  # noqa: BLE001 - any failure: nothing is planned on these markets this block
+        except Exception as e:
             log.warning("gearbox.pull_oracle_failed", protocol=self.name, feed_ids=ids, error=str(e))
             for m in wanted:
                 m.price_error = f"pull oracle failed: {type(e).__name__}: {e}"
@@ -435,3 +436,40 @@ class GearboxV3Adapter(Adapter[GearboxV3Config]):
                 min_seized=min_seized, debt_after=plan.debt_after.debt, hf_after=round(plan.hf_after, 6),
                 price_updates=len(m.updates)))
         return replace(row, label=label, status=Planned(out)), out
+
+    # ---- shadow mode and fork rehearsals ----------------------------------------------------------
+    async def liquidation_events(self, from_block: int, to_block: int) -> list[ObservedLiquidation]:
+        """The facades' PartiallyLiquidateCreditAccount (value = collateral seized minus the
+        underlying paid, repaidDebt + fee, at the oracle's prices of the last refresh) and
+        LiquidateCreditAccount (a full liquidation: its event does not tell the value)."""
+        assert self.chain
+        partial, full = FACADE.event("PartiallyLiquidateCreditAccount"), FACADE.event("LiquidateCreditAccount")
+        by_facade = {m.facade: m for m in self.managers.values() if m.facade}
+        if not by_facade:
+            return []
+        out = []
+        for lg in await self.chain.get_logs(list(by_facade), [[partial.topic, full.topic]], from_block, to_block):
+            m = by_facade[lg.address]
+            usym = m.symbols.get(m.underlying, "?")
+            if lg.topics[0] == partial.topic:
+                e = partial.decode(lg.topics, lg.data)
+                t = e["token"]
+                known = t in m.prices and m.underlying in m.prices
+                value = (m.token_price(t).usd(e["seizedCollateral"])
+                         - m.token_price(m.underlying).usd(e["repaidDebt"] + e["fee"])) if known else None
+                label = f"{m.symbols.get(t, '?')}/{usym}"
+            else:
+                e = full.decode(lg.topics, lg.data)
+                value, label = None, f"full/{usym}"
+            out.append(ObservedLiquidation(self.name, PlanKind.LIQUIDATION, e["creditAccount"], e["liquidator"],
+                                           lg.block_number, lg.tx_hash, lg.log_index, value, label))
+        return out
+
+    async def price_feeds(self) -> dict[str, set[str]]:
+        """Each collateral token's main feed in the manager's PriceOracleV3 (pull feeds left out)."""
+        out: dict[str, set[str]] = {}
+        for m in self.managers.values():
+            for t, f in m.feeds.items():
+                if f not in m.pull_feeds:
+                    out.setdefault(t, set()).add(f)
+        return out

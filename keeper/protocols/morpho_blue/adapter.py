@@ -24,6 +24,7 @@ from keeper.protocols.base import (
     Assessment,
     Budget,
     Details,
+    ObservedLiquidation,
     Plan,
     PlanKind,
     Planned,
@@ -158,10 +159,12 @@ class MorphoBlueAdapter(Adapter[MorphoBlueConfig]):
         assert self.chain
         ts = int((await self.chain.get_block(block))["timestamp"], 16) + 1  # the next block, at the earliest
         markets = list(self.markets.values())
-        mfn, pfn, price_fn, rate_fn = MORPHO.fn("market"), MORPHO.fn("position"), ORACLE.fn("price"), IRM.fn("borrowRateView")
+        mfn, pfn = MORPHO.fn("market"), MORPHO.fn("position")
+        price_fn, rate_fn = ORACLE.fn("price"), IRM.fn("borrowRateView")
         calls: list[Call] = []
         for m in markets:
-            calls += [Call(self.morpho, mfn.encode(m.id), mfn.decode), Call(m.params[2], price_fn.encode(), price_fn.decode)]
+            calls += [Call(self.morpho, mfn.encode(m.id), mfn.decode),
+                      Call(m.params[2], price_fn.encode(), price_fn.decode)]
         res = await self.chain.multicall(calls, block)
         rate_calls, rate_markets = [], []
         for i, m in enumerate(markets):
@@ -250,3 +253,26 @@ class MorphoBlueAdapter(Adapter[MorphoBlueConfig]):
                                           repaid_assets=liq.repaid_assets, repaid_shares=liq.repaid_shares,
                                           bad_debt=liq.bad_debt))
         return replace(base, status=Planned(plan)), plan
+
+    # ---- shadow mode and fork rehearsals ----------------------------------------------------------
+    async def liquidation_events(self, from_block: int, to_block: int) -> list[ObservedLiquidation]:
+        """Morpho Liquidate events of the watched markets; value = collateral seized minus the loan
+        assets repaid, at the oracle and USD-feed prices of the last refresh."""
+        assert self.chain
+        ev = MORPHO.event("Liquidate")
+        out = []
+        for lg in await self.chain.get_logs(self.morpho, [[ev.topic]], from_block, to_block):
+            e = ev.decode(lg.topics, lg.data)
+            m = self.markets.get(e["id"])
+            if m is None:
+                continue
+            prices = self._prices(m)
+            value = None if prices is None else (prices[m.collateral].usd(e["seizedAssets"])
+                                                  - prices[m.loan].usd(e["repaidAssets"]))
+            out.append(ObservedLiquidation(self.name, PlanKind.LIQUIDATION, e["borrower"], e["caller"], lg.block_number,
+                                           lg.tx_hash, lg.log_index, value, f"{m.coll_symbol}/{m.loan_symbol}"))
+        return out
+
+    async def price_feeds(self) -> dict[str, set[str]]:
+        """The configured usd_feeds (a market's own oracle moves when it reads a feed shocked here)."""
+        return {t: {f.address} for t, f in self.feeds.items()}

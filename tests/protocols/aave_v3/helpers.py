@@ -35,11 +35,17 @@ async def drop_weth(deployer, world, bps=3_000):
 
 
 def pmul(value: int, pct: int) -> int:
+    """PercentageMath.percentMul: half up."""
     return (value * pct + 5_000) // 10_000
 
 
 def pdiv(value: int, pct: int) -> int:
+    """PercentageMath.percentDiv: half up."""
     return (value * 10_000 + pct // 2) // pct
+
+
+def ceil_div(a: int, b: int) -> int:
+    return (a + b - 1) // b
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,9 @@ class Leg:
     def base(self, amount: int) -> int:
         return amount * self.price // self.unit
 
+    def base_up(self, amount: int) -> int:
+        return ceil_div(amount * self.price, self.unit)
+
 
 class Dust(Exception):
     pass
@@ -65,26 +74,35 @@ def close_factor_max(rules: str, hf: int, total_debt_base: int, coll: Leg, debt:
     """Most debt of the debt reserve one call may repay."""
     if rules == "v3.0":  # 50% of the reserve's debt while HF > 0.95, in token units
         return pmul(debt.balance, 5_000 if hf > 95 * 10**16 else 10_000)
-    if coll.base(coll.balance) >= 2_000 * USD and debt.base(debt.balance) >= 2_000 * USD and hf > 95 * 10**16:
-        half = pmul(total_debt_base, 5_000)  # 50% of the TOTAL debt, in base currency
-        if debt.base(debt.balance) > half:
+    # v3.3+ (aave-v3-origin v3.7): the reserve's debt valued rounding up
+    debt_usd = debt.base_up(debt.balance)
+    if coll.base(coll.balance) >= 2_000 * USD and debt_usd >= 2_000 * USD and hf > 95 * 10**16:
+        half = pmul(total_debt_base, 5_000)  # 50% of the TOTAL debt, in base currency, half up
+        if debt_usd > half:
             return half * debt.unit // debt.price
     return debt.balance
 
 
 def liquidation(rules: str, hf: int, total_debt_base: int, coll: Leg, debt: Leg, bonus: int, fee_bps: int,
                 to_cover: int) -> tuple[int, int, int]:
-    """(debt repaid, collateral to the liquidator, protocol fee) of liquidationCall(to_cover)."""
+    """(debt repaid, collateral to the liquidator, protocol fee) of liquidationCall(to_cover):
+    v3.0 rounds half up; the latest release (v3.7) floors the bonus, ceils the debt for capped
+    collateral, floors the base part of the fee and ceils the fee; its dust rule counts the
+    collateral left after the fee and the debt left rounded up."""
     repaid = min(to_cover, close_factor_max(rules, hf, total_debt_base, coll, debt))
-    seized = pmul(debt.price * repaid * coll.unit // (coll.price * debt.unit), bonus)
+    base_coll = debt.price * repaid * coll.unit // (coll.price * debt.unit)
+    seized = pmul(base_coll, bonus) if rules == "v3.0" else base_coll * bonus // 10_000
     if seized > coll.balance:
         seized = coll.balance
-        repaid = pdiv(coll.price * seized * debt.unit // (debt.price * coll.unit), bonus)
-    fee = pmul(seized - pdiv(seized, bonus), fee_bps) if fee_bps else 0
+        worth = coll.price * seized * debt.unit // (debt.price * coll.unit)
+        repaid = pdiv(worth, bonus) if rules == "v3.0" else ceil_div(worth * 10_000, bonus)
+    fee = 0
+    if fee_bps and rules == "v3.0":
+        fee = pmul(seized - pdiv(seized, bonus), fee_bps)
+    elif fee_bps:
+        fee = ceil_div((seized - seized * 10_000 // bonus) * fee_bps, 10_000)
     if rules == "v3.3" and repaid < debt.balance and seized < coll.balance:
-        # leftovers: debt minus repaid; collateral minus the liquidator's part (fee not subtracted)
-        if debt.base(debt.balance - repaid) < 1_000 * USD or coll.base(coll.balance - (seized - fee)) < 1_000 * USD:
+        # leftovers: the debt left (rounded up); the collateral left after the fee (rounded down)
+        if debt.base_up(debt.balance - repaid) < 1_000 * USD or coll.base(coll.balance - seized) < 1_000 * USD:
             raise Dust
     return repaid, seized - fee, fee
-
-

@@ -4,7 +4,10 @@ from __future__ import annotations
 import copy
 
 import pytest
-from keeper_devnet.protocols.aave_v3.common import account_data
+from keeper_devnet.protocols.aave_v3.common import EModeParams, account_data, set_user_emode
+from keeper_devnet.protocols.aave_v3.real import configure_emode
+from keeper_devnet.tokens import set_price
+from keeper_devnet.world import open_position
 
 from keeper.abi import load
 from tests.helpers.keeper import (
@@ -165,3 +168,47 @@ async def test_a_blocks_liquidations_land_together(deployer, world, tmp_path):
     for u in users:  # healthy again, or every unit of collateral taken (the 0.95 position)
         coll, _, _, _, _, hf = await account_data(deployer, world.aave, u)
         assert hf >= E18 or coll == 0
+
+
+@pytest.mark.parametrize("bonus, threshold", [(10_300, 9_000), (10_800, 8_800)], ids=["bonus-3pc", "bonus-8pc"])
+async def test_emode_user_liquidated_at_the_category_bonus(deployer, world, tmp_path, bonus, threshold):
+    """v3.0 eMode on the real Pool: category 1 holds WETH and USDC (configurator setEModeCategory /
+    setAssetEModeCategory: the reserve's bits 168-175) with a bonus below or above WETH's 5%. A user
+    in it with WETH collateral is liquidated at the category's bonus; another in it with WBTC
+    collateral (outside the category) at WBTC's own 6.5%. Collateral received exactly as planned,
+    profit within 0.5%."""
+    await configure_emode(deployer, world.aave, 1, EModeParams(8_500, threshold, bonus, collateral=("WETH", "USDC")))
+    in_cat, outside = users = world.take_accounts(2)
+    for u, coll, debt in ((in_cat, {"WETH": 10}, {"USDC": 25_000}), (outside, {"WBTC": 0.5}, {"USDC": 20_900})):
+        await open_position(deployer, world, u, coll, {})
+        await set_user_emode(deployer, world.aave, u, 1)
+        await open_position(deployer, world, u, {}, debt)
+    weth, wbtc = world.tokens["WETH"], world.tokens["WBTC"]
+    await set_price(deployer, weth, 2_750 * 10**8)  # HF 0.990 (threshold 90%) / 0.968 (88%)
+    await set_price(deployer, wbtc, 55_000 * 10**8)  # HF 0.987 at WBTC's 75%
+    for u in users:
+        assert 0.95 * E18 < (await account_data(deployer, world.aave, u))[5] < E18
+    keeper = await run_keeper(world, tmp_path, until_quiet=True)
+    report = keeper.recorder.report()
+    assert report["reverted"] == [] and report["failed"] == [] and report["skipped"] == []
+    by: dict = {}
+    for o in report["liquidations"]:  # the first of each (with an 8% bonus at 88%, HF is still < 1 after it)
+        by.setdefault(o["account"], o)
+    assert set(by) == set(users)
+    want = {in_cat: bonus, outside: 10_650}
+    for o in report["liquidations"]:
+        assert (o["details"]["liquidation_bonus"], o["details"]["emode"]) == (want[o["account"]], 1)
+        receipt = await deployer.w3.eth.get_transaction_receipt(o["tx_hash"])
+        [lg] = [lg for lg in receipt["logs"] if lg["topics"][0].hex() == LIQUIDATION_TOPIC[2:]]
+        ev = load("aave_v3/AaveV3Pool").event("LiquidationCall").decode(
+            ["0x" + t.hex() for t in lg["topics"]], bytes(lg["data"]))
+        assert ev["liquidatedCollateralAmount"] == int(o["details"]["collateral_received"])
+        assert ev["debtToCover"] == o["details"]["debt_to_cover"]
+        assert o["realised_profit_usd"] == pytest.approx(o["predicted_profit_usd"], rel=0.005)
+    # 12,500 USDC (50%) at 2,750 with the category's bonus, 10% of the bonus part to the treasury
+    # (v3.0: percentMul / percentDiv half up).
+    base = 12_500 * 10**6 * 10**8 * 10**18 // (2_750 * 10**8 * 10**6)
+    seized = (base * bonus + 5_000) // 10_000
+    fee = ((seized - (seized * 10_000 + bonus // 2) // bonus) * 1_000 + 5_000) // 10_000
+    assert by[in_cat]["details"]["debt_to_cover"] == 12_500 * 10**6
+    assert int(by[in_cat]["details"]["collateral_received"]) == seized - fee

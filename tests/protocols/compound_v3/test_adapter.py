@@ -7,8 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-import structlog
-import structlog.testing
 from eth_utils import keccak, to_checksum_address
 
 from keeper.config import load_config
@@ -279,59 +277,3 @@ def test_collateral_for_sale_makes_a_buy_only_plan():
     a.reserves = a.target_reserves
     assert assess(a).plans == []
     assert a.replan(p, {USDC: 10**12}) == Skip(SkipCode.NOTHING_LEFT, "nothing left to buy")
-
-
-# ---- refresh when governance adds a collateral ------------------------------------------------
-
-class FakeComet:
-    """Answers the adapter's multicalls from a dict model of one Comet (no node)."""
-
-    def __init__(self, assets: list[tuple]):
-        from keeper.protocols.compound_v3.adapter import COMET, ERC20
-        self.assets = assets  # AssetInfo tuples
-        self.fns = {fn.selector: fn for fn in COMET.functions.values()}
-        self.fns[ERC20.fn("symbol").selector] = ERC20.fn("symbol")
-
-    def answer(self, target: str, data: bytes):
-        from eth_abi import decode
-        fn = self.fns[data[:4]]
-        args = decode(list(fn.inputs), data[4:]) if fn.inputs else ()
-        by_asset = {i[1]: i for i in self.assets}
-        return {
-            "baseToken": lambda: USDC, "baseTokenPriceFeed": lambda: addr(1), "baseScale": lambda: 10**6,
-            "numAssets": lambda: len(self.assets), "storeFrontPriceFactor": lambda: 6 * 10**17,
-            "getAssetInfo": lambda: self.assets[args[0]], "getPrice": lambda: 10**8,
-            "getReserves": lambda: 0, "targetReserves": lambda: 10**12, "isAbsorbPaused": lambda: False,
-            "isBuyPaused": lambda: False, "getCollateralReserves": lambda: 0,
-            "quoteCollateral": lambda: cm.StoreFront(10**8, 10**8, by_asset[args[0]][3], 10**6,
-                                                     by_asset[args[0]][6], 6 * 10**17).quote(args[1]),
-            "isLiquidatable": lambda: False, "borrowBalanceOf": lambda: 10**6, "collateralBalanceOf": lambda: 7,
-            "symbol": lambda: {WETH: "WETH", WBTC: "WBTC", USDC: "USDC"}[target],
-        }[fn.name]()
-
-    async def get_code(self, address):
-        return b"\x01"
-
-    async def multicall(self, calls, block="latest"):
-        return [self.answer(c.target, c.data) for c in calls]
-
-    multicall_strict = multicall
-
-
-async def test_refresh_picks_up_a_collateral_added_by_governance():
-    weth = (0, WETH, addr(2), F, 825 * 10**15, 895 * 10**15, 95 * 10**16, 10**30)
-    fake = FakeComet([weth])
-    a = CompoundV3Adapter(CompoundV3Config(kind="compound_v3", comet=COMET), Services(KEEPER))
-    await a.start(fake)
-    u = addr(0x99)
-    a.accounts[u] = AccountState()
-    await a.refresh(5)
-    assert list(a.assets) == [WETH] and a.accounts[u].collateral == {WETH: 7}
-    fake.assets.append((1, WBTC, addr(3), 10**8, 7 * 10**17, 77 * 10**16, 9 * 10**17, 10**20))
-    fake.assets[0] = weth[:5] + (90 * 10**16,) + weth[6:]  # and a factor change
-    with structlog.testing.capture_logs() as logs:
-        await a.refresh(6)
-    assert [e["event"] for e in logs] == ["comet.assets_changed"]
-    assert [x.symbol for x in a.assets.values()] == ["WETH", "WBTC"]
-    assert a.assets[WETH].liquidate_cf == 90 * 10**16 and all(x.quote_ok for x in a.assets.values())
-    assert a.accounts[u].collateral == {WETH: 7, WBTC: 7} and a.accounts[u].block == 6

@@ -39,15 +39,23 @@ library Errors {
     string internal constant RESERVE_ALREADY_INITIALIZED = "61";
 }
 
-/// @title Stand-in for the Aave V3 Pool with the v3.3 liquidation rules
+/// @title Stand-in for the Aave V3 Pool with the v3.3+ liquidation rules, as of the latest release
 /// @notice External ABI of @aave/core-v3 1.19.3 for what a liquidation keeper uses (supply, withdraw,
 ///  borrow, repay, liquidationCall, getUserAccountData, getReserveData with the 1.19.3 struct,
-///  getUserConfiguration, getReservesList, getUserEMode, events), with the liquidation rules of
-///  aave-dao/aave-v3-origin v3.3 (LiquidationLogic.executeLiquidationCall) and GenericLogic's account
-///  maths. Left out: interest (indexes stay 1 ray), eMode (category 0 only), isolation mode, siloed
-///  borrowing, caps, credit delegation, flash loans, the price oracle sentinel and the proxy.
-///  One deviation asked for: the dust rule reverts with the custom error MustNotLeaveDust() (as from
-///  v3.4) instead of v3.3's string "103".
+///  getUserConfiguration, getReservesList, getUserEMode, setUserEMode, events), plus the v3.2+ eMode
+///  functions and v3.3's getReserveDeficit with aave-dao/aave-v3-origin's IPool signatures. The
+///  liquidation follows aave-v3-origin v3.7 (POOL_REVISION 11) LiquidationLogic.executeLiquidationCall:
+///  the v3.3 close factor and dust rule (collateral side after the protocol fee), debt values rounded
+///  up (mulDivCeil, v3.5), the collateral and fee maths with explicit rounding (v3.7), bad debt burned
+///  into the reserve's deficit (v3.3), no liquidation-threshold check on the collateral and no
+///  collateral flag for a liquidator receiving aTokens (v3.6). eMode as from v3.2: a category's ltv,
+///  threshold and bonus apply to the collateral in its collateral bitmap; borrowing in eMode only of
+///  the assets in its borrowable bitmap (GenericLogic, ValidationLogic, SupplyLogic.executeSetUserEMode).
+///  Account data keep GenericLogic's v3.0 rounding (the differential test holds it to the real 1.19.3
+///  Pool). Left out: interest (indexes stay 1 ray), the eMode ltv-zero bitmap, isolation mode, siloed
+///  borrowing, caps, credit delegation, flash loans, the liquidation grace period and the proxy.
+///  Errors are Aave's numeric strings of 1.19.3, except MustNotLeaveDust() and the eMode errors,
+///  custom errors as the release has them.
 contract PoolV33StandIn {
     using SafeERC20 for IERC20;
 
@@ -93,6 +101,43 @@ contract PoolV33StandIn {
     uint256 public constant MIN_LEFTOVER_BASE = MIN_BASE_MAX_CLOSE_FACTOR_THRESHOLD / 2;
 
     error MustNotLeaveDust();
+    // v3.2+ eMode (Errors.sol of aave-v3-origin)
+    error EModeCategoryReserved();
+    error InconsistentEModeCategory();
+    error NotBorrowableInEMode();
+    error InvalidDebtInEmode(address asset, uint8 categoryId);
+    error InvalidCollateralInEmode(address asset, uint8 categoryId);
+
+    /* ---------------- eMode types: DataTypes.sol of aave-v3-origin (v3.2+) ---------------- */
+    struct CollateralConfig {
+        uint16 ltv;
+        uint16 liquidationThreshold;
+        uint16 liquidationBonus;
+    }
+
+    struct EModeCategoryBaseConfiguration {
+        uint16 ltv;
+        uint16 liquidationThreshold;
+        uint16 liquidationBonus;
+        string label;
+    }
+
+    struct EModeCategoryLegacy {
+        uint16 ltv;
+        uint16 liquidationThreshold;
+        uint16 liquidationBonus;
+        address priceSource; // deprecated: always 0
+        string label;
+    }
+
+    struct EModeCategory {
+        uint16 ltv;
+        uint16 liquidationThreshold;
+        uint16 liquidationBonus;
+        uint128 collateralBitmap; // bit i: reserve id i is collateral in the category
+        string label;
+        uint128 borrowableBitmap; // bit i: reserve id i may be borrowed in the category
+    }
 
     /* ---------------- Events: IPool / LiquidationLogic ---------------- */
     event Supply(address indexed reserve, address user, address indexed onBehalfOf, uint256 amount,
@@ -106,7 +151,8 @@ contract PoolV33StandIn {
     event ReserveUsedAsCollateralDisabled(address indexed reserve, address indexed user);
     event LiquidationCall(address indexed collateralAsset, address indexed debtAsset, address indexed user,
         uint256 debtToCover, uint256 liquidatedCollateralAmount, address liquidator, bool receiveAToken);
-    event DeficitCreated(address indexed user, address indexed debtAsset, uint256 amount); // v3.3
+    event DeficitCreated(address indexed user, address indexed debtAsset, uint256 amountCreated); // v3.3
+    event UserEModeSet(address indexed user, uint8 categoryId);
 
     /* ---------------- Storage ---------------- */
     struct Reserve {
@@ -122,6 +168,8 @@ contract PoolV33StandIn {
     mapping(address => Reserve) internal _reserves;
     address[] internal _reservesList;
     mapping(address => uint256) internal _usersConfig; // bit 2*id borrowing, bit 2*id+1 collateral
+    mapping(uint8 => EModeCategory) internal _eModeCategories;
+    mapping(address => uint8) internal _usersEModeCategory;
 
     constructor(IAddressesProvider provider) {
         ADDRESSES_PROVIDER = provider;
@@ -145,6 +193,27 @@ contract PoolV33StandIn {
 
     function setConfiguration(address asset, ReserveConfigurationMap calldata configuration) external onlyAdmin {
         _reserves[asset].configuration = configuration.data;
+    }
+
+    /// IPool.configureEModeCategory (v3.2+; the configurator checks ltv <= threshold and
+    /// threshold x bonus <= 100%, left to the admin here). Category 0 is reserved.
+    function configureEModeCategory(uint8 id, EModeCategoryBaseConfiguration calldata category) external onlyAdmin {
+        if (id == 0) revert EModeCategoryReserved();
+        EModeCategory storage c = _eModeCategories[id];
+        c.ltv = category.ltv;
+        c.liquidationThreshold = category.liquidationThreshold;
+        c.liquidationBonus = category.liquidationBonus;
+        c.label = category.label;
+    }
+
+    function configureEModeCategoryCollateralBitmap(uint8 id, uint128 collateralBitmap) external onlyAdmin {
+        if (id == 0) revert EModeCategoryReserved();
+        _eModeCategories[id].collateralBitmap = collateralBitmap;
+    }
+
+    function configureEModeCategoryBorrowableBitmap(uint8 id, uint128 borrowableBitmap) external onlyAdmin {
+        if (id == 0) revert EModeCategoryReserved();
+        _eModeCategories[id].borrowableBitmap = borrowableBitmap;
     }
 
     /* ---------------- User actions (SupplyLogic / BorrowLogic) ---------------- */
@@ -192,6 +261,10 @@ contract PoolV33StandIn {
         require(amount != 0, Errors.INVALID_AMOUNT);
         _validateActive(c, true);
         require((c >> 58) & 1 == 1, Errors.BORROWING_NOT_ENABLED);
+        uint8 category = _usersEModeCategory[onBehalfOf];
+        if (category != 0 && !_onBitmap(_eModeCategories[category].borrowableBitmap, r.id)) {
+            revert NotBorrowableInEMode();
+        }
         require(interestRateMode != uint256(InterestRateMode.STABLE), Errors.STABLE_BORROWING_NOT_ENABLED);
         require(interestRateMode == uint256(InterestRateMode.VARIABLE), Errors.INVALID_INTEREST_RATE_MODE_SELECTED);
         AccountData memory a = _accountData(onBehalfOf);
@@ -231,7 +304,34 @@ contract PoolV33StandIn {
         return paybackAmount;
     }
 
-    /* ---------------- Liquidation: v3.3 LiquidationLogic.executeLiquidationCall ---------------- */
+    /// SupplyLogic.executeSetUserEMode with ValidationLogic.validateSetUserEMode (v3.6): a non-zero
+    /// category must exist (threshold != 0); every borrowed asset must be borrowable in the target
+    /// (in its borrowable bitmap, or with borrowing enabled for category 0); every collateral must
+    /// keep a non-zero ltv there; the health factor must stay >= 1.
+    function setUserEMode(uint8 categoryId) external {
+        address user = msg.sender;
+        if (_usersEModeCategory[user] == categoryId) return;
+        EModeCategory storage c = _eModeCategories[categoryId];
+        if (categoryId != 0 && c.liquidationThreshold == 0) revert InconsistentEModeCategory();
+        uint256 cfg = _usersConfig[user];
+        for (uint256 i; i < _reservesList.length; ++i) {
+            address asset = _reservesList[i];
+            if (_isBorrowing(cfg, i)) {
+                bool ok = categoryId != 0 ? _onBitmap(c.borrowableBitmap, i)
+                    : (_reserves[asset].configuration >> 58) & 1 == 1;
+                if (!ok) revert InvalidDebtInEmode(asset, categoryId);
+            }
+            if (_isCollateral(cfg, i) && _userLtv(_reserves[asset], categoryId) == 0) {
+                revert InvalidCollateralInEmode(asset, categoryId);
+            }
+        }
+        _usersEModeCategory[user] = categoryId;
+        require(_accountData(user).healthFactor >= HEALTH_FACTOR_LIQUIDATION_THRESHOLD,
+            Errors.HEALTH_FACTOR_LOWER_THAN_LIQUIDATION_THRESHOLD);
+        emit UserEModeSet(user, categoryId);
+    }
+
+    /* ---------------- Liquidation: aave-v3-origin v3.7 LiquidationLogic.executeLiquidationCall ---------------- */
     struct LiquidationVars {
         AccountData account;
         uint256 userCollateralBalance;
@@ -239,7 +339,6 @@ contract PoolV33StandIn {
         uint256 actualDebtToLiquidate;
         uint256 actualCollateralToLiquidate;
         uint256 liquidationProtocolFeeAmount;
-        uint256 collateralToLiquidateInBaseCurrency;
         uint256 userReserveDebtInBaseCurrency;
         uint256 userReserveCollateralInBaseCurrency;
         uint256 liquidationBonus;
@@ -260,20 +359,27 @@ contract PoolV33StandIn {
         v.userReserveDebt = _balance(debt.variableDebtToken, user);
         _validateLiquidation(coll, debt, user, v);
 
-        v.liquidationBonus = (coll.configuration >> 32) & 0xFFFF;
+        // eMode (v3.2+): the category's bonus when the collateral is in its collateral bitmap
+        uint8 category = _usersEModeCategory[user];
+        if (category != 0 && _onBitmap(_eModeCategories[category].collateralBitmap, coll.id)) {
+            v.liquidationBonus = _eModeCategories[category].liquidationBonus;
+        } else {
+            v.liquidationBonus = (coll.configuration >> 32) & 0xFFFF;
+        }
         IPriceOracleGetter oracle = _oracle();
         v.collateralAssetPrice = oracle.getAssetPrice(collateralAsset);
         v.debtAssetPrice = oracle.getAssetPrice(debtAsset);
         v.collateralAssetUnit = 10 ** _decimals(coll.configuration);
         v.debtAssetUnit = 10 ** _decimals(debt.configuration);
-        v.userReserveDebtInBaseCurrency = v.userReserveDebt * v.debtAssetPrice / v.debtAssetUnit;
+        // the reserve's debt valued rounding up (mulDivCeil), its collateral rounding down
+        v.userReserveDebtInBaseCurrency = _mulDivCeil(v.userReserveDebt, v.debtAssetPrice, v.debtAssetUnit);
         v.userReserveCollateralInBaseCurrency =
             v.userCollateralBalance * v.collateralAssetPrice / v.collateralAssetUnit;
 
-        // v3.3 close factor: the whole reserve debt, unless the user's collateral in this reserve and
-        // debt in this reserve are both worth >= 2000 USD (base, rounded down) and HF > 0.95: then 50%
-        // of the user's TOTAL debt in base currency (percentMul, half up), converted back to debt units
-        // (rounded down), and only if that is below the reserve's debt.
+        // Close factor: the whole reserve debt, unless the user's collateral in this reserve and
+        // debt in this reserve are both worth >= 2000 USD and HF > 0.95: then 50% of the user's TOTAL
+        // debt in base currency (percentMul, half up), converted back to debt units (rounded down),
+        // and only if the reserve's debt is above it.
         uint256 maxLiquidatableDebt = v.userReserveDebt;
         if (v.userReserveCollateralInBaseCurrency >= MIN_BASE_MAX_CLOSE_FACTOR_THRESHOLD
             && v.userReserveDebtInBaseCurrency >= MIN_BASE_MAX_CLOSE_FACTOR_THRESHOLD
@@ -287,34 +393,45 @@ contract PoolV33StandIn {
         v.actualDebtToLiquidate = debtToCover > maxLiquidatableDebt ? maxLiquidatableDebt : debtToCover;
         _calculateAvailableCollateralToLiquidate(v, coll.configuration);
 
-        // v3.3 dust rule: unless the debt reserve or the collateral reserve is cleared, both leftovers
-        // must be worth >= MIN_LEFTOVER_BASE (base, rounded down). As in v3.3, the collateral leftover
-        // is the balance minus the liquidator's part only (the protocol fee is not subtracted).
+        _checkDust(v);
+        _settleLiquidation(collateralAsset, debtAsset, user, receiveAToken, v);
+    }
+
+    /// Dust rule: unless the debt reserve or the collateral reserve is cleared, both leftovers must
+    /// be worth >= MIN_LEFTOVER_BASE: the debt left rounded up (mulDivCeil), the collateral left
+    /// AFTER the liquidator's part and the protocol fee, rounded down.
+    function _checkDust(LiquidationVars memory v) internal pure {
         if (v.actualDebtToLiquidate < v.userReserveDebt
             && v.actualCollateralToLiquidate + v.liquidationProtocolFeeAmount < v.userCollateralBalance)
         {
-            bool debtLeftOk = (v.userReserveDebt - v.actualDebtToLiquidate) * v.debtAssetPrice / v.debtAssetUnit
-                >= MIN_LEFTOVER_BASE;
-            bool collateralLeftOk = (v.userCollateralBalance - v.actualCollateralToLiquidate) * v.collateralAssetPrice
-                / v.collateralAssetUnit >= MIN_LEFTOVER_BASE;
+            bool debtLeftOk = _mulDivCeil(v.userReserveDebt - v.actualDebtToLiquidate, v.debtAssetPrice,
+                v.debtAssetUnit) >= MIN_LEFTOVER_BASE;
+            bool collateralLeftOk = (v.userCollateralBalance - v.actualCollateralToLiquidate
+                - v.liquidationProtocolFeeAmount) * v.collateralAssetPrice / v.collateralAssetUnit >= MIN_LEFTOVER_BASE;
             if (!(debtLeftOk && collateralLeftOk)) revert MustNotLeaveDust();
         }
+    }
 
-        if (v.actualCollateralToLiquidate + v.liquidationProtocolFeeAmount == v.userCollateralBalance) {
-            _setCollateral(user, collateralAsset, coll.id, false);
-        }
+    function _settleLiquidation(address collateralAsset, address debtAsset, address user, bool receiveAToken,
+        LiquidationVars memory v) internal
+    {
+        Reserve storage coll = _reserves[collateralAsset];
+        // v3.7: the collateral consumed (liquidator's part + fee; scaled amounts are the amounts
+        // here, the index being 1 ray) empties the reserve, or is all the user's collateral value.
+        uint256 consumed = v.actualCollateralToLiquidate + v.liquidationProtocolFeeAmount;
+        if (consumed > v.userCollateralBalance) consumed = v.userCollateralBalance;
+        bool reserveFullyConsumed = consumed == v.userCollateralBalance;
+        bool hasNoCollateralLeft =
+            consumed * v.collateralAssetPrice / v.collateralAssetUnit == v.account.totalCollateralBase;
+        if (reserveFullyConsumed || hasNoCollateralLeft) _setCollateral(user, collateralAsset, coll.id, false);
         // v3.3 bad debt: when this call takes the user's last collateral, all its debt is burned and
         // the part nobody repays is booked as the reserve's deficit.
-        bool hasNoCollateralLeft = v.account.totalCollateralBase == v.collateralToLiquidateInBaseCurrency;
         _burnDebt(debtAsset, user, v.userReserveDebt, v.actualDebtToLiquidate, hasNoCollateralLeft);
 
         ATokenStandIn aToken = ATokenStandIn(coll.aToken);
         if (receiveAToken) {
-            uint256 liquidatorPreviousBalance = aToken.balanceOf(msg.sender);
+            // v3.6: the aTokens are not enabled as the liquidator's collateral
             aToken.transferOnLiquidation(user, msg.sender, v.actualCollateralToLiquidate);
-            if (liquidatorPreviousBalance == 0 && _ltv(coll.configuration) != 0) {
-                _setCollateral(msg.sender, collateralAsset, coll.id, true);
-            }
         } else {
             aToken.burn(user, msg.sender, v.actualCollateralToLiquidate);
         }
@@ -324,12 +441,12 @@ contract PoolV33StandIn {
         }
         if (hasNoCollateralLeft && _isBorrowingAny(_usersConfig[user])) _burnBadDebt(user);
 
-        IERC20(debtAsset).safeTransferFrom(msg.sender, debt.aToken, v.actualDebtToLiquidate);
+        IERC20(debtAsset).safeTransferFrom(msg.sender, _reserves[debtAsset].aToken, v.actualDebtToLiquidate);
         emit LiquidationCall(collateralAsset, debtAsset, user, v.actualDebtToLiquidate, v.actualCollateralToLiquidate,
             msg.sender, receiveAToken);
     }
 
-    /// ValidationLogic.validateLiquidationCall (v3.3 order; no sentinel, no grace period).
+    /// ValidationLogic.validateLiquidationCall (v3.6 order and checks; no grace period, no sentinel).
     function _validateLiquidation(Reserve storage coll, Reserve storage debt, address user, LiquidationVars memory v)
         internal view
     {
@@ -339,30 +456,30 @@ contract PoolV33StandIn {
         require((cc >> 60) & 1 == 0 && (dc >> 60) & 1 == 0, Errors.RESERVE_PAUSED);
         require(v.account.healthFactor < HEALTH_FACTOR_LIQUIDATION_THRESHOLD,
             Errors.HEALTH_FACTOR_NOT_BELOW_THRESHOLD);
-        require(_threshold(cc) != 0 && _isCollateral(_usersConfig[user], coll.id),
-            Errors.COLLATERAL_CANNOT_BE_LIQUIDATED);
+        require(_isCollateral(_usersConfig[user], coll.id), Errors.COLLATERAL_CANNOT_BE_LIQUIDATED);
         require(v.userReserveDebt != 0, Errors.SPECIFIED_CURRENCY_NOT_BORROWED_BY_USER);
     }
 
-    /// LiquidationLogic._calculateAvailableCollateralToLiquidate (same maths in v3.0 and v3.3).
+    /// LiquidationLogic._calculateAvailableCollateralToLiquidate, v3.7 rounding.
     function _calculateAvailableCollateralToLiquidate(LiquidationVars memory v, uint256 collConfig) internal pure {
-        // collateral worth debtToCover (rounded down), plus the bonus (percentMul, half up)
+        // collateral worth debtToCover (rounded down), plus the bonus (percentMulFloor)
         uint256 baseCollateral = v.debtAssetPrice * v.actualDebtToLiquidate * v.collateralAssetUnit
             / (v.collateralAssetPrice * v.debtAssetUnit);
-        uint256 maxCollateralToLiquidate = _percentMul(baseCollateral, v.liquidationBonus);
+        uint256 maxCollateralToLiquidate = _percentMulFloor(baseCollateral, v.liquidationBonus);
         uint256 collateralAmount = maxCollateralToLiquidate;
         if (maxCollateralToLiquidate > v.userCollateralBalance) {
-            // not enough collateral: take all of it, and repay only the debt it is worth without the bonus
+            // not enough collateral: take all of it, and repay the debt it is worth without the
+            // bonus (percentDivCeil)
             collateralAmount = v.userCollateralBalance;
-            v.actualDebtToLiquidate = _percentDiv(v.collateralAssetPrice * collateralAmount * v.debtAssetUnit
+            v.actualDebtToLiquidate = _percentDivCeil(v.collateralAssetPrice * collateralAmount * v.debtAssetUnit
                 / (v.debtAssetPrice * v.collateralAssetUnit), v.liquidationBonus);
         }
-        v.collateralToLiquidateInBaseCurrency = collateralAmount * v.collateralAssetPrice / v.collateralAssetUnit;
         uint256 protocolFeePercentage = (collConfig >> 152) & 0xFFFF;
         if (protocolFeePercentage != 0) {
-            // the fee is a share of the bonus part: amount - amount / bonus (percentDiv, half up)
-            uint256 bonusCollateral = collateralAmount - _percentDiv(collateralAmount, v.liquidationBonus);
-            v.liquidationProtocolFeeAmount = _percentMul(bonusCollateral, protocolFeePercentage);
+            // the fee is a share of the bonus part: amount - amount / bonus (percentDivFloor), the
+            // share rounded up (percentMulCeil)
+            uint256 bonusCollateral = collateralAmount - _percentDivFloor(collateralAmount, v.liquidationBonus);
+            v.liquidationProtocolFeeAmount = _percentMulCeil(bonusCollateral, protocolFeePercentage);
             collateralAmount -= v.liquidationProtocolFeeAmount;
         }
         v.actualCollateralToLiquidate = collateralAmount;
@@ -430,8 +547,31 @@ contract PoolV33StandIn {
         return UserConfigurationMap(_usersConfig[user]);
     }
 
-    function getUserEMode(address) external pure returns (uint256) {
-        return 0;
+    function getUserEMode(address user) external view returns (uint256) {
+        return _usersEModeCategory[user];
+    }
+
+    function getEModeCategoryCollateralConfig(uint8 id) external view returns (CollateralConfig memory) {
+        EModeCategory storage c = _eModeCategories[id];
+        return CollateralConfig(c.ltv, c.liquidationThreshold, c.liquidationBonus);
+    }
+
+    function getEModeCategoryCollateralBitmap(uint8 id) external view returns (uint128) {
+        return _eModeCategories[id].collateralBitmap;
+    }
+
+    function getEModeCategoryBorrowableBitmap(uint8 id) external view returns (uint128) {
+        return _eModeCategories[id].borrowableBitmap;
+    }
+
+    function getEModeCategoryLabel(uint8 id) external view returns (string memory) {
+        return _eModeCategories[id].label;
+    }
+
+    /// The v3.2+ legacy getter (priceSource is always 0 from v3.2).
+    function getEModeCategoryData(uint8 id) external view returns (EModeCategoryLegacy memory) {
+        EModeCategory storage c = _eModeCategories[id];
+        return EModeCategoryLegacy(c.ltv, c.liquidationThreshold, c.liquidationBonus, address(0), c.label);
     }
 
     function getReservesList() external view returns (address[] memory) {
@@ -450,7 +590,7 @@ contract PoolV33StandIn {
         return _reserves[asset].deficit;
     }
 
-    /* ---------------- GenericLogic.calculateUserAccountData (eMode 0) ---------------- */
+    /* ---------------- GenericLogic.calculateUserAccountData (v3.0 rounding, v3.2+ eMode) ---------------- */
     struct AccountData {
         uint256 totalCollateralBase;
         uint256 totalDebtBase;
@@ -467,22 +607,9 @@ contract PoolV33StandIn {
             return a;
         }
         IPriceOracleGetter oracle = _oracle();
+        uint8 category = _usersEModeCategory[user];
         for (uint256 i; i < _reservesList.length; ++i) {
-            if ((cfg >> (2 * i)) & 3 == 0) continue;
-            address asset = _reservesList[i];
-            Reserve storage r = _reserves[asset];
-            uint256 c = r.configuration;
-            uint256 unit = 10 ** _decimals(c);
-            uint256 price = oracle.getAssetPrice(asset);
-            if (_threshold(c) != 0 && _isCollateral(cfg, i)) {
-                // each balance is valued in base currency and rounded down on its own
-                uint256 value = IERC20(r.aToken).balanceOf(user) * price / unit;
-                a.totalCollateralBase += value;
-                if (_ltv(c) != 0) a.ltv += value * _ltv(c);
-                else a.hasZeroLtvCollateral = true;
-                a.liquidationThreshold += value * _threshold(c);
-            }
-            if (_isBorrowing(cfg, i)) a.totalDebtBase += IERC20(r.variableDebtToken).balanceOf(user) * price / unit;
+            if ((cfg >> (2 * i)) & 3 != 0) _addReserve(a, user, cfg, i, category, oracle);
         }
         // value-weighted averages, rounded down
         a.ltv = a.totalCollateralBase != 0 ? a.ltv / a.totalCollateralBase : 0;
@@ -494,6 +621,28 @@ contract PoolV33StandIn {
             uint256 adjustedCollateral = _percentMul(a.totalCollateralBase, a.liquidationThreshold);
             a.healthFactor = (adjustedCollateral * WAD + a.totalDebtBase / 2) / a.totalDebtBase;
         }
+    }
+
+    /// One reserve of the user: its collateral value (rounded down on its own) weighted by its ltv and
+    /// threshold (the category's for the collateral in its collateral bitmap, v3.2+, else the
+    /// reserve's), its debt value (rounded down).
+    function _addReserve(AccountData memory a, address user, uint256 cfg, uint256 i, uint8 category,
+        IPriceOracleGetter oracle) internal view
+    {
+        Reserve storage r = _reserves[_reservesList[i]];
+        uint256 price = oracle.getAssetPrice(_reservesList[i]);
+        uint256 unit = 10 ** _decimals(r.configuration);
+        if (_isCollateral(cfg, i)) {
+            uint256 value = IERC20(r.aToken).balanceOf(user) * price / unit;
+            a.totalCollateralBase += value;
+            uint256 ltv = _userLtv(r, category);
+            if (ltv != 0) a.ltv += value * ltv;
+            else a.hasZeroLtvCollateral = true;
+            EModeCategory storage e = _eModeCategories[category];
+            bool inEMode = category != 0 && _onBitmap(e.collateralBitmap, i);
+            a.liquidationThreshold += value * (inEMode ? e.liquidationThreshold : _threshold(r.configuration));
+        }
+        if (_isBorrowing(cfg, i)) a.totalDebtBase += IERC20(r.variableDebtToken).balanceOf(user) * price / unit;
     }
 
     /* ---------------- Helpers ---------------- */
@@ -536,6 +685,19 @@ contract PoolV33StandIn {
         return (c >> 48) & 0xFF;
     }
 
+    /// ValidationLogic.getUserReserveLtv: the category's ltv for collateral in its bitmap.
+    function _userLtv(Reserve storage r, uint8 category) internal view returns (uint256) {
+        if (category != 0 && _onBitmap(_eModeCategories[category].collateralBitmap, r.id)) {
+            return _eModeCategories[category].ltv;
+        }
+        return _ltv(r.configuration);
+    }
+
+    /// EModeConfiguration.isReserveEnabledOnBitmap
+    function _onBitmap(uint128 bitmap, uint256 id) internal pure returns (bool) {
+        return (bitmap >> id) & 1 != 0;
+    }
+
     function _isBorrowing(uint256 cfg, uint256 id) internal pure returns (bool) {
         return (cfg >> (2 * id)) & 1 == 1;
     }
@@ -549,12 +711,34 @@ contract PoolV33StandIn {
         return cfg & 0x5555555555555555555555555555555555555555555555555555555555555555 != 0;
     }
 
-    // PercentageMath: both round half up
+    // PercentageMath: percentMul / percentDiv round half up; the others as named (v3.5+ / v3.7)
     function _percentMul(uint256 value, uint256 percentage) internal pure returns (uint256) {
         return (value * percentage + HALF_PERCENTAGE_FACTOR) / PERCENTAGE_FACTOR;
     }
 
     function _percentDiv(uint256 value, uint256 percentage) internal pure returns (uint256) {
         return (value * PERCENTAGE_FACTOR + percentage / 2) / percentage;
+    }
+
+    function _percentMulFloor(uint256 value, uint256 percentage) internal pure returns (uint256) {
+        return value * percentage / PERCENTAGE_FACTOR;
+    }
+
+    function _percentMulCeil(uint256 value, uint256 percentage) internal pure returns (uint256) {
+        return (value * percentage + PERCENTAGE_FACTOR - 1) / PERCENTAGE_FACTOR;
+    }
+
+    function _percentDivFloor(uint256 value, uint256 percentage) internal pure returns (uint256) {
+        return value * PERCENTAGE_FACTOR / percentage;
+    }
+
+    function _percentDivCeil(uint256 value, uint256 percentage) internal pure returns (uint256) {
+        return (value * PERCENTAGE_FACTOR + percentage - 1) / percentage;
+    }
+
+    /// MathUtils.mulDivCeil
+    function _mulDivCeil(uint256 a, uint256 b, uint256 c) internal pure returns (uint256) {
+        uint256 p = a * b;
+        return p / c + (p % c == 0 ? 0 : 1);
     }
 }

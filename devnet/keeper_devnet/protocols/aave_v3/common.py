@@ -16,6 +16,8 @@ POOL_USER_ABI = [
      "inputs": [{"name": "asset", "type": "address"}, {"name": "amount", "type": "uint256"},
                 {"name": "interestRateMode", "type": "uint256"}, {"name": "referralCode", "type": "uint16"},
                 {"name": "onBehalfOf", "type": "address"}]},
+    {"type": "function", "name": "setUserEMode", "stateMutability": "nonpayable", "outputs": [],
+     "inputs": [{"name": "categoryId", "type": "uint8"}]},
     {"type": "function", "name": "getUserAccountData", "stateMutability": "view",
      "inputs": [{"name": "user", "type": "address"}],
      "outputs": [{"name": "totalCollateralBase", "type": "uint256"}, {"name": "totalDebtBase", "type": "uint256"},
@@ -59,6 +61,22 @@ async def supply(d: Deployer, dep: AaveDeployment, user: str, token: Token, amou
 
 async def borrow(d: Deployer, dep: AaveDeployment, user: str, token: Token, amount: int) -> None:
     await d.transact(dep.pool, POOL_USER_ABI, "borrow", token.address, amount, 2, 0, user, sender=user)
+
+
+async def set_user_emode(d: Deployer, dep: AaveDeployment, user: str, category: int) -> None:
+    await d.transact(dep.pool, POOL_USER_ABI, "setUserEMode", category, sender=user)
+
+
+@dataclass(frozen=True)
+class EModeParams:
+    """An eMode category: ltv, liquidation threshold, bonus (bps) and its assets by symbol
+    (v3.0: the reserves assigned to it; v3.2+: its collateral and borrowable bitmaps)."""
+    ltv: int
+    liquidation_threshold: int
+    liquidation_bonus: int
+    collateral: tuple[str, ...]
+    borrowable: tuple[str, ...] = ()
+    label: str = "test"
 
 
 async def account_data(d: Deployer, dep: AaveDeployment, user: str) -> tuple:

@@ -9,6 +9,7 @@ from keeper_devnet.deploy import Deployer
 from keeper_devnet.protocols.aave_v3.common import (
     DEFAULT_RESERVE_PARAMS,
     AaveDeployment,
+    EModeParams,
     ReserveParams,
 )
 from keeper_devnet.solc import Artifact
@@ -115,3 +116,16 @@ async def deploy_aave_v3(d: Deployer, tokens: dict[str, Token],
                           rules="v3.0", extra={"configurator": cfg, "data_provider": data_provider,
                                                "acl_manager": acl, "treasury": TREASURY,
                                                "variable_debt": variable_debt, "a_tokens": a_tokens})
+
+
+async def configure_emode(d: Deployer, dep: AaveDeployment, category: int, e: EModeParams) -> None:
+    """v3.0 eMode through the real PoolConfigurator: setEModeCategory (no price source), then
+    setAssetEModeCategory for each collateral asset (a reserve belongs to one category; the
+    configurator requires the category's threshold above the reserve's). In v3.0 the borrowable
+    assets are the same reserves: ``borrowable`` is assigned too."""
+    cfg_abi = configurator_artifact().abi
+    cfg = dep.extra["configurator"]
+    await d.transact(cfg, cfg_abi, "setEModeCategory", category, e.ltv, e.liquidation_threshold,
+                     e.liquidation_bonus, "0x0000000000000000000000000000000000000000", e.label)
+    for sym in dict.fromkeys(e.collateral + e.borrowable):
+        await d.transact(cfg, cfg_abi, "setAssetEModeCategory", dep.tokens[sym].address, category)

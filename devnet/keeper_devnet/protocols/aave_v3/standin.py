@@ -9,6 +9,7 @@ from keeper_devnet.deploy import Deployer
 from keeper_devnet.protocols.aave_v3.common import (
     DEFAULT_RESERVE_PARAMS,
     AaveDeployment,
+    EModeParams,
     ReserveParams,
 )
 from keeper_devnet.solc import Artifact, artifact, compile_standard_json
@@ -91,3 +92,15 @@ async def deploy_aave_v33_standin(d: Deployer, tokens: dict[str, Token],
     return AaveDeployment(provider=provider, pool=pool, oracle=oracle, tokens=tokens, code=STANDIN_CODE,
                           rules=RULES, extra={"treasury": TREASURY, "a_tokens": a_tokens,
                                               "variable_debt": variable_debt, "mock_stable_debt": mock_stable})
+
+
+async def configure_emode(d: Deployer, dep: AaveDeployment, category: int, e: EModeParams) -> None:
+    """v3.2+ eMode on the stand-in (its admin stands in for the PoolConfigurator): the category's
+    ltv / threshold / bonus, and its collateral and borrowable bitmaps (bit = reserve id)."""
+    abi = (await pool_artifact()).abi
+    ids = {sym: i for i, sym in enumerate(dep.tokens)}  # reserve ids follow the tokens' order
+    bitmap = lambda syms: sum(1 << ids[s] for s in set(syms))  # noqa: E731
+    await d.transact(dep.pool, abi, "configureEModeCategory", category,
+                     (e.ltv, e.liquidation_threshold, e.liquidation_bonus, e.label))
+    await d.transact(dep.pool, abi, "configureEModeCategoryCollateralBitmap", category, bitmap(e.collateral))
+    await d.transact(dep.pool, abi, "configureEModeCategoryBorrowableBitmap", category, bitmap(e.borrowable))

@@ -2,146 +2,99 @@
 pragma solidity ^0.8.20;
 
 import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
-import {IPyth} from "@pythnetwork/pyth-sdk-solidity/IPyth.sol";
-import {PythStructs} from "@pythnetwork/pyth-sdk-solidity/PythStructs.sol";
-import {OracleVersion, OracleReceipt} from "./PerennialTypes.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import "./PerennialTypes.sol";
 
-/// Perennial V2's Pyth keeper oracle for ONE price feed, for the local world: PythFactory +
-/// KeeperFactory (commit, current, parameter, ids, toUnderlyingId, pyth) and KeeperOracle (request,
-/// status, latest, at, next, timeout, global, localCallbacks) in one contract, with their real
-/// signatures and rules (equilibria-xyz/perennial-v2 packages/oracle/contracts/keeper/*,
-/// pyth/PythFactory.sol):
-/// - versions are timestamps rounded up to `granularity` (current());
-/// - commit(ids, version, data) verifies `data` with pyth.parsePriceFeedUpdates{value: msg.value};
-///   the publish time must lie in [version + validFrom, version + validTo]; the price is converted
-///   to 18 decimals then truncated to Fixed6 as PythFactory does;
-/// - a requested version (== next()) must be committed with a valid price within `timeout`, after
-///   which it can only be committed invalid (the latest price carried over); an unrequested version
-///   must be newer than latest and older than next();
-/// - a requested version's receipt charges settlementFee = syncFee + asyncFee x callbacks.
-/// Simplified: the keeper fees are fixed DSU amounts set by the owner (the real ones are priced by
-/// gas oracles) and are not paid out to committers here (the Market keeps what it charges).
+interface IKeeperFactoryStandIn {
+    function current() external view returns (uint256);
+    function parameter() external view returns (KeeperOracleParameter memory);
+    function oracleFactory() external view returns (address);
+    function commitmentGasOracle() external view returns (address);
+    function settlementGasOracle() external view returns (address);
+    function owner() external view returns (address);
+}
+
+interface IOracleFactoryParameterStandIn {
+    function parameter() external view returns (OracleParameter memory);
+}
+
+interface IGasOracleStandIn {
+    function cost(uint256 value) external view returns (uint256);
+}
+
+interface IOracleRouterStandIn {
+    function market() external view returns (address);
+    function claimFee(uint256 settlementFeeRequested) external;
+}
+
+/// Perennial V2's KeeperOracle (equilibria-xyz/perennial-v2 packages/oracle/contracts/keeper/
+/// KeeperOracle.sol, types/PriceResponse.sol): one price feed's versions, an instance of a
+/// KeeperFactory (here PythFactoryStandIn), with the real signatures, layouts and rules:
+/// - request(market, account) is onlyOracle (the Oracle router registered by the factory's owner): it
+///   records the account as a settlement callback of the current version and requests that version
+///   once (requests[++currentIndex]); next() is the oldest requested version not committed;
+/// - commit(version, receiver, value) is onlyFactory: a requested version (== next()) committed within
+///   `timeout` of it must carry a valid price; after the timeout it can only be committed invalid (the
+///   latest price carried over). Its PriceResponse prices the keepers: syncFee = commitment gas
+///   oracle cost(value), asyncFee = settlement gas oracle cost(0) (18 -> 6 decimals rounded up),
+///   both scaled down together if syncFee + asyncFee x callbacks exceeds the oracle factory's
+///   maxSettlementFee. An unrequested version must be valid, newer than latest and older than next().
+///   The commit then settles the market (settle(0)), claims the version's settlement fee through the
+///   Oracle router and pays syncFee to `receiver`;
+/// - settle(version, maxCount, receiver) (onlyFactory) settles up to maxCount callback accounts and
+///   pays `receiver` asyncFee for each;
+/// - at(version) = (OracleVersion, OracleReceipt(syncFee + asyncFee x callbacks, oracleFee)).
+/// Stand-in: made with `new` by its factory (the real one is a proxy of the factory's implementation);
+/// its owner is the factory's owner, as root's Instance has it.
 contract KeeperOracleStandIn {
     using EnumerableSet for EnumerableSet.AddressSet;
 
-    struct KeeperOracleParameter {
-        uint256 latestGranularity;
-        uint256 currentGranularity;
-        uint256 effectiveAfter;
-        uint256 oracleFee; // UFixed6
-        uint256 validFrom;
-        uint256 validTo;
-    }
-
-    struct KeeperOracleGlobal {
-        uint64 currentIndex;
-        uint64 latestIndex;
-        uint64 latestVersion;
-    }
-
-    struct PriceResponse {
-        int256 price;
-        uint256 syncFee;
-        uint256 asyncFee;
-        uint256 oracleFee;
-        bool valid;
-    }
-
-    error KeeperFactoryNotCreatedError();
-    error KeeperFactoryVersionOutsideRangeError();
     error KeeperOracleVersionOutsideRangeError();
     error KeeperOracleInvalidPriceError();
+    error KeeperOracleInvalidCallbackError();
     error KeeperOracleNotOracleError();
-    error StandInOnlyOwner();
+    error InstanceNotFactoryError(address sender);
+    error InstanceNotOwnerError(address sender);
 
+    event OracleUpdated(address newOracle);
     event OracleProviderVersionRequested(uint256 indexed version, bool newPrice);
     event OracleProviderVersionFulfilled(OracleVersion version);
+    event CallbackRequested(SettlementCallback indexed callback);
+    event CallbackFulfilled(SettlementCallback indexed callback);
 
-    IPyth public immutable pyth;
+    address public immutable factory;
     uint256 public immutable timeout;
-    address public immutable owner;
-    address public market; // the one market whose orders request versions
-    uint256 public syncFee; // UFixed6 DSU
-    uint256 public asyncFee; // UFixed6 DSU, per settlement callback
-    bytes32 private immutable _id;
-    bytes32 private immutable _underlyingId;
-
-    KeeperOracleParameter private _parameter;
-    KeeperOracleGlobal private _global;
+    address public oracle;
     mapping(uint256 => uint256) public requests;
+
+    KeeperOracleGlobal private _global;
     mapping(uint256 => PriceResponse) private _responses;
     mapping(uint256 => EnumerableSet.AddressSet) private _localCallbacks;
 
-    constructor(IPyth pyth_, bytes32 id_, bytes32 underlyingId_, uint256 granularity, uint256 validFrom,
-                uint256 validTo, uint256 timeout_, uint256 syncFee_, uint256 asyncFee_) {
-        pyth = pyth_;
-        _id = id_;
-        _underlyingId = underlyingId_;
+    constructor(uint256 timeout_) {
+        factory = msg.sender;
         timeout = timeout_;
-        owner = msg.sender;
-        syncFee = syncFee_;
-        asyncFee = asyncFee_;
-        _parameter = KeeperOracleParameter(granularity, granularity, 0, 0, validFrom, validTo);
     }
 
-    function register(address market_) external {
-        if (msg.sender != owner) revert StandInOnlyOwner();
-        market = market_;
+    modifier onlyFactory() {
+        if (msg.sender != factory) revert InstanceNotFactoryError(msg.sender);
+        _;
     }
 
-    function updateFees(uint256 syncFee_, uint256 asyncFee_) external {
-        if (msg.sender != owner) revert StandInOnlyOwner();
-        (syncFee, asyncFee) = (syncFee_, asyncFee_);
+    modifier onlyOracle() {
+        if (msg.sender != oracle) revert KeeperOracleNotOracleError();
+        _;
     }
 
-    // ---- factory side (KeeperFactory / PythFactory) ----------------------------------------------
-
-    function factory() external view returns (address) {
-        return address(this);
+    function owner() public view returns (address) {
+        return IKeeperFactoryStandIn(factory).owner();
     }
 
-    function ids(address oracle) external view returns (bytes32) {
-        return oracle == address(this) ? _id : bytes32(0);
+    function register(address newOracle) external {
+        if (msg.sender != owner()) revert InstanceNotOwnerError(msg.sender);
+        oracle = newOracle;
+        emit OracleUpdated(newOracle);
     }
-
-    function toUnderlyingId(bytes32 id) public view returns (bytes32) {
-        return id == _id ? _underlyingId : bytes32(0);
-    }
-
-    function parameter() external view returns (KeeperOracleParameter memory) {
-        return _parameter;
-    }
-
-    function current() public view returns (uint256) {
-        uint256 g = _parameter.currentGranularity;
-        return (block.timestamp + g - 1) / g * g; // Math.ceilDiv(block.timestamp, g) * g
-    }
-
-    function commit(bytes32[] memory oracleIds, uint256 version, bytes calldata data) external payable {
-        bool valid = data.length != 0;
-        for (uint256 i; i < oracleIds.length; i++)
-            if (toUnderlyingId(oracleIds[i]) == bytes32(0)) revert KeeperFactoryNotCreatedError();
-        int256 price;
-        if (valid) {
-            bytes[] memory datas = new bytes[](1);
-            datas[0] = data;
-            bytes32[] memory underlying = new bytes32[](1);
-            underlying[0] = _underlyingId;
-            PythStructs.PriceFeed[] memory feeds =
-                pyth.parsePriceFeedUpdates{value: msg.value}(datas, underlying, 0, type(uint64).max);
-            PythStructs.Price memory p = feeds[0].price;
-            if (p.publishTime < version + _parameter.validFrom || p.publishTime > version + _parameter.validTo)
-                revert KeeperFactoryVersionOutsideRangeError();
-            // PythFactory: significand x 10^(expo + 18) as Fixed18, then truncated to Fixed6.
-            int256 exponent = int256(p.expo) + 18;
-            int256 price18 = exponent < 0 ? int256(p.price) / int256(10 ** uint256(-exponent))
-                                          : int256(p.price) * int256(10 ** uint256(exponent));
-            price = price18 / 1e12;
-        }
-        if (oracleIds.length > 0) _commit(OracleVersion(version, price, valid));
-    }
-
-    // ---- oracle side (KeeperOracle) ------------------------------------------------------------
 
     function global() external view returns (KeeperOracleGlobal memory) {
         return _global;
@@ -151,14 +104,22 @@ contract KeeperOracleStandIn {
         return requests[_global.latestIndex + 1];
     }
 
+    function responses(uint256 timestamp) external view returns (PriceResponse memory) {
+        return _responses[timestamp];
+    }
+
     function localCallbacks(uint256 version) external view returns (address[] memory) {
         return _localCallbacks[version].values();
     }
 
-    function request(address, address account) external {
-        if (msg.sender != market) revert KeeperOracleNotOracleError();
+    function current() public view returns (uint256) {
+        return IKeeperFactoryStandIn(factory).current();
+    }
+
+    function request(address, address account) external onlyOracle {
         uint256 currentTimestamp = current();
         _localCallbacks[currentTimestamp].add(account);
+        emit CallbackRequested(SettlementCallback(IOracleRouterStandIn(oracle).market(), account, currentTimestamp));
         if (requests[_global.currentIndex] == currentTimestamp) return;
         requests[++_global.currentIndex] = currentTimestamp;
         emit OracleProviderVersionRequested(currentTimestamp, true);
@@ -175,29 +136,77 @@ contract KeeperOracleStandIn {
     function at(uint256 timestamp) public view returns (OracleVersion memory, OracleReceipt memory) {
         PriceResponse memory r = _responses[timestamp];
         return (OracleVersion(timestamp, r.price, r.valid),
-                OracleReceipt(r.syncFee + r.asyncFee * _localCallbacks[timestamp].length(), r.oracleFee));
+                OracleReceipt(_settlementFee(r, _localCallbacks[timestamp].length()), r.oracleFee));
     }
 
-    function _commit(OracleVersion memory version) private {
+    function commit(OracleVersion memory version, address receiver, uint256 value) external onlyFactory {
         if (version.timestamp == 0) revert KeeperOracleVersionOutsideRangeError();
-        PriceResponse memory response;
-        if (version.timestamp == next()) {
-            if (block.timestamp <= next() + timeout) {
-                if (!version.valid) revert KeeperOracleInvalidPriceError();
-                (response.price, response.valid) = (version.price, true);
-            } else {
-                (response.price, response.valid) = (_responses[_global.latestVersion].price, false);
-            }
-            (response.syncFee, response.asyncFee, response.oracleFee) = (syncFee, asyncFee, _parameter.oracleFee);
-            _global.latestIndex++;
-        } else {
-            if (!version.valid) revert KeeperOracleInvalidPriceError();
-            if (version.timestamp <= _global.latestVersion || (next() != 0 && version.timestamp >= next()))
-                revert KeeperOracleVersionOutsideRangeError();
-            (response.price, response.valid) = (version.price, true);
-        }
-        _responses[version.timestamp] = response;
+        PriceResponse memory response = version.timestamp == next()
+            ? _commitRequested(version, value)
+            : _commitUnrequested(version);
         _global.latestVersion = uint64(version.timestamp);
-        emit OracleProviderVersionFulfilled(OracleVersion(version.timestamp, response.price, response.valid));
+        emit OracleProviderVersionFulfilled(version);
+
+        address market = IOracleRouterStandIn(oracle).market();
+        IMarketStandIn(market).settle(address(0));
+        IOracleRouterStandIn(oracle).claimFee(_settlementFee(response, _localCallbacks[version.timestamp].length()));
+        _push(market, receiver, response.syncFee);
+    }
+
+    function settle(uint256 version, uint256 maxCount, address receiver) external onlyFactory {
+        EnumerableSet.AddressSet storage callbacks = _localCallbacks[version];
+        if (_global.latestVersion < version) revert KeeperOracleVersionOutsideRangeError();
+        if (maxCount == 0 || callbacks.length() == 0) revert KeeperOracleInvalidCallbackError();
+        address market = IOracleRouterStandIn(oracle).market();
+        for (uint256 i; i < maxCount && callbacks.length() > 0; i++) {
+            address account = callbacks.at(0);
+            IMarketStandIn(market).settle(account);
+            callbacks.remove(account);
+            emit CallbackFulfilled(SettlementCallback(market, account, version));
+            _push(market, receiver, _responses[version].asyncFee);
+        }
+    }
+
+    function _commitRequested(OracleVersion memory version, uint256 value) private returns (PriceResponse memory r) {
+        IKeeperFactoryStandIn f = IKeeperFactoryStandIn(factory);
+        if (block.timestamp <= next() + timeout) {
+            if (!version.valid) revert KeeperOracleInvalidPriceError();
+            (r.price, r.valid) = (version.price, true);
+        } else {
+            (r.price, r.valid) = (_responses[_global.latestVersion].price, false);
+        }
+        r.syncFee = _to6RoundUp(IGasOracleStandIn(f.commitmentGasOracle()).cost(value));
+        r.asyncFee = _to6RoundUp(IGasOracleStandIn(f.settlementGasOracle()).cost(0));
+        r.oracleFee = f.parameter().oracleFee;
+        // PriceResponseLib.applyFeeMaximum: both fees scaled by max / total when over the maximum.
+        uint256 maxFee = IOracleFactoryParameterStandIn(f.oracleFactory()).parameter().maxSettlementFee;
+        uint256 total = _settlementFee(r, _localCallbacks[version.timestamp].length());
+        if (total > maxFee) {
+            r.syncFee = r.syncFee * maxFee / total;
+            r.asyncFee = r.asyncFee * maxFee / total;
+        }
+        _responses[version.timestamp] = r;
+        _global.latestIndex++;
+    }
+
+    function _commitUnrequested(OracleVersion memory version) private returns (PriceResponse memory r) {
+        if (!version.valid) revert KeeperOracleInvalidPriceError();
+        if (version.timestamp <= _global.latestVersion || (next() != 0 && version.timestamp >= next()))
+            revert KeeperOracleVersionOutsideRangeError();
+        (r.price, r.valid) = (version.price, true);
+        _responses[version.timestamp] = r;
+    }
+
+    function _settlementFee(PriceResponse memory r, uint256 callbacks) private pure returns (uint256) {
+        return r.syncFee + r.asyncFee * callbacks;
+    }
+
+    /// UFixed6Lib.from(UFixed18, roundOut = true)
+    function _to6RoundUp(uint256 amount18) private pure returns (uint256) {
+        return (amount18 + 1e12 - 1) / 1e12;
+    }
+
+    function _push(address market, address to, uint256 amount6) private {
+        if (amount6 != 0) require(IERC20(IMarketStandIn(market).token()).transfer(to, amount6 * 1e12), "push");
     }
 }

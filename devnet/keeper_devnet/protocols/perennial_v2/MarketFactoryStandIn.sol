@@ -3,7 +3,7 @@ pragma solidity ^0.8.20;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {MarketStandIn} from "./MarketStandIn.sol";
-import {IOracleProviderStandIn, RiskParameter} from "./PerennialTypes.sol";
+import {IFactoryStandIn, IOracleProviderStandIn, RiskParameter} from "./PerennialTypes.sol";
 
 /// Perennial V2's MarketFactory (equilibria-xyz/perennial-v2 packages/core/contracts/MarketFactory.sol,
 /// interfaces/IMarketFactory.sol) on root's Factory (equilibria-xyz/root contracts/attribute/Factory.sol,
@@ -17,8 +17,8 @@ import {IOracleProviderStandIn, RiskParameter} from "./PerennialTypes.sol";
 /// Stand-in: the market is a MarketStandIn made with `new` (the real one is a BeaconProxy of
 /// `implementation` initialized with the definition), with a zero RiskParameter that the owner sets
 /// afterwards through market.updateRiskParameter as Perennial's governance does, and the implicit
-/// maker pool `makerPool`; the oracle is not checked against an oracle factory
-/// (FactoryInvalidOracleError): the keeper oracle stand-in is its own factory.
+/// maker pool `makerPool`. As the real create, the definition's oracle must be an instance of the
+/// factory's oracleFactory (an Oracle router), else FactoryInvalidOracleError.
 contract MarketFactoryStandIn {
     /// IMarket.MarketDefinition (Perennial v2.1+: Token18 token, IOracleProvider oracle).
     struct MarketDefinition {
@@ -30,16 +30,19 @@ contract MarketFactoryStandIn {
     event MarketCreated(address indexed market, MarketDefinition definition);
 
     error FactoryAlreadyRegisteredError();
+    error FactoryInvalidOracleError();
     error OwnableNotOwnerError(address sender);
 
     address public immutable owner;
+    IFactoryStandIn public immutable oracleFactory;
     uint256 public makerPool; // stand-in: UFixed6 maker position of the markets created next
 
     mapping(address => bool) private _instances;
     mapping(address => address) private _markets; // oracle => market
 
-    constructor(uint256 makerPool_) {
+    constructor(IFactoryStandIn oracleFactory_, uint256 makerPool_) {
         owner = msg.sender;
+        oracleFactory = oracleFactory_;
         makerPool = makerPool_;
     }
 
@@ -61,6 +64,7 @@ contract MarketFactoryStandIn {
     }
 
     function create(MarketDefinition calldata definition) external onlyOwner returns (address newMarket) {
+        if (!oracleFactory.instances(address(definition.oracle))) revert FactoryInvalidOracleError();
         if (_markets[address(definition.oracle)] != address(0)) revert FactoryAlreadyRegisteredError();
         RiskParameter memory unset;
         newMarket = address(new MarketStandIn(definition.token, definition.oracle, unset, makerPool));

@@ -109,9 +109,88 @@ struct RiskParameter {
     bool makerReceiveOnly;
 }
 
-/// What the Market asks of its oracle (IOracleProvider: status, at, request).
+/// Global.sol (PAccumulator6: @equilibria/root, the funding controller's last value and skew)
+struct PAccumulator6 {
+    int256 _value; // Fixed6 annual funding rate
+    int256 _skew; // Fixed6 normalised skew the rate moves with until the next settlement
+}
+
+struct Global {
+    uint256 currentId;
+    uint256 latestId;
+    uint256 protocolFee; // UFixed6
+    uint256 oracleFee; // UFixed6: settlement fees charged, claimed by the market's Oracle
+    uint256 riskFee; // UFixed6
+    int256 latestPrice; // Fixed6
+    int256 exposure; // Fixed6
+    PAccumulator6 pAccumulator;
+}
+
+/// perennial-oracle: KeeperOracleParameter.sol, OracleParameter.sol, PriceResponse.sol,
+/// IKeeperOracle.KeeperOracleGlobal / SettlementCallback, IKeeperFactory.PayoffDefinition,
+/// IOracle.OracleGlobal / Epoch.
+struct KeeperOracleParameter {
+    uint256 latestGranularity;
+    uint256 currentGranularity;
+    uint256 effectiveAfter;
+    uint256 oracleFee; // UFixed6
+    uint256 validFrom;
+    uint256 validTo;
+}
+
+struct OracleParameter {
+    uint256 maxGranularity;
+    uint256 maxSettlementFee; // UFixed6 DSU
+    uint256 maxOracleFee; // UFixed6
+}
+
+struct PriceResponse {
+    int256 price; // Fixed6
+    uint256 syncFee; // UFixed6 DSU, paid to the committer of a requested version
+    uint256 asyncFee; // UFixed6 DSU, paid per settlement callback
+    uint256 oracleFee; // UFixed6
+    bool valid;
+}
+
+struct KeeperOracleGlobal {
+    uint64 latestVersion;
+    uint64 currentIndex;
+    uint64 latestIndex;
+}
+
+struct SettlementCallback {
+    address market;
+    address account;
+    uint256 version;
+}
+
+struct PayoffDefinition {
+    address provider;
+    int16 decimals;
+}
+
+/// What the Market and the Oracle router ask of an oracle provider (IOracleProvider).
 interface IOracleProviderStandIn {
     function status() external view returns (OracleVersion memory, uint256);
+    function latest() external view returns (OracleVersion memory);
+    function current() external view returns (uint256);
     function at(uint256 timestamp) external view returns (OracleVersion memory, OracleReceipt memory);
     function request(address market, address account) external;
+}
+
+/// root Instance / Factory views the stand-ins check each other with.
+interface IInstanceStandIn {
+    function factory() external view returns (address);
+}
+
+interface IFactoryStandIn {
+    function owner() external view returns (address);
+    function instances(address instance) external view returns (bool);
+}
+
+/// What oracles ask of the Market (IMarket).
+interface IMarketStandIn {
+    function settle(address account) external;
+    function claimFee(address account) external returns (uint256);
+    function token() external view returns (address);
 }
