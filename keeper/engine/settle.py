@@ -5,7 +5,8 @@ same after a restart as without one.
 Realised profit of a confirmed plan: the wallet's token changes in its own transactions' logs at
 the prices the plan was valued at, plus deferred credits (accrual), minus what a claim collects
 that was booked before, minus the gas and native value paid at the native price of its block. A
-reverted, cancelled or dropped plan realised minus the gas its mined transactions paid."""
+reverted, cancelled or dropped plan realised minus the gas its mined transactions paid (approvals
+aside: the wallet's set-up, as for a confirmed plan)."""
 from __future__ import annotations
 
 from typing import Any
@@ -76,10 +77,13 @@ def settled_outcome(s: Settled, wallet: str) -> Outcome | None:
 
     groups = _plan_txs(s.outcome.txs)
     mined = [t for t in s.outcome.txs if t.status in (TxStatus.CONFIRMED, TxStatus.REVERTED)]
-    receipts: list[Receipt] = [s.receipts[t.tx_hash] for t in mined if t.tx_hash in s.receipts]
+    mined = [t for t in mined if t.tx_hash in s.receipts]
+    receipts: list[Receipt] = [s.receipts[t.tx_hash] for t in mined]
     plan_receipts = [s.receipts[t.tx_hash] for g in groups for t in g
                      if t.kind == TxKind.LIQUIDATION and t.tx_hash in s.receipts]
-    paid_all = sum(r.fee_paid for r in receipts)
+    # Approvals are the wallet's set-up, not the plan's cost (as for a confirmed plan): the plan's own
+    # transactions and a cancel that took one's nonce.
+    paid_all = sum(r.fee_paid for t, r in zip(mined, receipts) if t.kind != TxKind.APPROVAL)
     hashes = [r.tx_hash for r in plan_receipts]
     st = s.outcome.status
 
@@ -114,8 +118,8 @@ def settled_outcome(s: Settled, wallet: str) -> Outcome | None:
                                                                                            TxStatus.REVERTED))
         return outcome(Status.CANCELLED, f"the opportunity was gone before it was mined: nonce {cancel.nonce} "
                                          "taken by a self-transfer", tx_hash=cancel.tx_hash, block=cancel.block,
-                       gas_used=sum(r.gas_used for r in receipts), realised_profit=loss,
-                       details={**details, "gas_paid_wei": paid_all})
+                       gas_used=sum(r.gas_used for t, r in zip(mined, receipts) if t.kind != TxKind.APPROVAL),
+                       realised_profit=loss, details={**details, "gas_paid_wei": paid_all})
     # Dropped: nothing of the plan was mined. Refused by the node when it was sent: failed.
     refused = [(i, s.notes[t.tx_hash]) for i, g in enumerate(groups) for t in g
                if s.notes.get(t.tx_hash, "").startswith("refused by the node")]

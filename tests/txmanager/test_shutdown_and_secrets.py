@@ -135,7 +135,7 @@ def secret_url(proxy_url: str) -> str:
     return proxy_url.replace("http://", f"http://{CREDENTIALS[0]}:{CREDENTIALS[1]}@") + f"/?apikey={CREDENTIALS[2]}"
 
 
-async def test_rpc_url_credentials_appear_as_scheme_and_host_only(world, anvil, tmp_path):
+async def test_rpc_url_credentials_appear_as_scheme_and_host_only(deployer, world, anvil, tmp_path):
     async with RpcProxy(anvil.url) as proxy:
         proxy.on(None, HttpStatus(503))  # down at start-up: the error names the node
         res = await asyncio.to_thread(run, config_text(world).replace(world.url, secret_url(proxy.url)), tmp_path)
@@ -151,6 +151,7 @@ async def test_rpc_url_credentials_appear_as_scheme_and_host_only(world, anvil, 
         try:
             await started(out)
             proxy.on("eth_feeHistory", HttpStatus(503))
+            await deployer.rpc("evm_mine", [])  # a new block: the keeper steps, and meets the 5xx
             await wait_for("a step failing on a 5xx", lambda: _has(out, '"step.failed"'), timeout=60)
         finally:
             proc.send_signal(signal.SIGTERM)
