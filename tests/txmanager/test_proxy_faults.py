@@ -71,3 +71,28 @@ async def test_one_garbage_receipt_poll_loses_no_confirmation(deployer, anvil, w
         await store.close()
     assert [o.status.value for o in outcomes] == ["confirmed"] * 4
     assert sorted(o.tx.tx_hash for o in outcomes) == sorted(o["tx_hash"] for o in report["liquidations"])
+
+
+async def test_start_up_approves_every_spender_the_adapters_declare(deployer, anvil, world, tmp_path, monkeypatch):
+    """An adapter that declares the allowance its plans need (Adapter.spenders) has it approved at
+    start-up: on a node without eth_simulateV1 the first block's plans are then checked at once,
+    none waits for an approval of its own."""
+    from keeper.protocols.aave_v3.adapter import AaveV3Adapter
+    usdc = world.tokens["USDC"].address
+    monkeypatch.setattr(AaveV3Adapter, "spenders", lambda self: {(usdc, self.pool)})
+    users = await open_scenario(deployer, world)
+    await drop_weth(deployer, world)
+    start = await deployer.w3.eth.block_number
+    async with RpcProxy(anvil.url) as proxy:
+        proxy.on("eth_simulateV1", MethodNotFound())
+        keeper = await make_keeper(world, tmp_path, rpc_url=proxy.url)
+        try:
+            await keeper.settle(30)  # the start-up approval, mined
+            await step(keeper)
+        finally:
+            await keeper.close()
+    txs = await keeper_txs(deployer, start)
+    assert bytes(txs[0][0]["input"])[:4] == bytes.fromhex("095ea7b3") and txs[0][0]["to"] == usdc  # approve
+    assert liquidated_users(txs) == {users[i]: [1] for i in UNHEALTHY}  # all in the first block's step
+    report = keeper.recorder.report()
+    assert len(report["liquidations"]) == 4 and not any(o["reason_code"] == "approving" for o in report["skipped"])
