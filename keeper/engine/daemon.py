@@ -201,15 +201,19 @@ class Keeper:
                                  check=self._still_valid, on_settled=self._settled, min_balance=min_balance,
                                  poll_interval=self.cfg.chain.poll_interval_seconds)
         self.executor.manager = self.manager
-        await self.manager.start()
+        try:
+            await self.manager.start()
+        except Exception as e:
+            raise StartupError(f"reconciling the transaction journal ({self.cfg.store.path}) with the chain "
+                               f"failed: {type(e).__name__}: {str(e)[:300]}") from None
         await self._record_unreported()
         await self._approve_spenders()
 
     async def _still_valid(self, before: Sequence[TxRequest], tx: TxRequest) -> str | None:
         """Why ``tx`` would now revert (after our pending ``before``), or None."""
         sim = await self.simulator.run(self.signer.address, [tx], after=before)
-        if sim.ok or (sim.estimated and before):  # the fallback cannot run it after unmined ones
-            return None
+        if sim.ok or sim.unknown or (sim.estimated and before):  # no answer, or the fallback cannot run it
+            return None  # after unmined ones: nothing says it is gone
         return sim.reason or "would revert"
 
     async def _settled(self, s: Settled) -> None:

@@ -160,10 +160,13 @@ class Executor:
                 held = budget.get(s.token, 0)
                 return self._skip(r, plan, Skip(SkipCode.NO_INVENTORY,
                                                 f"wallet holds {held} of {s.token}, needs {s.amount}"))
-        approvals = await self._approvals(plan)
+        approvals, waiting = await self._approvals(plan)
+        if self.simulator.has_simulate_v1 is False and (approvals or waiting) and len(plan.txs) == 1:
+            # Checked alone (eth_call) the plan would fail on its allowance: approvals first.
+            return await self._approve_first(r, plan, approvals, fees, native_price)
         after = self.manager.unmined() if self.manager is not None else []
         sim = await self.simulator.run(self.wallet, approvals + list(plan.txs), after=after)
-        if not sim.ok and sim.estimated and approvals and len(plan.txs) == 1:
+        if not sim.ok and sim.estimated and (approvals or waiting) and len(plan.txs) == 1:
             return await self._approve_first(r, plan, approvals, fees, native_price)
         if not sim.ok:
             return Refused(plan, sim.reason or "refused")
@@ -222,6 +225,8 @@ class Executor:
         why = "node has no eth_simulateV1: approvals first, the plan is simulated once they are mined"
         if self.limits.dry_run or self.manager is None:
             return self._skip(r, plan, Skip(SkipCode.APPROVING, f"{why} (dry-run: not sent)"))
+        if not approvals:  # in flight already (an earlier plan's): wait for them to be mined
+            return self._skip(r, plan, Skip(SkipCode.APPROVING, why))
         txs: list[tuple[TxKind, TxRequest]] = []
         for tx in approvals:
             sim = await self.simulator.run(self.wallet, [tx])
@@ -236,19 +241,23 @@ class Executor:
             return self._skip(r, plan, Skip(SkipCode.APPROVING, f"{why}; {sent.error}"))
         return self._skip(r, plan, Skip(SkipCode.APPROVING, why))
 
-    async def _approvals(self, plan: Plan) -> list[TxRequest]:
-        """Approvals the plan needs: allowance on chain too low, and none in flight already."""
+    async def _approvals(self, plan: Plan) -> tuple[list[TxRequest], list[TxRequest]]:
+        """Approvals the plan needs (allowance on chain too low): (those to send, those in flight
+        already)."""
         fn = ERC20.fn("allowance")
         allowances = await self.chain.multicall_strict(
             [Call(s.token, fn.encode(self.wallet, s.spender), fn.decode) for s in plan.spends])
         flying = self.manager.pending_approvals() if self.manager is not None else set()
         out: list[TxRequest] = []
+        waiting: list[TxRequest] = []
         for s, a in zip(plan.spends, allowances):
             tx = TxRequest(s.token, ERC20.fn("approve").encode(s.spender, UINT_MAX),
                            what=f"approve {s.token[:10]} for {s.spender[:10]}")
-            if a < s.amount and _approval_key(tx) not in flying and _approval_key(tx) not in map(_approval_key, out):
-                out.append(tx)
-        return out
+            key = _approval_key(tx)
+            if a >= s.amount or key in map(_approval_key, out + waiting):
+                continue
+            (waiting if key in flying else out).append(tx)
+        return out, waiting
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import structlog
 
 from keeper.chain.client import Chain, Log, hexint
 from keeper.chain.sender import TxRequest
-from keeper.errors import RpcError, decode_revert
+from keeper.errors import RpcError, TransientRpcError, decode_revert
 
 log = structlog.get_logger()
 
@@ -31,6 +31,7 @@ class Simulation:
     reason: str | None = None
     logs: list[Log] = field(default_factory=list)  # of the last transaction
     estimated: bool = False  # the node has no eth_simulateV1: eth_call + eth_estimateGas of one transaction
+    unknown: bool = False  # the node did not answer (not a revert): nothing can be said of the transactions
 
 
 def _calls(sender: str, txs: Sequence[TxRequest]) -> list[dict[str, Any]]:
@@ -66,7 +67,7 @@ class Simulator:
                                          "alone before the plan")
                 self.has_simulate_v1 = False
                 return await self._fallback(sender, txs)
-            return Simulation(False, reason=f"simulation failed: {e}")
+            return Simulation(False, reason=f"simulation failed: {e}", unknown=True)
         self.has_simulate_v1 = True
         calls = res[0]["calls"][len(after):]
         gas: list[int] = []
@@ -90,6 +91,8 @@ class Simulator:
         try:
             await self.chain.rpc.request("eth_call", [call, "latest"])
             gas = hexint(await self.chain.rpc.request("eth_estimateGas", [call, "latest"]))
+        except TransientRpcError as e:
+            return Simulation(False, reason=f"simulation failed: {e}", estimated=True, unknown=True)
         except RpcError as e:
             return Simulation(False, reason=f"{what} would revert: {decode_revert(e.data, str(e))}", estimated=True)
         return Simulation(True, [gas], estimated=True)

@@ -404,8 +404,8 @@ class TxManager:
     async def _settle_finished(self) -> None:
         busy = {s.attempt_id for s in self.slots.values()}
         for aid in [a for a in self._attempts if a not in busy]:
-            del self._attempts[aid]
             await self.settle_attempt(aid)
+            del self._attempts[aid]  # after: a settlement that failed is tried again next round
 
     async def settle_attempt(self, aid: int) -> Settled:
         """The attempt's outcome from the journal, with its receipts (fetched if not seen), handed to
@@ -450,8 +450,8 @@ class TxManager:
                 s.checked = head
                 try:
                     reason = await self.check(before, s.request)
-                except RpcError as e:
-                    log.warning("txm.recheck_failed", nonce=n, error=str(e)[:300])
+                except Exception as e:  # no answer: nothing says it is gone
+                    log.warning("txm.recheck_failed", nonce=n, error=str(e)[:300], error_type=type(e).__name__)
                     reason = None
                 if reason is not None:
                     market = market or await self._market()
@@ -577,8 +577,8 @@ class TxManager:
             if kind == TxKind.LIQUIDATION and self.check is not None:
                 try:
                     reason = await self.check(before, req)
-                except RpcError as e:
-                    log.warning("txm.recheck_failed", nonce=n, error=str(e)[:300])
+                except Exception as e:  # no answer: nothing says it is gone
+                    log.warning("txm.recheck_failed", nonce=n, error=str(e)[:300], error_type=type(e).__name__)
             market = market or await self._market()
             if reason is not None:
                 await self._cancel(s, reason, market, head)
