@@ -47,6 +47,7 @@ def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                           env={**os.environ, **(env or {})})
 
 
+@pytest.mark.anvil  # rehearse looks for the anvil binary first
 def test_unreachable_node_exit_2_without_the_secret(tmp_path):
     dead = f"http://user:{SECRET}@127.0.0.1:{free_port()}/v2/{SECRET}?key={SECRET}"
     cfg = _config(tmp_path, dead)
@@ -58,6 +59,7 @@ def test_unreachable_node_exit_2_without_the_secret(tmp_path):
         assert SECRET not in out.stdout + out.stderr
 
 
+@pytest.mark.anvil  # rehearse looks for the anvil binary first
 def test_bad_urls_exit_2(tmp_path):
     cfg = _config(tmp_path, "http://127.0.0.1:8545")  # never reached: the URLs are refused first
     out = _run("rehearse", "--config", str(cfg), "--fork-url", f"ftp://{SECRET}@example.org")
