@@ -209,9 +209,9 @@ class Keeper:
         await self._record_unreported()
         await self._approve_spenders()
 
-    async def _still_valid(self, before: Sequence[TxRequest], tx: TxRequest) -> str | None:
-        """Why ``tx`` would now revert (after our pending ``before``), or None."""
-        sim = await self.simulator.run(self.signer.address, [tx], after=before)
+    async def _still_valid(self, before: Sequence[TxRequest], tx: TxRequest, block: int) -> str | None:
+        """Why ``tx`` would revert on the state of ``block`` (after our pending ``before``), or None."""
+        sim = await self.simulator.run(self.signer.address, [tx], after=before, block=block)
         if sim.ok or sim.unknown or (sim.estimated and before):  # no answer, or the fallback cannot run it
             return None  # after unmined ones: nothing says it is gone
         return sim.reason or "would revert"

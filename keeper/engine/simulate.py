@@ -51,14 +51,17 @@ class Simulator:
         self.chain = chain
         self.has_simulate_v1: bool | None = None  # None: not asked yet
 
-    async def run(self, sender: str, txs: Sequence[TxRequest], after: Sequence[TxRequest] = ()) -> Simulation:
-        """Run ``txs`` in sequence; ``after``: transactions already sent and not mined yet, run first
-        so that ``txs`` meet the state they will meet (their results are not reported)."""
+    async def run(self, sender: str, txs: Sequence[TxRequest], after: Sequence[TxRequest] = (),
+                  block: int | str = "latest") -> Simulation:
+        """Run ``txs`` in sequence on the state after ``block``; ``after``: transactions already sent
+        and not mined yet, run first so that ``txs`` meet the state they will meet (their results
+        are not reported)."""
+        tag = hex(block) if isinstance(block, int) else block
         if self.has_simulate_v1 is False:
-            return await self._fallback(sender, txs)
+            return await self._fallback(sender, txs, tag)
         try:
             res = await self.chain.rpc.request("eth_simulateV1", [
-                {"blockStateCalls": [{"calls": _calls(sender, [*after, *txs])}], "validation": False}, "latest"])
+                {"blockStateCalls": [{"calls": _calls(sender, [*after, *txs])}], "validation": False}, tag])
         except RpcError as e:
             if _missing(e):
                 if self.has_simulate_v1 is None:
@@ -66,7 +69,7 @@ class Simulator:
                                 fallback="eth_call + eth_estimateGas of single transactions; approvals go out "
                                          "alone before the plan")
                 self.has_simulate_v1 = False
-                return await self._fallback(sender, txs)
+                return await self._fallback(sender, txs, tag)
             return Simulation(False, reason=f"simulation failed: {e}", unknown=True)
         self.has_simulate_v1 = True
         calls = res[0]["calls"][len(after):]
@@ -82,15 +85,15 @@ class Simulator:
                               "transactionHash": lg.get("transactionHash", "0x")}) for lg in last.get("logs", [])]
         return Simulation(True, gas, logs=logs)
 
-    async def _fallback(self, sender: str, txs: Sequence[TxRequest]) -> Simulation:
+    async def _fallback(self, sender: str, txs: Sequence[TxRequest], tag: str = "latest") -> Simulation:
         if len(txs) != 1:
             return Simulation(False, reason=f"node has no eth_simulateV1: {len(txs)} transactions in sequence "
                                             "cannot be checked one by one", estimated=True)
         (call,) = _calls(sender, txs)
         what = txs[0].what or "call"
         try:
-            await self.chain.rpc.request("eth_call", [call, "latest"])
-            gas = hexint(await self.chain.rpc.request("eth_estimateGas", [call, "latest"]))
+            await self.chain.rpc.request("eth_call", [call, tag])
+            gas = hexint(await self.chain.rpc.request("eth_estimateGas", [call, tag]))
         except TransientRpcError as e:
             return Simulation(False, reason=f"simulation failed: {e}", estimated=True, unknown=True)
         except RpcError as e:

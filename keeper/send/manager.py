@@ -61,9 +61,10 @@ _UNDERPRICED = ("underpriced", "fee too low", "less than block base fee", "max f
                 "feecap too low", "gas price too low")
 _KNOWN = ("already known", "known transaction", "already imported", "alreadyknown")
 
-# Why a liquidation would now revert (None: it would still succeed). ``before``: our transactions
-# at lower nonces still pending, which run first.
-Check = Callable[[Sequence[TxRequest], TxRequest], Awaitable[str | None]]
+# Why a liquidation would revert on the state of a block (None: it would still succeed). ``before``:
+# our transactions at lower nonces still pending, which run first. The block is the one whose poll
+# found it not mined: on a later state it may be mined already, and then it "would revert".
+Check = Callable[[Sequence[TxRequest], TxRequest, int], Awaitable[str | None]]
 
 
 @dataclass(frozen=True)
@@ -449,7 +450,7 @@ class TxManager:
             if s.kind == TxKind.LIQUIDATION and self.check is not None and head > s.sent_block and head > s.checked:
                 s.checked = head
                 try:
-                    reason = await self.check(before, s.request)
+                    reason = await self.check(before, s.request, head)
                 except Exception as e:  # no answer: nothing says it is gone
                     log.warning("txm.recheck_failed", nonce=n, error=str(e)[:300], error_type=type(e).__name__)
                     reason = None
@@ -495,11 +496,12 @@ class TxManager:
         refused = await self._broadcast(rec.raw)
         if refused is not None:
             await self.store.set_status(rec.tx_hash, TxStatus.DROPPED, note=f"refused by the node: {refused}"[:500])
-            # The old transaction is still the live one at this nonce.
-            await self.store.set_status(old.tx_hash, TxStatus.DROPPED, note="its replacement was refused")
-            await self.store.set_status(old.tx_hash, TxStatus.PENDING, note="still the live transaction")
             s.hashes.append(rec.tx_hash)
             log.warning("txm.replace_refused", nonce=s.nonce, error=refused[:300])
+            if not _has(refused, _NONCE_USED):  # the old transaction is still the live one at this nonce
+                await self.store.set_status(old.tx_hash, TxStatus.DROPPED, note="its replacement was refused")
+                await self.store.set_status(old.tx_hash, TxStatus.PENDING, note="still the live transaction")
+            # else: something took the nonce meanwhile (the old one, most likely): the next poll says
             return
         s.kind, s.request, s.current, s.sent_block, s.stuck_logged = kind, req, rec, head, False
         s.hashes.append(rec.tx_hash)
@@ -576,7 +578,7 @@ class TxManager:
             reason = None
             if kind == TxKind.LIQUIDATION and self.check is not None:
                 try:
-                    reason = await self.check(before, req)
+                    reason = await self.check(before, req, head)
                 except Exception as e:  # no answer: nothing says it is gone
                     log.warning("txm.recheck_failed", nonce=n, error=str(e)[:300], error_type=type(e).__name__)
             market = market or await self._market()
@@ -594,6 +596,7 @@ class TxManager:
                 before.append(s.request)
         self._latest = latest
         self.next_nonce = max([pending, *(n + 1 for n in self.slots)])
+        self.head = -1  # poll at the next round, even at a block number seen before (a rollback reuses them)
         await self._settle_finished()
         self._update_idle()
 

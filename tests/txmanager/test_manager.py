@@ -39,7 +39,7 @@ class Harness:
         self.settled: list[Settled] = []
         self.gone = set(gone)  # calldata whose re-simulation now reverts
 
-        async def check(before, tx: TxRequest) -> str | None:
+        async def check(before, tx: TxRequest, block: int) -> str | None:
             return "45 HEALTH_FACTOR_NOT_BELOW_THRESHOLD" if tx.data in self.gone else None
 
         async def on_settled(s: Settled) -> None:
