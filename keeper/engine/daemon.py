@@ -304,7 +304,7 @@ class Keeper:
                   block: int) -> list[Outcome]:
         """Record the liquidatable accounts nothing is planned for (but those with a transaction in
         flight: their record comes from the chain), then rank every plan and execute."""
-        flying = self.manager.in_flight() if self.manager is not None else set()
+        flying = self.manager.in_flight(block) if self.manager is not None else set()
         for a in assessments:
             for v in a.views:
                 # Covered: in another account's plan

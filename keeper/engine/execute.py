@@ -82,7 +82,7 @@ class Executor:
         """Simulate and send every plan in rank order; the outcomes decided now (skips, dry-runs,
         failures, and pending for what was sent)."""
         self.block = block
-        in_flight = self.manager.in_flight() if self.manager is not None else set()
+        in_flight = self.manager.in_flight(block) if self.manager is not None else set()
         results: list[Outcome] = []
         start_budget = dict(budget)
         for r in ranked:

@@ -150,6 +150,7 @@ class TxManager:
         self.slots: dict[int, _Slot] = {}
         self._attempts: dict[int, tuple[str, tuple[str, ...]]] = {}  # open attempt -> (protocol, accounts)
         self._receipts: dict[str, Receipt] = {}
+        self._settled_at: dict[tuple[str, str], int] = {}  # account -> last block its settled attempt mined in
         self._latest: int | None = None  # the node's nonce for the signer at the last sync
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -161,9 +162,14 @@ class TxManager:
 
     # ---- what the block loop asks -------------------------------------------------------------
 
-    def in_flight(self) -> set[tuple[str, str]]:
-        """(protocol, account) of every attempt with a transaction in flight."""
-        return {(p, a) for p, accounts in self._attempts.values() for a in accounts}
+    def in_flight(self, block: int | None = None) -> set[tuple[str, str]]:
+        """(protocol, account) of every attempt with a transaction in flight; with ``block`` (the
+        state a plan is made on) also those whose transactions were mined after it: that state does
+        not show their effect yet."""
+        out = {(p, a) for p, accounts in self._attempts.values() for a in accounts}
+        if block is not None:
+            out |= {k for k, mined in self._settled_at.items() if mined > block}
+        return out
 
     def unmined(self) -> list[TxRequest]:
         """Our transactions in flight, in nonce order (a simulation runs them first); cancels do
@@ -426,6 +432,11 @@ class TxManager:
                 if why:
                     notes[t.tx_hash] = why[-1]
         settled = Settled(outcome, {h: self._receipts.pop(h) for h in mined if h in self._receipts}, notes)
+        last = max((t.block or 0 for t in outcome.txs if t.status in MINED), default=0)
+        self._settled_at = {k: b for k, b in self._settled_at.items() if b + 64 > last}  # keep recent ones
+        for a in outcome.attempt.accounts:
+            self._settled_at[(outcome.attempt.protocol, a)] = max(last, self._settled_at.get(
+                (outcome.attempt.protocol, a), 0))
         if self.on_settled is not None:
             await self.on_settled(settled)
         return settled

@@ -113,6 +113,9 @@ async def test_each_transaction_is_journaled_before_the_node_sees_it(store):
     await h.next_block()
     assert [s.outcome.status for s in h.settled] == [OutcomeStatus.CONFIRMED]
     assert h.manager.in_flight() == set()
+    # A plan made on a state from before that block would not see the liquidation: still left alone.
+    assert h.manager.in_flight(node.block - 1) == {("stub", "0x" + "cc" * 20)}
+    assert h.manager.in_flight(node.block) == set()
 
 
 async def test_stuck_is_replaced_after_k_blocks_with_bumped_fees_under_the_cap(store):
