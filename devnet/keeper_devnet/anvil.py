@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import socket
+import tempfile
+import time
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -29,6 +33,38 @@ class AnvilError(RuntimeError):
     pass
 
 
+# Anvil keeps recent states in memory and writes older ones to disk, by default without bound
+# and under ~/.foundry/anvil/tmp, where a killed node leaves them: one long test run wrote 33 GB
+# there. Each node gets its own cache directory (removed on stop, or by the next start once its
+# process is gone) and keeps at most this many states on disk.
+MAX_PERSISTED_STATES = 32
+CACHE_PREFIX = "keeper-anvil-"
+
+
+def _sweep_stale_caches() -> None:
+    """Remove cache directories whose Anvil process is gone (a node killed with its test run)."""
+    root = tempfile.gettempdir()
+    for name in os.listdir(root):
+        if not name.startswith(CACHE_PREFIX):
+            continue
+        path = os.path.join(root, name)
+        try:
+            with open(os.path.join(path, "pid")) as f:
+                pid = int(f.read().strip())
+            os.kill(pid, 0)
+            continue  # still running
+        except ProcessLookupError:
+            pass
+        except (OSError, ValueError):
+            # No pid file yet: a node starting right now, unless the directory is old.
+            try:
+                if os.path.getmtime(path) > time.time() - 600:
+                    continue
+            except OSError:
+                continue
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -42,6 +78,7 @@ class Anvil:
     port: int
     process: asyncio.subprocess.Process
     args: list[str] = field(default_factory=list)
+    cache_dir: str | None = None
 
     @property
     def url(self) -> str:
@@ -60,8 +97,11 @@ class Anvil:
         if not ANVIL_BIN.exists():
             raise AnvilError(f"anvil not found at {ANVIL_BIN}: run ./scripts/setup (npm ci)")
         port = port or free_port()
+        _sweep_stale_caches()
+        cache_dir = tempfile.mkdtemp(prefix=CACHE_PREFIX)
         args = [str(ANVIL_BIN), "--port", str(port), "--host", "127.0.0.1", "--silent",
-                "--code-size-limit", "40000"]
+                "--code-size-limit", "40000", "--cache-path", cache_dir,
+                "--max-persisted-states", str(MAX_PERSISTED_STATES)]
         if fork_url:
             args += ["--fork-url", fork_url]
         if block_time:
@@ -70,7 +110,9 @@ class Anvil:
         proc = await asyncio.create_subprocess_exec(
             *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
         )
-        node = cls(port=port, process=proc, args=args)
+        with open(os.path.join(cache_dir, "pid"), "w") as f:
+            f.write(str(proc.pid))
+        node = cls(port=port, process=proc, args=args, cache_dir=cache_dir)
         try:
             await node._wait_ready(timeout)
         except BaseException:
@@ -104,6 +146,8 @@ class Anvil:
             except TimeoutError:
                 self.process.kill()
                 await self.process.wait()
+        if self.cache_dir:
+            shutil.rmtree(self.cache_dir, ignore_errors=True)
 
     async def __aenter__(self) -> Anvil:
         return self
