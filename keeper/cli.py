@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -25,6 +27,7 @@ from keeper.errors import ConfigError, KeeperError, StartupError
 from keeper.live.command import add_rehearse_arguments, add_shadow_arguments
 from keeper.log import setup_logging
 from keeper.presets.command import add_init_arguments, run_init
+from keeper.secrets import scrub
 
 if TYPE_CHECKING:
     from keeper.engine.daemon import ScanRow
@@ -93,29 +96,64 @@ async def _init(args: argparse.Namespace) -> int:
     return run_init(args)
 
 
-def _install_stop(stop: asyncio.Event) -> None:
+def _install_stop(stop: asyncio.Event, on_first: Callable[[], None] | None = None) -> None:
+    """SIGINT / SIGTERM set ``stop`` (after ``on_first``); a second one exits at once."""
     loop = asyncio.get_running_loop()
+    seen: list[int] = []
+
+    def handle(sig: signal.Signals) -> None:
+        seen.append(sig)
+        if len(seen) > 1:
+            log.warning("keeper.exit_now", signal=sig.name,
+                        note="second signal: what is in flight stays in the journal")
+            os._exit(130)
+        log.info("keeper.stopping", signal=sig.name)
+        if on_first is not None:
+            on_first()
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, handle, sig)
 
 
 async def _run(args: argparse.Namespace) -> int:
+    """Start, then act on every block until SIGINT / SIGTERM: nothing new is sent from the signal on,
+    the step in progress gets keeper.shutdown_seconds to finish (then it is cancelled, a hung
+    request with it), and what is in flight is left to the journal for the next start."""
     from keeper.engine.daemon import Keeper, load_signer
     from keeper.store import open_store
     cfg = load_config(args.config)
-    store = await open_store(cfg.store)  # the durable index: accounts, checkpoints, mirror rows
+    store = await open_store(cfg.store)  # the durable index and the journal
     keeper = Keeper(cfg, load_signer(cfg), dry_run=True if args.dry_run else None, store=store)
-    try:
+    stop = asyncio.Event()
+    _install_stop(stop, keeper.stop_sending)
+
+    async def work() -> None:
         await keeper.start()
         if cfg.monitor.enabled:
             await keeper.serve_monitor()
-        stop = asyncio.Event()
-        _install_stop(stop)
         await keeper.run(stop)
-        log.info("keeper.stopped", outcomes=len(keeper.recorder.outcomes))
+
+    task = asyncio.create_task(work(), name="keeper")
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(task), cfg.keeper.shutdown_seconds)
+            except TimeoutError:
+                log.warning("keeper.step_cancelled", after_seconds=cfg.keeper.shutdown_seconds)
+                task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     finally:
-        await keeper.close()
+        stopped.cancel()
+        try:
+            await asyncio.wait_for(keeper.close(), 5)
+        except Exception as e:
+            log.warning("keeper.close_failed", error=str(e)[:200], error_type=type(e).__name__)
         await store.close()
+    log.info("keeper.stopped", outcomes=len(keeper.recorder.outcomes))
     return 0
 
 
@@ -224,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return asyncio.run(handler(args))
     except (ConfigError, StartupError) as e:
-        print(f"keeper: error: {e}", file=sys.stderr)
+        print(f"keeper: error: {scrub(str(e))}", file=sys.stderr)
         return 2
     except KeeperError as e:  # an RPC failure the command could not get past
         print(f"keeper: error: {e}", file=sys.stderr)

@@ -14,16 +14,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
 from keeper.chain.multicall import MULTICALL3
 from keeper.chain.relay import RelayConfig
 from keeper.config_env import CONFIG_VAR, Override, apply_overrides, env_overrides
-from keeper.config_types import COMMENTED, Address, Bytes32, EnvName, ProtocolConfig, Strict
+from keeper.config_types import COMMENTED, KEY_REFUSED, Address, Bytes32, EnvName, ProtocolConfig, Strict
 from keeper.errors import ConfigError
 from keeper.observe.config import MonitorConfig
 from keeper.protocols.registry import protocols
+from keeper.secrets import looks_like_key
 from keeper.swap.config import FlashConfig, SwapConfig
 
 
@@ -78,6 +80,10 @@ class ChainConfig(Strict):
         default=1 << 20, ge=16 << 10,
         description="Largest JSON-RPC request (one POST: a call or a batch) the keeper sends, in bytes; "
                     "batches and multicalls are split to fit, and a node's 'too large' answer lowers it.")
+    request_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=300,
+        description="Per JSON-RPC request: a node that has not answered by then is asked again (a few times, "
+                    "then the step fails and the next block tries again).")
     max_batch: int = Field(
         default=100, ge=1,
         description="Most requests in one JSON-RPC batch (providers cap it too; a refusal lowers it).")
@@ -150,7 +156,8 @@ class KeeperConfig(Strict):
         ge=0, description="Skip any liquidation whose expected profit after gas is below this, in USD.",
         examples=[5])
     max_gas_price_gwei: Decimal = Field(
-        gt=0, description="Send nothing while the expected gas price (next base fee + tip) is above this, in gwei.",
+        gt=0, description="Send nothing while the expected gas price (next base fee + tip) is above this, and never "
+                          "sign a maxFeePerGas above it (replacements and cancels included), in gwei.",
         examples=[100])
     max_priority_fee_gwei: Decimal = Field(
         ge=0, description="The highest tip (maxPriorityFeePerGas) the keeper offers, in gwei.", examples=[2])
@@ -161,8 +168,45 @@ class KeeperConfig(Strict):
                                        description="Gas limit sent = simulated gas x this + 30,000.")
     record_file: Path | None = Field(
         default=None,
-        description="Optional: append every outcome (sent, confirmed, reverted, skipped and why) as JSON lines.",
+        description="Optional: append every outcome (sent, confirmed, reverted, skipped and why) as JSON lines. "
+                    "A sent plan is recorded as pending, then again with its final status (one attempt id).",
         examples=["keeper-outcomes.jsonl"], json_schema_extra=COMMENTED)
+    min_native_balance: Decimal = Field(
+        default=Decimal("0.01"), ge=0,
+        description="The wallet's native balance (ETH) needed to start; below it at run time, one warning (and "
+                    "another only after it recovered).")
+    failure_backoff_blocks: int = Field(
+        default=3, ge=0,
+        description="Blocks an account is left alone after its plan failed (simulation revert, send refused, "
+                    "reverted or dropped).")
+    shutdown_seconds: float = Field(
+        default=3.0, gt=0, le=60,
+        description="On SIGTERM / SIGINT: how long the step in progress may take to finish before it is cancelled "
+                    "(what is in flight stays in the journal for the next start). A second Ctrl-C exits at once.")
+
+
+class SendConfig(Strict):
+    """How transactions are priced, replaced and cancelled (keeper.max_gas_price_gwei caps every
+    maxFeePerGas signed; keeper.max_priority_fee_gwei caps the first tip)."""
+    replace_after_blocks: int = Field(
+        default=3, ge=1,
+        description="A transaction not mined after this many blocks is replaced at its nonce with higher fees.")
+    fee_bump_percent: Decimal = Field(
+        default=Decimal("12.5"), ge=10, le=200,
+        description="Raise of both fees in a replacement, in percent (nodes refuse less than 10-12.5%).")
+    fee_budget_share: Decimal = Field(
+        default=Decimal("0.5"), gt=0, le=1,
+        description="Share of a plan's expected profit (before gas) its transactions may spend on gas: caps the "
+                    "fee per gas of replacements along with max_gas_price_gwei.")
+    tip_percentile: float = Field(
+        default=50.0, ge=0, le=100,
+        description="The tip offered: this percentile of the priority fees paid in recent blocks (eth_feeHistory).")
+    tip_floor_gwei: Decimal = Field(default=Decimal("0"), ge=0,
+                                    description="The lowest tip offered, in gwei.")
+    tip_profit_share: Decimal = Field(
+        default=Decimal("0"), ge=0, le=1,
+        description="Offer at least this share of a plan's expected profit as tip (over its simulated gas); 0: off. "
+                    "Never above max_priority_fee_gwei.")
 
 
 class StoreConfig(Strict):
@@ -262,6 +306,20 @@ class Config(Strict):
         description="Uniswap V3 routing of seized collateral, needed by entries with execution = \"flash\".")
     flash: FlashConfig = Field(
         default_factory=FlashConfig, description="Flash lenders besides Uniswap V3 pools (execution = \"flash\").")
+    send: SendConfig = Field(default_factory=SendConfig, description="Transaction pricing and replacement.")
+
+    @model_validator(mode="after")
+    def _no_keys(self) -> Config:
+        found = _keylike_fields(self, ())
+        if found:
+            raise ValueError(f"{', '.join(_loc(_path(w)) for w in found)}: {KEY_REFUSED}")
+        return self
+
+    @model_validator(mode="after")
+    def _tips(self) -> Config:
+        if self.send.tip_floor_gwei > self.keeper.max_priority_fee_gwei:
+            raise ValueError("send.tip_floor_gwei is above keeper.max_priority_fee_gwei")
+        return self
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
@@ -278,6 +336,25 @@ class Config(Strict):
             raise ValueError(f"{', '.join(flash)} sell seized collateral on Uniswap V3 (execution = \"flash\"): "
                              "add a [swap] table")
         return self
+
+
+def _takes_bytes32(info: FieldInfo) -> bool:
+    """A field whose values may be 32-byte ids (market ids, Pyth feed ids): 64 hex digits are expected there."""
+    return "_bytes32" in repr(info.annotation) or any("_bytes32" in repr(m) for m in info.metadata)
+
+
+def _keylike_fields(v: Any, where: tuple[int | str, ...]) -> list[tuple[int | str, ...]]:
+    """Where a value shaped like a private key sits in a field that does not take 32-byte ids."""
+    if isinstance(v, BaseModel):
+        return [w for name, info in type(v).model_fields.items() if not _takes_bytes32(info)
+                for w in _keylike_fields(getattr(v, name), (*where, name))]
+    if isinstance(v, str | Path):
+        return [where] if looks_like_key(str(v)) else []
+    if isinstance(v, list | tuple):
+        return [w for i, x in enumerate(v) for w in _keylike_fields(x, (*where, i))]
+    if isinstance(v, dict):
+        return [w for k, x in v.items() for w in _keylike_fields(k, where) + _keylike_fields(x, (*where, str(k)))]
+    return []
 
 
 def _path(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:

@@ -19,7 +19,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from keeper.chain.relay import RelayConfig
-from keeper.config import Config, KeeperConfig, PullOracleConfig, SignerConfig, StoreConfig
+from keeper.config import Config, KeeperConfig, PullOracleConfig, SendConfig, SignerConfig, StoreConfig
 from keeper.config_types import ProtocolConfig
 from keeper.observe.config import MonitorConfig
 from keeper.protocols.registry import protocols
@@ -97,8 +97,8 @@ def _doc(model: type[BaseModel]) -> str:
 def example_toml() -> str:
     parts = [HEADER.rstrip("\n")]
     for name, model in (("chain", Config.model_fields["chain"].annotation),
-                        ("signer", SignerConfig), ("keeper", KeeperConfig), ("store", StoreConfig),
-                        ("monitor", MonitorConfig)):
+                        ("signer", SignerConfig), ("keeper", KeeperConfig), ("send", SendConfig),
+                        ("store", StoreConfig), ("monitor", MonitorConfig)):
         assert isinstance(model, type) and issubclass(model, BaseModel)
         parts.append("\n".join(_table(f"[{name}]", _doc(model), field_lines(model), enabled=True)))
     parts.append("\n".join(comment(Config.model_fields["protocols"].description or "")))

@@ -14,8 +14,16 @@ from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.functional_validators import AfterValidator
 
+from keeper.secrets import KEYLIKE as _KEYLIKE
+
+# The value is never repeated in a message: it may be a private key put in the wrong place.
+KEY_REFUSED = ("looks like a private key (64 hex digits): refused, and not shown; a key goes in the environment "
+               "variable that signer.private_key_env names, or in a keystore")
+
 
 def _address(v: str) -> str:
+    if isinstance(v, str) and _KEYLIKE.fullmatch(v.strip()):
+        raise ValueError(KEY_REFUSED)
     if not isinstance(v, str) or not is_hex_address(v):
         raise ValueError(f"not a valid address: {v!r}")
     if v != v.lower() and v != "0x" + v[2:].upper() and not is_checksum_address(v):
@@ -40,7 +48,6 @@ Bytes32 = Annotated[str, AfterValidator(_bytes32)]
 
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_KEYLIKE = re.compile(r"(0x)?[0-9a-fA-F]{64}")
 
 
 def _env_name(v: str) -> str:

@@ -25,6 +25,7 @@ class RpcError(KeeperError):
         super().__init__(message)
         self.code = code
         self.data = data
+        self.cause: BaseException | None = None  # the transport's own exception, when it raised one
 
 
 class TransientRpcError(RpcError):

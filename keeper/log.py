@@ -1,7 +1,8 @@
 """structlog set-up: readable console lines by default, JSON lines with --log-json.
 
-A processor drops any value that looks like a private key (64 hex digits) as a last line of
-defence; the key itself is never handed to a logger."""
+A processor drops any value that looks like a private key (64 hex digits) and shows registered RPC
+URLs as scheme and host (keeper.secrets) as a last line of defence; the key itself is never handed
+to a logger."""
 from __future__ import annotations
 
 import logging
@@ -13,6 +14,8 @@ from typing import Any, TextIO, cast
 
 import structlog
 
+from keeper.secrets import scrub
+
 _KEYLIKE = re.compile(r"(0x)?[0-9a-fA-F]{64}")
 _SECRET_NAMES = ("private_key", "secret", "password", "mnemonic")
 
@@ -23,6 +26,10 @@ def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mutabl
         keylike = isinstance(v, str) and _KEYLIKE.fullmatch(v) and not k.endswith(("hash", "id"))
         if secret_name or keylike:
             event[k] = "[redacted]"
+        elif isinstance(v, str):
+            event[k] = scrub(v)
+        elif isinstance(v, list | tuple) and any(isinstance(x, str) for x in v):
+            event[k] = [scrub(x) if isinstance(x, str) else x for x in v]
     return event
 
 

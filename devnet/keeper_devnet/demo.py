@@ -62,17 +62,19 @@ async def open_demo_positions(d: Deployer, world: World) -> list[str]:
 
 async def run_rounds(keeper: Keeper, max_rounds: int, d: Deployer | None = None, world: World | None = None,
                      credited: dict | None = None) -> None:
-    """Block steps until one records nothing new; with ``world``, its pools are brought back to the
+    """Block steps, each followed by the chain's answer to what it sent (the transaction manager
+    settles it), until one records nothing new; with ``world``, its pools are brought back to the
     oracle price after each step (arbitrageurs). ``credited`` collects the rewards the keeper saw
     credited and unclaimed (a venue may credit them while the rounds run)."""
     for _ in range(max_rounds):
-        before = len(keeper.recorder.outcomes)
+        before = [(o.attempt, o.status) for o in keeper.recorder.outcomes]
         await keeper.step(await keeper.chain.block_number())
+        await keeper.settle()
         if credited is not None:
             credited.update({p: {t: str(a) for t, a in r.items()} for p, r in keeper.recorder.pending_rewards.items()})
         if d is not None and world is not None:
             await align_world_pools(d, world)
-        if len(keeper.recorder.outcomes) == before:
+        if [(o.attempt, o.status) for o in keeper.recorder.outcomes] == before:
             return
 
 

@@ -45,6 +45,8 @@ def too_large_message(message: str) -> bool:
 
 def is_too_large(exc: BaseException, sent_bytes: int) -> bool:
     """Whether ``exc``, raised for a request of ``sent_bytes``, is a refusal because of its size."""
+    if isinstance(exc, RpcError) and exc.cause is not None:  # the HTTP transport's failure, by its type
+        exc = exc.cause if not isinstance(exc.cause, aiohttp.ClientResponseError) else exc
     if isinstance(exc, aiohttp.ClientResponseError):
         return exc.status == 413
     if isinstance(exc, (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError)):

@@ -4,8 +4,9 @@
 is AsyncWeb3's HTTP provider (one pooled aiohttp session), used through its raw ``make_request`` /
 ``make_batch_request`` (no middleware: web3's contract layer costs extra eth_chainId round trips
 per call). Tests hand ``Rpc`` a scripted transport instead. Transient failures (connection errors,
-timeouts, HTTP 5xx/429, rate-limit answers) are retried with tenacity; an execution revert or a
-malformed answer is not.
+timeouts, HTTP 5xx/429, a non-JSON answer, rate-limit answers) are retried with tenacity; an
+execution revert or a malformed answer is not. Errors name the endpoint by scheme and host only:
+the rest of a URL may hold credentials.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from web3.types import RPCEndpoint
 
 from keeper.chain.limits import too_large_message
 from keeper.errors import RpcError, TransientRpcError
+from keeper.secrets import public_url, register_url
 
 # JSON-RPC error codes that mean "try again later" (rate limits, overloaded node).
 _TRANSIENT_CODES = {-32005, -32603, 429}
@@ -59,20 +61,50 @@ class Transport(Protocol):
 
 
 class HttpTransport:
-    """JSON-RPC over HTTP(S) with web3's AsyncHTTPProvider (no retries of its own: Rpc retries)."""
+    """JSON-RPC over HTTP(S) with web3's AsyncHTTPProvider (no retries of its own: Rpc retries).
+    Its failures come out as RpcError / TransientRpcError naming the endpoint as scheme and host
+    (aiohttp's own messages carry the full URL, credentials included)."""
 
     def __init__(self, url: str, *, timeout: float = 30.0):
-        self.url = url
+        self.url = register_url(url)  # the public form; the secret parts are scrubbed from logs
+        self.timeout = timeout
         self._provider = AsyncHTTPProvider(
             url, request_kwargs={"timeout": aiohttp.ClientTimeout(total=timeout)},
             exception_retry_configuration=None,
         )
 
     async def send(self, method: str, params: list[Any]) -> Any:
-        return await self._provider.make_request(RPCEndpoint(method), params)
+        try:
+            return await self._provider.make_request(RPCEndpoint(method), params)
+        except Exception as e:
+            raise self._error(method, e) from None
 
     async def send_batch(self, requests: list[Request]) -> Any:
-        return await self._provider.make_batch_request([(RPCEndpoint(m), p) for m, p in requests])
+        try:
+            return await self._provider.make_batch_request([(RPCEndpoint(m), p) for m, p in requests])
+        except Exception as e:
+            raise self._error("batch", e) from None
+
+    def _error(self, method: str, e: Exception) -> RpcError:
+        err = self._describe(method, e)
+        err.cause = e  # for its type only (e.g. a disconnect on a large request): its text has the URL
+        return err
+
+    def _describe(self, method: str, e: Exception) -> RpcError:
+        where = f"{method} at {self.url}"
+        if isinstance(e, RpcError):
+            return e
+        if isinstance(e, aiohttp.ClientResponseError):
+            transient = e.status >= 500 or e.status == 429
+            kind = TransientRpcError if transient else RpcError
+            return kind(f"{where}: HTTP {e.status} {e.message or ''}".rstrip(), code=e.status)
+        if isinstance(e, asyncio.TimeoutError | TimeoutError):
+            return TransientRpcError(f"{where}: no answer within {self.timeout:g} s")
+        if isinstance(e, aiohttp.ClientError | OSError):
+            return TransientRpcError(f"{where}: {type(e).__name__} (connection)")
+        if isinstance(e, ValueError):  # a body that is not JSON: a proxy's or load balancer's error page
+            return TransientRpcError(f"{where}: the answer is not JSON")
+        return RpcError(f"{where}: {type(e).__name__}")
 
     async def close(self) -> None:
         await self._provider.disconnect()
@@ -108,7 +140,7 @@ class Rpc:
             if url is None:
                 raise ValueError("Rpc needs a url or a transport")
             transport = HttpTransport(url, timeout=timeout)
-        self.url = url
+        self.url = public_url(url) if url is not None else None  # scheme and host only
         self.transport: Transport = transport
         self._retry: dict[str, Any] = {
             "retry": retry_if_exception(_is_transient),

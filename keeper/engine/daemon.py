@@ -1,30 +1,37 @@
 """The keeper: start-up checks, then per block discover -> mirror -> price -> rank -> simulate ->
-send -> record, until told to stop."""
+hand to the transaction manager -> record, until told to stop. The block loop never waits for a
+receipt: the manager (keeper.send.manager, its own task) follows what was sent and the final
+records come from its journal (keeper.engine.settle)."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from eth_utils import to_checksum_address
 
 from keeper.chain.client import Chain
 from keeper.chain.counting import CountingTransport, endpoint_label
 from keeper.chain.failover import FailoverTransport
 from keeper.chain.fees import GWEI, Fees, current_fees
 from keeper.chain.heads import Head, HeadSource
+from keeper.chain.multicall import Call
 from keeper.chain.relay import RelaySubmitter
 from keeper.chain.rpc import HttpTransport, Rpc
-from keeper.chain.sender import Sender
+from keeper.chain.sender import TxRequest
 from keeper.chain.signer import Signer
 from keeper.config import Config
 from keeper.engine.discover import Discovery
-from keeper.engine.execute import Executor, Limits
+from keeper.engine.execute import ERC20, UINT_MAX, Executor, Limits
 from keeper.engine.mirror import changes, mirror, restore
 from keeper.engine.rank import gas_cost_usd, rank
 from keeper.engine.record import Outcome, Recorder, usd
+from keeper.engine.settle import APPROVALS_ONLY, BACKOFF_STATUSES, settled_outcome
+from keeper.engine.simulate import Simulator
 from keeper.errors import StartupError
 from keeper.observe.alerts import Alerter
 from keeper.observe.telemetry import ProtocolState, Telemetry
@@ -40,7 +47,9 @@ from keeper.protocols.base import (
     Services,
     Skip,
 )
-from keeper.store import Store
+from keeper.send.manager import Settled, Submission, TxManager
+from keeper.send.policy import FeePolicy
+from keeper.store import OutcomeStatus, Store, TxKind, open_store
 
 if TYPE_CHECKING:
     from keeper.observe.server import Monitor
@@ -60,7 +69,8 @@ def build_rpc(cfg: Config, telemetry: Telemetry) -> Rpc:
     """The endpoints of ``chain.rpc_url`` and ``chain.rpc_urls`` behind one failover transport,
     each counted per method in the telemetry."""
     c = cfg.chain
-    eps = [(endpoint_label(u), CountingTransport(HttpTransport(u), telemetry, endpoint_label(u))) for u in c.urls]
+    eps = [(endpoint_label(u), CountingTransport(HttpTransport(u, timeout=c.request_timeout_seconds), telemetry,
+                                                 endpoint_label(u))) for u in c.urls]
     transport = FailoverTransport(
         [(label, t) for label, t in eps], errors=c.failover_errors, stale_seconds=c.failover_stale_seconds,
         lag_blocks=c.failover_lag_blocks, recheck_seconds=c.failover_recheck_seconds, chain_id=c.chain_id,
@@ -160,6 +170,7 @@ class Keeper:
         self.by_name = {a.name: a for a in self.adapters}
         self.telemetry.protocols = {a.name: ProtocolState() for a in self.adapters}
         self.store = store
+        self._own_store = False  # opened by start() for the journal (live, none given): closed by close()
         # With a store: a durable, reorg-aware index, written with the mirror's rows once a block.
         self.discovery = Discovery(self.adapters, store, defer_commit=True)
         self.native = ChainlinkFeed(cfg.keeper.native_usd_feed)
@@ -167,16 +178,29 @@ class Keeper:
         self.recorder.listeners.append(self.telemetry.outcome)
         self.submitter = (RelaySubmitter(cfg.relay, self.chain, on_submit=self.telemetry.tx_sent)
                           if cfg.relay is not None else None)
-        self.sender = Sender(self.chain, signer, cfg.chain.chain_id, submitter=self.submitter)
-        k = cfg.keeper
+        k, sc = cfg.keeper, cfg.send
+        self.policy = FeePolicy.from_config(
+            max_gas_price_gwei=k.max_gas_price_gwei, max_priority_fee_gwei=k.max_priority_fee_gwei,
+            tip_floor_gwei=sc.tip_floor_gwei, tip_percentile=sc.tip_percentile, tip_profit_share=sc.tip_profit_share,
+            fee_budget_share=sc.fee_budget_share, fee_bump_percent=sc.fee_bump_percent,
+            replace_after_blocks=sc.replace_after_blocks)
         self.limits = Limits(min_profit=int(k.min_profit_usd * USD), max_gas_price=int(k.max_gas_price_gwei * GWEI),
-                             gas_margin_pct=int(k.gas_safety_margin * 100), dry_run=self.dry_run)
-        self.executor = Executor(self.chain, self.sender, self.recorder, self.limits)
+                             gas_margin_pct=int(k.gas_safety_margin * 100), dry_run=self.dry_run,
+                             backoff_blocks=k.failure_backoff_blocks)
+        self.simulator = Simulator(self.chain)
+        self.executor = Executor(self.chain, signer.address, self.recorder, self.limits, simulator=self.simulator)
+        self.manager: TxManager | None = None  # live mode, once started
         self.last_block = -1
         self.heads = HeadSource(self.chain.block_number, cfg.chain.ws_url, cfg.chain.poll_interval_seconds)
         self.head: Head | None = None  # the head of the current or last step
 
     async def close(self) -> None:
+        """Stop sending and release everything; what is in flight stays in the journal."""
+        if self.manager is not None:
+            await self.manager.close()
+        if self.store is not None and self._own_store:
+            await self.store.close()
+            self.store, self._own_store = None, False
         if self.monitor is not None:
             await self.monitor.stop()
             self.monitor = None
@@ -187,6 +211,16 @@ class Keeper:
             await self.submitter.close()
         await self.rpc.close()
 
+    def stop_sending(self) -> None:
+        """Nothing new is sent from now on (a shutdown has begun)."""
+        if self.manager is not None:
+            self.manager.stopping = True
+
+    async def settle(self, timeout: float = 60.0) -> None:
+        """Wait until the manager has nothing in flight (tests and the demo; the daemon never does)."""
+        if self.manager is not None:
+            await self.manager.idle(timeout)
+
     async def serve_monitor(self) -> Monitor:
         """Start the /healthz and /metrics server (on [monitor] listen); stopped by close()."""
         from keeper.observe.server import Monitor
@@ -195,7 +229,8 @@ class Keeper:
         return self.monitor
 
     async def start(self) -> None:
-        """Sanity checks before anything can be sent; each failure is a StartupError."""
+        """Sanity checks before anything can be sent; each failure is a StartupError. Live: open the
+        journal and reconcile it with the chain before the first block is planned."""
         c = self.cfg
         try:
             chain_id = await self.chain.chain_id()
@@ -209,6 +244,16 @@ class Keeper:
                            ("keeper.native_usd_feed", c.keeper.native_usd_feed)]:
             if not await self.chain.get_code(addr):
                 raise StartupError(f"{what}: no contract code at {addr}")
+        try:
+            native = await self.native.read(self.chain)
+        except Exception as e:
+            raise StartupError(f"keeper.native_usd_feed {c.keeper.native_usd_feed} does not answer a price: "
+                               f"{str(e)[:200]}") from None
+        try:
+            self.recorder.check_writable()
+        except OSError as e:
+            raise StartupError(f"keeper.record_file {c.keeper.record_file}: cannot append to it: "
+                               f"{e.strerror or e}") from None
         if self.swaps is not None:
             await self.swaps.start()
         for a in self.adapters:
@@ -223,10 +268,102 @@ class Keeper:
         tokens: set[str] = set().union(*(a.tokens() for a in self.adapters))
         budget = await self.executor.budget(tokens)
         self.telemetry.wallet(eth, budget)
+        if not self.dry_run:
+            need = int(c.keeper.min_native_balance * 10**18)
+            if eth < need:
+                raise StartupError(f"wallet {self.signer.address} holds {eth / 1e18:.6f} of the native token, "
+                                   f"below keeper.min_native_balance {c.keeper.min_native_balance}: no gas money")
+            await self._start_manager(need)
         log.info("keeper.started", chain_id=chain_id, signer=self.signer.address,
                  mode="dry-run" if self.dry_run else "live", protocols=[a.name for a in self.adapters],
                  rpc_endpoints=[endpoint_label(u) for u in c.chain.urls], wallet_eth=str(Decimal(eth) / 10**18),
-                 wallet_tokens={t: str(b) for t, b in budget.items() if b})
+                 wallet_tokens={t: str(b) for t, b in budget.items() if b}, native_usd=native.price_8 / 1e8)
+
+    async def _start_manager(self, min_balance: int) -> None:
+        if self.store is None:  # the journal needs one: the configured store, opened here
+            self.store, self._own_store = await open_store(self.cfg.store), True
+        self.manager = TxManager(self.chain, self.signer, self.store, self.policy, self.cfg.chain.chain_id,
+                                 check=self._still_valid, on_settled=self._settled, min_balance=min_balance,
+                                 poll_interval=self.cfg.chain.poll_interval_seconds, submitter=self.submitter,
+                                 events=self.telemetry)
+        self.executor.manager = self.manager
+        try:
+            await self.manager.start()
+        except Exception as e:
+            raise StartupError(f"reconciling the transaction journal ({self.cfg.store.path}) with the chain "
+                               f"failed: {type(e).__name__}: {str(e)[:300]}") from None
+        await self._record_unreported()
+        await self._approve_spenders()
+
+    async def _still_valid(self, before: Sequence[TxRequest], tx: TxRequest, block: int) -> str | None:
+        """Why ``tx`` would revert on the state of ``block`` (after our pending ``before``), or None."""
+        sim = await self.simulator.run(self.signer.address, [tx], after=before, block=block)
+        if sim.ok or sim.unknown or (sim.estimated and before):  # no answer, or the fallback cannot run it
+            return None  # after unmined ones: nothing says it is gone
+        return sim.reason or "would revert"
+
+    async def _settled(self, s: Settled) -> None:
+        """A sent plan is decided: its final record, and a back-off when it failed."""
+        try:
+            o = settled_outcome(s, self.signer.address)
+        except Exception as e:
+            log.error("record.settle_failed", attempt=s.outcome.attempt.id, error=str(e), error_type=type(e).__name__)
+            return
+        if o is None:
+            log.info("approvals.settled", attempt=s.outcome.attempt.id, status=s.outcome.status.value)
+            return
+        self.recorder.add(o)
+        if o.status in BACKOFF_STATUSES:
+            self.executor.back_off(o.protocol, o.accounts or (o.account,), self.last_block)
+
+    async def _record_unreported(self) -> None:
+        """Attempts a previous run decided and did not get to record (killed in between): recorded now,
+        from the journal (only with a record file: the in-memory records start empty)."""
+        if self.store is None or self.manager is None or self.cfg.keeper.record_file is None:
+            return
+        done = self.recorder.recorded_attempts()
+        for o in await self.store.outcomes():
+            a = o.attempt
+            final = o.status not in (OutcomeStatus.PENDING, OutcomeStatus.SKIPPED, OutcomeStatus.DRY_RUN,
+                                     OutcomeStatus.NOT_SENT)
+            if final and a.plan_kind != APPROVALS_ONLY and done.get(a.id) in (None, "pending"):
+                await self.manager.settle_attempt(a.id)
+
+    async def _approve_spenders(self) -> None:
+        """Approve, once, every (token, spender) the adapters declare (Adapter.spenders) that is not
+        approved yet, so that plans need no approval of their own (a node without eth_simulateV1
+        then checks a plan with eth_call at once)."""
+        assert self.manager is not None
+        wanted = sorted({(t, sp, a.name) for a in self.adapters for t, sp in a.spenders()})
+        if not wanted:
+            return
+        fn = ERC20.fn("allowance")
+        have = await self.chain.multicall_strict([Call(t, fn.encode(self.signer.address, sp), fn.decode)
+                                                 for t, sp, _ in wanted])
+        flying = self.manager.pending_approvals()
+        todo = [(t, sp, name) for (t, sp, name), x in zip(wanted, have)
+                if x < UINT_MAX // 2 and (to_checksum_address(t), sp.lower()) not in flying]
+        if not todo:
+            return
+        block = await self.chain.block_number()
+        fees = await self._fees()
+        for t, sp, name in todo:
+            tx = TxRequest(t, ERC20.fn("approve").encode(sp, UINT_MAX), what=f"approve {t[:10]} for {sp[:10]}")
+            sim = await self.simulator.run(self.signer.address, [tx])
+            if not sim.ok:
+                log.warning("approvals.startup_failed", token=t, spender=sp, reason=sim.reason)
+                continue
+            sub = Submission(name, (self.signer.address,), APPROVALS_ONLY, block,
+                             ((TxKind.APPROVAL, replace(tx, gas=sim.gas_used[0] * self.limits.gas_margin_pct // 100
+                                                       + 30_000)),), gross_wei=0, gas=sim.gas_used[0])
+            sent = await self.manager.submit(sub, fees)
+            log.info("approvals.startup", token=t, spender=sp, protocol=name, sent=bool(sent.hashes),
+                     error=sent.error)
+
+    async def _fees(self) -> Fees:
+        f = await current_fees(self.chain, max_priority_fee=self.policy.max_tip,
+                               percentile=self.policy.tip_percentile)
+        return self.policy.market(f.base_fee, f.priority_fee)
 
     async def _state(self, block: int, all_details: bool = False) -> tuple[Fees, int, Budget]:
         await self.discovery.advance(block, self.chain)
@@ -235,7 +372,7 @@ class Keeper:
         if self.store is not None and indexed is not None and indexed[0] == block:
             await self.discovery.commit(changes(self.adapters, block, indexed[1]))
         self.recorder.pending_rewards = {a.name: r for a in self.adapters if (r := a.pending_rewards())}
-        fees = await current_fees(self.chain, max_priority_fee=int(self.cfg.keeper.max_priority_fee_gwei * GWEI))
+        fees = await self._fees()
         native = (await self.native.read(self.chain, block)).price_8
         tokens: set[str] = set().union(*(a.tokens() for a in self.adapters))
         budget = await self.executor.budget(tokens)
@@ -244,8 +381,12 @@ class Keeper:
         return fees, native, budget
 
     async def step(self, block: int) -> list[Outcome]:
-        """One block: discover, mirror, price, rank, then simulate/send in rank order."""
+        """One block: discover, mirror, price, rank, then simulate and hand to the manager in rank
+        order. Returns the outcomes decided in this block (a sent plan's is pending); the manager
+        records the rest as the chain decides."""
         self.telemetry.step_started(block)
+        if self.manager is not None:
+            await self.manager.sync(block)  # a rollback or a lost mempool is put right before planning
         fees, native, budget = await self._state(block)
         assessments = [a.assess(budget) for a in self.adapters]
         for ad, asm in zip(self.adapters, assessments, strict=True):
@@ -255,17 +396,20 @@ class Keeper:
 
     async def act(self, assessments: list[Assessment], budget: Budget, fees: Fees, native: int,
                   block: int) -> list[Outcome]:
-        """Record the liquidatable accounts nothing is planned for, then rank every plan and execute."""
+        """Record the liquidatable accounts nothing is planned for (but those with a transaction in
+        flight: their record comes from the chain), then rank every plan and execute."""
+        flying = self.manager.in_flight(block) if self.manager is not None else set()
         for a in assessments:
             for v in a.views:
-                if v.liquidatable and isinstance(v.status, Skip):  # Covered: in another account's plan
+                # Covered: in another account's plan
+                if v.liquidatable and isinstance(v.status, Skip) and (v.protocol, v.account) not in flying:
                     self.recorder.add(Outcome.skipped_account(v, v.status))
         ranked = rank([p for a in assessments for p in a.plans], fees.expected_price, native)
         if not ranked:
             return []
         log.info("rank", block=block, candidates=len(ranked),
                  best=[(r.plan.protocol, r.plan.account[:10], usd(r.net_usd)) for r in ranked[:3]])
-        return await self.executor.run(ranked, self.by_name, budget, fees, native)
+        return await self.executor.run(ranked, self.by_name, budget, fees, native, block)
 
     async def scan(self) -> list[ScanRow]:
         block = await self.chain.block_number()

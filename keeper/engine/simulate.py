@@ -1,19 +1,27 @@
 """Simulate: run the exact transactions (approvals + liquidation) from the keeper's address on the
 node before anything is sent. eth_simulateV1 runs them in sequence in one block against current
 state, so a missing approval does not hide the liquidation's own result, after the keeper's own
-transactions that are sent but not mined yet (an earlier plan of the same block: its price update
-or approval then costs the later plan nothing, as on chain). Nodes without eth_simulateV1 fall back
-to eth_estimateGas of one transaction: a plan of one transaction, once its approvals are mined (the
-executor then sends them first); a plan of several (Comet's absorb + buys, Perennial's commit +
-close) cannot be run on such a node. Unmined transactions are not seen by the fallback."""
+transactions that are sent but not mined yet (an earlier plan: its price update or approval then
+costs the later plan nothing, as on chain).
+
+Nodes without eth_simulateV1 (many hosted endpoints) are found out once, logged once, and then
+checked with eth_call (the revert reason) and eth_estimateGas (the gas) of one transaction: a plan of
+one transaction, once its approvals are mined (the executor then sends them first); a plan of
+several (Comet's absorb + buys, Perennial's commit + close) cannot be run on such a node. Unmined
+transactions are not seen by the fallback."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
 
 from keeper.chain.client import Chain, Log, hexint
 from keeper.chain.sender import TxRequest
-from keeper.errors import RpcError, decode_revert
+from keeper.errors import RpcError, TransientRpcError, decode_revert
+
+log = structlog.get_logger()
 
 
 @dataclass
@@ -22,46 +30,78 @@ class Simulation:
     gas_used: list[int] = field(default_factory=list)
     reason: str | None = None
     logs: list[Log] = field(default_factory=list)  # of the transactions simulated (not of ``after``)
-    estimated: bool = False  # the node has no eth_simulateV1: eth_estimateGas of one transaction instead
+    estimated: bool = False  # the node has no eth_simulateV1: eth_call + eth_estimateGas of one transaction
+    unknown: bool = False  # the node did not answer (not a revert): nothing can be said of the transactions
 
 
-def _calls(sender: str, txs: list[TxRequest]) -> list[dict]:
+def _calls(sender: str, txs: Sequence[TxRequest]) -> list[dict[str, Any]]:
     return [{"from": sender, "to": t.to, "data": "0x" + t.data.hex(), "value": hex(t.value)} for t in txs]
+
+
+def _missing(e: RpcError) -> bool:
+    """The node's answer to a method it does not have (EIP-1474 -32601, or a wording of it)."""
+    m = str(e).lower()
+    return e.code in (-32601, -32600) or "not supported" in m or "method" in m
+
+
+class Simulator:
+    """Runs simulations on one node and remembers whether it has eth_simulateV1."""
+
+    def __init__(self, chain: Chain):
+        self.chain = chain
+        self.has_simulate_v1: bool | None = None  # None: not asked yet
+
+    async def run(self, sender: str, txs: Sequence[TxRequest], after: Sequence[TxRequest] = (),
+                  block: int | str = "latest") -> Simulation:
+        """Run ``txs`` in sequence on the state after ``block``; ``after``: transactions already sent
+        and not mined yet, run first so that ``txs`` meet the state they will meet (their results
+        are not reported)."""
+        tag = hex(block) if isinstance(block, int) else block
+        if self.has_simulate_v1 is False:
+            return await self._fallback(sender, txs, tag)
+        try:
+            res = await self.chain.rpc.request("eth_simulateV1", [
+                {"blockStateCalls": [{"calls": _calls(sender, [*after, *txs])}], "validation": False}, tag])
+        except RpcError as e:
+            if _missing(e):
+                if self.has_simulate_v1 is None:
+                    log.warning("simulate.no_eth_simulateV1", error=str(e)[:200],
+                                fallback="eth_call + eth_estimateGas of single transactions; approvals go out "
+                                         "alone before the plan")
+                self.has_simulate_v1 = False
+                return await self._fallback(sender, txs, tag)
+            return Simulation(False, reason=f"simulation failed: {e}", unknown=True)
+        self.has_simulate_v1 = True
+        calls = res[0]["calls"][len(after):]
+        gas: list[int] = []
+        for t, c in zip(txs, calls):
+            if hexint(c["status"]) != 1:
+                err = c.get("error") or {}
+                reason = decode_revert(c.get("returnData") or err.get("data"), err.get("message", ""))
+                return Simulation(False, gas, reason=f"{t.what or 'call'} would revert: {reason}")
+            gas.append(hexint(c["gasUsed"]))
+        logs = [Log.from_rpc({**lg, "blockNumber": lg.get("blockNumber", "0x0"), "logIndex": lg.get("logIndex", "0x0"),
+                              "transactionHash": lg.get("transactionHash", "0x")})
+                for c in calls for lg in c.get("logs", [])]
+        return Simulation(True, gas, logs=logs)
+
+    async def _fallback(self, sender: str, txs: Sequence[TxRequest], tag: str = "latest") -> Simulation:
+        if len(txs) != 1:
+            return Simulation(False, reason=f"node has no eth_simulateV1: {len(txs)} transactions in sequence "
+                                            "cannot be checked one by one", estimated=True)
+        (call,) = _calls(sender, txs)
+        what = txs[0].what or "call"
+        try:
+            await self.chain.rpc.request("eth_call", [call, tag])
+            gas = hexint(await self.chain.rpc.request("eth_estimateGas", [call, tag]))
+        except TransientRpcError as e:
+            return Simulation(False, reason=f"simulation failed: {e}", estimated=True, unknown=True)
+        except RpcError as e:
+            return Simulation(False, reason=f"{what} would revert: {decode_revert(e.data, str(e))}", estimated=True)
+        return Simulation(True, [gas], estimated=True)
 
 
 async def simulate(chain: Chain, sender: str, txs: list[TxRequest],
                    after: Sequence[TxRequest] = ()) -> Simulation:
-    """Run ``txs`` in sequence; ``after``: transactions already sent and not mined yet, run first so
-    that ``txs`` meet the state they will meet (their results are not reported)."""
-    try:
-        res = await chain.rpc.request("eth_simulateV1", [
-            {"blockStateCalls": [{"calls": _calls(sender, [*after, *txs])}], "validation": False}, "latest"])
-    except RpcError as e:
-        if e.code in (-32601, -32600) or "not supported" in str(e).lower() or "method" in str(e).lower():
-            return await _fallback(chain, sender, txs)
-        return Simulation(False, reason=f"simulation failed: {e}")
-    calls = res[0]["calls"][len(after):]
-    gas: list[int] = []
-    for t, c in zip(txs, calls):
-        if hexint(c["status"]) != 1:
-            err = c.get("error") or {}
-            reason = decode_revert(c.get("returnData") or err.get("data"), err.get("message", ""))
-            return Simulation(False, gas, reason=f"{t.what or 'call'} would revert: {reason}")
-        gas.append(hexint(c["gasUsed"]))
-    logs = [Log.from_rpc({**lg, "blockNumber": lg.get("blockNumber", "0x0"), "logIndex": lg.get("logIndex", "0x0"),
-                          "transactionHash": lg.get("transactionHash", "0x")})
-            for c in calls for lg in c.get("logs", [])]
-    return Simulation(True, gas, logs=logs)
-
-
-async def _fallback(chain: Chain, sender: str, txs: list[TxRequest]) -> Simulation:
-    if len(txs) != 1:
-        return Simulation(False, reason=f"node has no eth_simulateV1: {len(txs)} transactions in sequence "
-                                        "cannot be estimated one by one", estimated=True)
-    (call,) = _calls(sender, txs)
-    try:
-        gas = hexint(await chain.rpc.request("eth_estimateGas", [call, "latest"]))
-    except RpcError as e:
-        return Simulation(False, reason=f"{txs[0].what} would revert: {decode_revert(e.data, str(e))}",
-                          estimated=True)
-    return Simulation(True, [gas], estimated=True)
+    """One simulation on ``chain`` (a Simulator that remembers nothing)."""
+    return await Simulator(chain).run(sender, txs, after)

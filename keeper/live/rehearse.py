@@ -12,7 +12,9 @@ the keeper saw the account liquidatable to the block its liquidation landed).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import structlog
@@ -212,9 +214,10 @@ async def read_real_chain(url: str, fork_block: int | None) -> RealChain:
 
 def fork_config(cfg: Config, url: str, chain_id: int, *, keep_address: bool) -> Config:
     """The keeper's config pointed at the fork: its URL and chain id, no record file, an in-memory
-    store (nothing of the fork run is written where the real runs' records are)."""
+    store (nothing of the fork run is written where the real runs' records are), no minimum balance
+    at start-up (the rehearsal funds the wallet after)."""
     chain = cfg.chain.model_copy(update={"rpc_url": url, "chain_id": chain_id})
-    keeper = cfg.keeper.model_copy(update={"record_file": None})
+    keeper = cfg.keeper.model_copy(update={"record_file": None, "min_native_balance": Decimal(0)})
     signer = cfg.signer if keep_address else cfg.signer.model_copy(update={"address": None})
     store = cfg.store.model_copy(update={"path": ":memory:"})
     return cfg.model_copy(update={"chain": chain, "keeper": keeper, "signer": signer, "store": store})
@@ -308,6 +311,8 @@ async def _run(keeper: _WatchedKeeper, opts: Options, real: RealChain, fork_id: 
             last = now
         else:
             await asyncio.sleep(min(0.2, block_time / 4))
+    with contextlib.suppress(TimeoutError):  # what the last blocks sent: mined, cancelled or dropped
+        await keeper.settle(max(10.0, 4 * block_time))
     report.last_block = await chain.block_number()
     _rows(keeper, report)
     return report
@@ -326,7 +331,8 @@ def _not_shocked(keeper: Keeper, featureless: list[str]) -> list[str]:
 
 def _rows(keeper: _WatchedKeeper, report: Report) -> None:
     for o in keeper.recorder.outcomes:
-        if o.status in (Status.CONFIRMED, Status.REVERTED, Status.FAILED):
+        if o.status in (Status.CONFIRMED, Status.REVERTED, Status.FAILED, Status.CANCELLED, Status.DROPPED,
+                        Status.PENDING):
             seen = keeper.first_seen.get((o.protocol, o.account))
             report.plans.append(PlanRow(
                 o.protocol, o.account, o.accounts, o.label, o.status.value, usd(o.predicted_profit),

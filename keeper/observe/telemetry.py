@@ -31,6 +31,7 @@ class TxEvent(StrEnum):
     REVERTED = "reverted"  # mined with status 0
     REPLACED = "replaced"  # a fee bump sent under the same nonce (the transaction manager reports it)
     CANCELLED = "cancelled"  # a zero-value self-transfer took the nonce (the transaction manager reports it)
+    DROPPED = "dropped"  # refused by the node, or its nonce used by another transaction (the manager reports it)
 
 
 @dataclass
@@ -172,8 +173,11 @@ class Telemetry:
             self.tx[TxEvent.CONFIRMED if status == 1 else TxEvent.REVERTED] += 1
 
     def tx_event(self, event: TxEvent, tx_hash: str | None = None) -> None:
-        """For the transaction manager: a replacement or cancellation sent."""
+        """For the transaction manager: ``tx_hash`` was replaced, cancelled or dropped (it will not be
+        mined: no longer in flight)."""
         self.tx[event] += 1
+        if tx_hash is not None:
+            self.in_flight.discard(tx_hash.lower())
 
     # -- reading --
     def age(self) -> float:

@@ -16,6 +16,7 @@ The interface, in full:
     assess(budget) -> Assessment       views (every account with debt) + plans, sized to ``budget``
     replan(plan, budget) -> Plan|Skip  the same plan against a smaller budget, or why not
     tokens() -> {token}                tokens plans may spend (their balances make the budget)
+    spenders() -> {(token, spender)}   allowances plans need (approved once at start-up)
     pending_rewards() -> {token: amt}  credited by the protocol, not claimed yet (reports)
     liquidation_events(from, to)       liquidations anyone made in a block range (shadow mode)
     price_feeds() -> {token: {feed}}   Chainlink-style feeds it prices tokens with (fork price shocks)
@@ -159,6 +160,12 @@ class Adapter(ABC, Generic[C]):
     def forget_state(self) -> None:
         """A reorg replaced blocks the adapter mirrored: drop what it derived from them (its mirror
         is rebuilt from the chain at the next refresh)."""
+
+    def spenders(self) -> set[tuple[str, str]]:
+        """(token, spender) pairs whose allowance the adapter's plans need; the keeper approves them
+        once at start-up. Plans still list what they spend: an approval missing then goes out
+        with the plan."""
+        return set()
 
     def pending_rewards(self) -> dict[str, int]:
         """Rewards the protocol has credited to the keeper and that are not claimed yet (token ->

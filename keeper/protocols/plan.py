@@ -71,6 +71,7 @@ class SkipCode(StrEnum):
     BELOW_MIN_PROFIT = "below_min_profit"  # estimated or simulated profit below min_profit_usd
     BELOW_GAS_MULTIPLE = "below_gas_multiple"  # worth less than the plan's min_gas_multiple x its gas
     SIMULATION_REVERT = "simulation_revert"  # the node says the transactions would revert
+    APPROVING = "approving"  # its approvals went out alone first (a node without eth_simulateV1)
     REWARD_LOST = "reward_lost"  # a deferred reward the protocol will never pay (e.g. its oracle version timed out)
     # Flash execution (the seized collateral sold on Uniswap V3 inside the transaction):
     NO_ROUTE = "no_route"  # no pool path from the collateral to the token repaid

@@ -95,6 +95,10 @@ class Store(Protocol):
     async def unfinished(self, sender: str | None = None) -> list[TxRecord]:
         """Pending transactions (of one sender, or all), by sender and nonce."""
 
+    async def transactions_from_nonce(self, sender: str, nonce: int) -> list[TxRecord]:
+        """Every journaled transaction of the sender at ``nonce`` or above, whatever its status (what
+        a rollback of the sender's nonce may have taken back), by nonce."""
+
     async def max_nonce(self, sender: str) -> int | None:
         """The highest nonce the journal holds for the sender."""
 

@@ -168,6 +168,15 @@ class SqliteJournal:
                 f"SELECT {_TX_COLUMNS} FROM transactions WHERE {where} ORDER BY sender, nonce, id", args)]
         return await self._run(q)
 
+    async def transactions_from_nonce(self, sender: str, nonce: int) -> list[TxRecord]:
+        s = to_checksum_address(sender)
+
+        def q() -> list[TxRecord]:
+            return [_tx(r) for r in self._c().execute(
+                f"SELECT {_TX_COLUMNS} FROM transactions WHERE sender = ? AND nonce >= ? ORDER BY nonce, id",
+                (s, nonce))]
+        return await self._run(q)
+
     async def max_nonce(self, sender: str) -> int | None:
         s = to_checksum_address(sender)
         return await self._run(lambda: self._c().execute(

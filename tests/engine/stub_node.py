@@ -1,12 +1,12 @@
-"""StubNode: an in-memory stand-in for the node as the engine's Executor sees it, so that ranking,
-re-planning, skipping, simulation verdicts and settlement can be tested without Anvil.
+"""StubNode: an in-memory stand-in for the node as the engine's Executor and the transaction
+manager see it, so that ranking, re-planning, skipping, simulation verdicts and settlement can be
+tested without Anvil.
 
-It answers only what the Executor asks: allowance reads (multicall_strict), eth_simulateV1, the
-receipts of sent transactions (eth_getTransactionReceipt in a batch), and it stands in for the Sender
-(send / wait). Sent transactions stay pending until the first receipt is awaited; then they are all
-mined in one block, emitting the ERC20 Transfer logs the test declared for their calldata. It is a
-stub, not a node: the contracts' behaviour is whatever the test says.
-(A fake JSON-RPC transport for keeper/chain is being added separately; this helper can move onto it.)
+It answers only what they ask: allowance reads (multicall_strict), eth_simulateV1,
+eth_sendRawTransaction (the signed transaction decoded), and the manager's per-block batch (the
+signer's nonce and balance, receipts). Sent transactions stay pending until ``mine_pending``; then
+they are all mined in one block, emitting the ERC20 Transfer logs the test declared for their
+calldata. It is a stub, not a node: the contracts' behaviour is whatever the test says.
 """
 from __future__ import annotations
 
@@ -14,13 +14,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eth_abi import decode, encode
-from eth_utils import keccak
+from eth_account import Account
+from eth_account.typed_transactions import TypedTransaction
+from eth_utils import keccak, to_checksum_address
+from hexbytes import HexBytes
 
 from keeper.chain.client import ERC20_TRANSFER_TOPIC
+from keeper.chain.fees import GWEI
 from keeper.chain.multicall import MULTICALL3, Call
 from keeper.chain.sender import TxRequest
+from keeper.chain.signer import Signer
+from keeper.engine.record import Recorder
+from keeper.engine.settle import settled_outcome
+from keeper.send.manager import TxManager
+from keeper.send.policy import FeePolicy
+from keeper.store import SqliteStore
 
-WALLET = "0x000000000000000000000000000000000000bEEF"
+KEY = "0x" + "42" * 32  # the stub keeper's signing key
+WALLET = Account.from_key(KEY).address
 ERROR_STRING = keccak(text="Error(string)")[:4]
 APPROVE = keccak(text="approve(address,uint256)")[:4]
 
@@ -46,11 +57,13 @@ class StubNode:
     _receipts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.chain = StubChain(self)  # what the Executor holds as its Chain and its Sender
-        self.sender = StubSender(self)
+        self.chain = StubChain(self)  # what the Executor and the manager hold as their Chain
 
-    def send(self, tx: TxRequest) -> str:
-        tx_hash = "0x" + keccak(len(self.sent).to_bytes(8, "big") + tx.data).hex()
+    def send_raw(self, raw: str) -> str:
+        d = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
+        tx = TxRequest(to_checksum_address(d["to"]), bytes(d["data"]), int(d["value"]), gas=int(d["gas"]))
+        assert tx.gas > self.gas_used  # the simulated gas plus the margin
+        tx_hash = "0x" + keccak(HexBytes(raw)).hex()
         self.sent.append(tx)
         self.pending.append((tx_hash, tx))
         return tx_hash
@@ -103,11 +116,24 @@ class StubRpc:
     async def request(self, method: str, params: list[Any]) -> Any:
         if method == "eth_simulateV1":
             return self.node.simulate(params[0]["blockStateCalls"][0]["calls"])
-        raise AssertionError(f"StubRpc: the executor was not expected to call {method}")
+        if method == "eth_sendRawTransaction":
+            return self.node.send_raw(params[0])
+        return self._answer(method, params)
 
     async def batch(self, calls: list[tuple[str, list[Any]]], *, raise_errors: bool = True) -> list[Any]:
-        assert all(m == "eth_getTransactionReceipt" for m, _ in calls), calls
-        return [self.node._receipts.get(p[0]) for _, p in calls]
+        return [self._answer(m, p) for m, p in calls]
+
+    def _answer(self, method: str, params: list[Any]) -> Any:
+        n = self.node
+        if method == "eth_getTransactionReceipt":
+            return n._receipts.get(params[0])
+        if method == "eth_getTransactionCount":
+            return hex(len(n.sent) - (len(n.pending) if params[1] == "latest" else 0))
+        if method == "eth_getBalance":
+            return hex(10**21)
+        if method == "eth_blockNumber":
+            return hex(n.block)
+        raise AssertionError(f"StubRpc: the engine was not expected to call {method}")
 
 
 class StubChain:
@@ -128,32 +154,26 @@ class StubChain:
     async def erc20_balances(self, pairs: list[tuple[str, str]], block: int | str = "latest") -> list[int]:
         return [self.node.balances.get(t, 0) for t, _ in pairs]
 
+    async def block_number(self) -> int:
+        return self.node.block
 
-@dataclass
-class StubSigner:
-    address: str
-
-
-class StubNonces:
-    async def resync(self) -> None:
-        pass
+    async def nonce(self, address: str, block: int | str = "pending") -> int:
+        return len(self.node.sent) - (0 if block == "pending" else len(self.node.pending))
 
 
-class StubSender:
-    def __init__(self, node: StubNode):
-        self.node = node
-        self.signer = StubSigner(node.wallet)
-        self.nonces = StubNonces()
+async def stub_manager(node: StubNode, recorder: Recorder) -> TxManager:
+    """A transaction manager on ``node`` with a throw-away journal; settled plans go to ``recorder``."""
+    async def settled(s) -> None:
+        o = settled_outcome(s, node.wallet)
+        if o is not None:
+            recorder.add(o)
 
-    async def send(self, req: TxRequest, fees: Any) -> str:
-        assert req.gas is not None and req.gas > self.node.gas_used  # the simulated gas plus the margin
-        return self.node.send(req)
+    policy = FeePolicy(cap=50 * GWEI, max_tip=2 * GWEI)
+    return TxManager(node.chain, Signer(Account.from_key(KEY)), await SqliteStore.open(), policy, 31337,
+                     on_settled=settled)
 
-    async def wait(self, tx_hash: str) -> Any:
-        from keeper.chain.client import Log, hexint
-        from keeper.chain.sender import Receipt
-        if self.node.pending:
-            self.node.mine_pending()
-        r = self.node._receipts[tx_hash]
-        return Receipt(tx_hash, hexint(r["status"]), hexint(r["blockNumber"]), hexint(r["gasUsed"]),
-                       hexint(r["effectiveGasPrice"]), [Log.from_rpc(lg) for lg in r["logs"]])
+
+async def mine_and_settle(node: StubNode, manager: TxManager) -> None:
+    """The next block mines what was sent; the manager's poll of that block settles it."""
+    node.mine_pending()
+    await manager.tick(node.block)

@@ -56,8 +56,10 @@ async def test_run_daemon_liquidates_and_stops_on_sigterm(deployer, world, tmp_p
         out, err = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 0, err.decode()[-2000:]
     outcomes = [json.loads(line) for line in record.read_text().splitlines()]
-    assert [o["status"] for o in outcomes] == ["confirmed"]
-    assert outcomes[0]["account"] == user
+    # Recorded when sent (pending), then again when mined, under the same journal attempt.
+    assert [o["status"] for o in outcomes] == ["pending", "confirmed"]
+    assert outcomes[0]["attempt"] == outcomes[1]["attempt"] and outcomes[0]["tx_hash"] == outcomes[1]["tx_hash"]
+    assert outcomes[1]["account"] == user
     assert (await account_data(deployer, world.aave, user))[5] > 10**18  # healthy again
     logs = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
     events = [e["event"] for e in logs]

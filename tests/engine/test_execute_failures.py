@@ -1,14 +1,18 @@
-"""The executor when the node misbehaves after a plan started going out: a later transaction of the
-plan rejected, or receipts that never come. Each is recorded as failed with the reason; nothing is
-retried blindly and the daemon goes on."""
+"""The executor and the transaction manager when the node misbehaves after a plan started going out
+(through a fault-injecting proxy): a later transaction of the plan refused, receipt polls answered
+with garbage for a while. A refusal is recorded as failed with the node's reason, nothing is retried
+blindly and the other plans go on; unanswered receipts leave the records pending, never failed, until
+the chain's answer corrects them."""
 from __future__ import annotations
 
+import asyncio
 import copy
+import json
 
 import pytest
 
-from keeper.errors import RpcError
-from tests.helpers.keeper import make_keeper, run_and_close
+from tests.helpers.keeper import make_keeper, run_and_close, step
+from tests.helpers.rpc_proxy import Error, Garbage, RpcProxy
 from tests.protocols.aave_v3.helpers import drop_weth, open_scenario
 
 
@@ -17,38 +21,54 @@ async def world(real_world, snapshot):
     yield copy.deepcopy(real_world)
 
 
-async def test_rejected_after_the_approval_went_out(deployer, world, tmp_path, monkeypatch):
+async def test_rejected_after_the_approval_went_out(deployer, anvil, world, tmp_path):
     await open_scenario(deployer, world)
     await drop_weth(deployer, world)
-    keeper = await make_keeper(world, tmp_path)
-    send, calls = keeper.sender.send, []
+    sends = []
 
-    async def flaky(tx, fees):
-        calls.append(tx.what)
-        if len(calls) == 2:  # the first plan's liquidation, right after its approval
-            raise RpcError("replacement transaction underpriced")
-        return await send(tx, fees)
+    def second(params) -> bool:  # the first plan's liquidation, right after its approval
+        sends.append(params[0])
+        return len(sends) == 2
 
-    monkeypatch.setattr(keeper.sender, "send", flaky)
-    await run_and_close(keeper)
+    async with RpcProxy(anvil.url) as proxy:
+        proxy.on("eth_sendRawTransaction", Error(-32000, "replacement transaction underpriced"), when=second)
+        keeper = await make_keeper(world, tmp_path, rpc_url=proxy.url)
+        await run_and_close(keeper)
     report = keeper.recorder.report()
-    assert calls[0].startswith("approve") and calls[1].startswith("liquidationCall")
     [failed] = report["failed"]
     assert "failed after earlier transactions went out" in failed["reason"]
     assert "replacement transaction underpriced" in failed["reason"]
+    assert failed["reason"].startswith("sending liquidationCall")
     assert report["reverted"] == [] and len(report["liquidations"]) == 3  # the other plans went on
+    assert len(sends) == 5  # approval, refused liquidation, three liquidations: nothing sent again
 
 
-async def test_receipts_that_never_come(deployer, world, tmp_path, monkeypatch):
+async def test_receipts_unanswered_are_pending_then_corrected(deployer, anvil, world, tmp_path):
     await open_scenario(deployer, world)
     await drop_weth(deployer, world)
-    keeper = await make_keeper(world, tmp_path)
-
-    async def no_receipt(tx_hash):
-        raise RpcError(f"no receipt for {tx_hash} after 120.0s")
-
-    monkeypatch.setattr(keeper.sender, "wait", no_receipt)
-    await run_and_close(keeper)
+    record = tmp_path / "outcomes.jsonl"
+    async with RpcProxy(anvil.url) as proxy:
+        keeper = await make_keeper(world, tmp_path, rpc_url=proxy.url, record_file=str(record))
+        try:
+            proxy.on("eth_getTransactionReceipt", Garbage())  # every receipt poll: a load balancer's error page
+            sent = await keeper.step(await keeper.chain.block_number())
+            assert [o.status.value for o in sent] == ["pending"] * 4
+            for _ in range(50):
+                if len(proxy.faults("eth_getTransactionReceipt")) >= 3 * 5:  # three polls at least
+                    break
+                await asyncio.sleep(0.1)
+            assert [o.status.value for o in keeper.recorder.outcomes] == ["pending"] * 4  # not failed
+            proxy.clear()
+            await keeper.settle(30)
+        finally:
+            await keeper.close()
     report = keeper.recorder.report()
-    assert len(report["failed"]) == 4 and report["liquidations"] == []
-    assert all(o["reason"].startswith("waiting for receipts failed: no receipt for 0x") for o in report["failed"])
+    assert len(report["liquidations"]) == 4 and report["failed"] == report["pending"] == []
+    lines = [json.loads(x) for x in record.read_text().splitlines()]
+    by_attempt: dict[int, list[str]] = {}
+    for x in lines:
+        by_attempt.setdefault(x["attempt"], []).append(x["status"])
+    assert sorted(by_attempt.values()) == [["pending", "confirmed"]] * 4
+    for o in report["liquidations"]:
+        receipt = await deployer.w3.eth.get_transaction_receipt(o["tx_hash"])
+        assert receipt["status"] == 1

@@ -14,7 +14,7 @@ from keeper.engine.execute import Executor, Limits
 from keeper.engine.rank import gas_cost_usd, rank
 from keeper.engine.record import Outcome, Recorder, Status
 from keeper.protocols.base import USD, Plan, PlanKind, SkipCode, Spend, TokenPrice
-from tests.engine.stub_node import StubNode
+from tests.engine.stub_node import StubNode, mine_and_settle, stub_manager
 
 
 def addr(n: int) -> str:
@@ -45,9 +45,18 @@ def liq(account: str, spend: int, seize: int, **kw) -> Plan:
 
 
 async def execute(node: StubNode, plans: list[Plan]) -> list[Outcome]:
-    ex = Executor(node.chain, node.sender, Recorder(), LIMITS)  # type: ignore[arg-type]
-    budget = await ex.budget({USDC})
-    return await ex.run(rank(plans, FEES.expected_price, NATIVE), {}, budget, FEES, NATIVE)
+    """The executor's outcomes, each sent plan's replaced by its record once the block is mined."""
+    recorder = Recorder()
+    manager = await stub_manager(node, recorder)
+    try:
+        ex = Executor(node.chain, node.wallet, recorder, LIMITS, manager=manager)  # type: ignore[arg-type]
+        budget = await ex.budget({USDC})
+        out = await ex.run(rank(plans, FEES.expected_price, NATIVE), {}, budget, FEES, NATIVE, block=node.block)
+        await mine_and_settle(node, manager)
+    finally:
+        await manager.store.close()
+    final = {o.attempt: o for o in recorder.outcomes if o.attempt is not None}
+    return [final.get(o.attempt, o) if o.attempt is not None else o for o in out]
 
 
 def flash(account: str, profit: int, *, from_simulation: bool = True) -> Plan:

@@ -34,7 +34,7 @@ from keeper.protocols.base import (
     Spend,
     TokenPrice,
 )
-from tests.engine.stub_node import APPROVE, StubNode
+from tests.engine.stub_node import APPROVE, KEY, StubNode, mine_and_settle, stub_manager
 
 
 def addr(n: int) -> str:
@@ -96,10 +96,19 @@ class StubAdapter(Adapter[ProtocolConfig]):
 
 async def execute(node: StubNode, plans: list[Plan], adapters: list[StubAdapter] = (), limits: Limits = LIMITS,
                   recorder: Recorder | None = None) -> list[Outcome]:
-    ex = Executor(node.chain, node.sender, recorder or Recorder(), limits)
-    budget = await ex.budget({USDC})
-    return await ex.run(rank(plans, FEES.expected_price, NATIVE), {a.name: a for a in adapters}, budget, FEES,
-                        NATIVE)
+    """The executor's outcomes, each sent plan's replaced by its record once the block is mined."""
+    recorder = recorder or Recorder()
+    manager = await stub_manager(node, recorder)
+    try:
+        ex = Executor(node.chain, node.wallet, recorder, limits, manager=None if limits.dry_run else manager)
+        budget = await ex.budget({USDC})
+        out = await ex.run(rank(plans, FEES.expected_price, NATIVE), {a.name: a for a in adapters}, budget, FEES,
+                           NATIVE, block=node.block)
+        await mine_and_settle(node, manager)
+    finally:
+        await manager.store.close()
+    final = {o.attempt: o for o in recorder.outcomes if o.attempt is not None}
+    return [final.get(o.attempt, o) if o.attempt is not None else o for o in out]
 
 
 # ---- plan -------------------------------------------------------------------------------------
@@ -208,10 +217,9 @@ async def test_a_plan_that_lost_its_balance_is_planned_again_with_what_is_left()
     # One approval (the same token and spender), then both plans, the second as re-planned.
     assert [t.data[:4] == APPROVE for t in node.sent] == [True, False, False]
     assert [t.data for t in node.sent[1:]] == [first.txs[0].data, smaller.txs[0].data]
-    # The second plan was simulated after the first one's unmined transactions (its own approval
-    # included, as the allowance is not on chain yet; it was not sent twice).
-    assert [t.data for t in node.simulated[1]] == [node.sent[0].data, first.txs[0].data, node.sent[0].data,
-                                                   smaller.txs[0].data]
+    # The second plan was simulated after the first one's unmined transactions (the approval in
+    # flight among them: it is not sent again, nor simulated twice).
+    assert [t.data for t in node.simulated[1]] == [node.sent[0].data, first.txs[0].data, smaller.txs[0].data]
     assert out[1].ranked_net == rank([second], FEES.expected_price, NATIVE)[0].net_usd  # as ranked, before re-planning
 
 
@@ -340,14 +348,20 @@ async def test_step_records_unplanned_liquidatable_accounts_and_ranks_every_adap
         node = StubNode(balances={USDC: usdc(1_000)},
                         transfers={batch.txs[0].data: [(USDC, -usdc(300)), (WETH, weth(0.2))],
                                    one.txs[0].data: [(USDC, -usdc(100)), (WETH, weth(0.1))]})
-        keeper.executor = Executor(node.chain, node.sender, keeper.recorder, keeper.limits)
+        keeper.signer = Signer(Account.from_key(KEY))
+        manager = await stub_manager(node, keeper.recorder)
+        keeper.manager = manager
+        keeper.executor = Executor(node.chain, node.wallet, keeper.recorder, keeper.limits, manager=manager)
 
         async def state(block, all_details=False):
             return FEES, NATIVE, await keeper.executor.budget({USDC})
 
         keeper._state = state
+        node.block = 7
         out = await keeper.step(7)
         assert keeper.last_block == 7
+        assert [o.status for o in out] == [Status.PENDING] * 2  # the step hands them over, waits for nothing
+        await mine_and_settle(node, manager)
         report = keeper.recorder.report()
         # Skipped: only the liquidatable accounts nothing covers, with their codes.
         assert [(s["account"], s["reason_code"], s["accounts"]) for s in report["skipped"]] == [
@@ -360,6 +374,7 @@ async def test_step_records_unplanned_liquidatable_accounts_and_ranks_every_adap
         # The next block: the same skips are not recorded again.
         await keeper.step(8)
         assert len(keeper.recorder.report()["skipped"]) == 2
+        await manager.store.close()
     finally:
         await keeper.close()
 

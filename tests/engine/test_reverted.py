@@ -58,7 +58,8 @@ async def run_reverted_liquidation(deployer, world, tmp_path):
         assert await pending_count(deployer, KEEPER_ADDRESS) == 2, step.done() and step.result()
         competitor = await competitor_restores_price(deployer, world, price)
         await deployer.rpc("evm_mine", [])
-        await asyncio.wait_for(step, 60)
+        await asyncio.wait_for(step, 60)  # the step hands its plans over and returns
+        await keeper.settle(60)  # the transaction manager records them once mined
     finally:
         await deployer.rpc("evm_setAutomine", [True])
         await keeper.close()

@@ -20,10 +20,14 @@ from keeper.engine.daemon import Keeper
 from keeper.errors import StartupError
 
 
-async def make_keeper(world, tmp_path, **cfg) -> Keeper:
-    """A started keeper for ``world`` (config_text kwargs in ``cfg``); closed again if start fails."""
+async def make_keeper(world, tmp_path, *, rpc_url: str | None = None, extra: str = "", **cfg) -> Keeper:
+    """A started keeper for ``world`` (config_text kwargs in ``cfg``; ``rpc_url``: another endpoint,
+    e.g. a proxy in front of the node; ``extra``: TOML tables appended); closed again if start fails."""
     path = tmp_path / "keeper.toml"
-    path.write_text(config_text(world, **cfg))
+    text = config_text(world, **cfg)
+    if rpc_url is not None:
+        text = text.replace(f'rpc_url = "{world.url}"', f'rpc_url = "{rpc_url}"')
+    path.write_text(text + extra)
     keeper = Keeper(load_config(path), Signer(Account.from_key(KEEPER_KEY)))
     try:
         await keeper.start()
@@ -40,22 +44,30 @@ async def startup_error(world, tmp_path, match: str, **cfg) -> StartupError:
     return e.value
 
 
+async def step(keeper: Keeper, block: int | None = None) -> list:
+    """One block step at the head (or ``block``), then wait until the transaction manager has
+    settled what the step sent (the daemon's block loop never waits: tests do, to read the records)."""
+    out = await keeper.step(await keeper.chain.block_number() if block is None else block)
+    await keeper.settle()
+    return out
+
+
 async def run_until_quiet(keeper: Keeper, rounds: int = 5) -> None:
-    """Step block after block until a step records nothing new."""
+    """Step (and settle) block after block until a step records nothing new."""
     for _ in range(rounds):
-        before = len(keeper.recorder.outcomes)
-        await keeper.step(await keeper.chain.block_number())
-        if len(keeper.recorder.outcomes) == before:
+        before = [(o.attempt, o.status) for o in keeper.recorder.outcomes]
+        await step(keeper)
+        if [(o.attempt, o.status) for o in keeper.recorder.outcomes] == before:
             return
 
 
 async def run_and_close(keeper: Keeper, *, until_quiet: bool = False) -> Keeper:
-    """One block step (or steps until quiet), then close; the recorder holds what it did."""
+    """One block step (or steps until quiet), settled, then close; the recorder holds what it did."""
     try:
         if until_quiet:
             await run_until_quiet(keeper)
         else:
-            await keeper.step(await keeper.chain.block_number())
+            await step(keeper)
     finally:
         await keeper.close()
     return keeper

@@ -17,6 +17,7 @@ from tests.helpers.keeper import (
     run_keeper,
     run_until_quiet,
     scan_rows,
+    step,
 )
 from tests.protocols.aave_v3.helpers import drop_weth, open_scenario
 
@@ -40,7 +41,7 @@ async def test_price_drop_liquidates_exactly_the_unhealthy_once(deployer, world,
     users = await open_scenario(deployer, world)
     keeper = await make_keeper(world, tmp_path)
     try:
-        await keeper.step(await keeper.chain.block_number())
+        await step(keeper)
         assert keeper.recorder.outcomes == []  # all healthy before the drop
         await drop_weth(deployer, world)
         hf_before = {u: (await account_data(deployer, world.aave, u))[5] for u in users}
@@ -152,7 +153,7 @@ async def test_a_blocks_liquidations_land_together(deployer, world, tmp_path):
         await deployer.rpc("evm_setIntervalMining", [1])
         await drop_weth(deployer, world)
         drop_block = await deployer.w3.eth.block_number
-        await keeper.step(await keeper.chain.block_number())
+        await step(keeper)
     finally:
         await deployer.rpc("evm_setIntervalMining", [0])
         await deployer.rpc("evm_setAutomine", [True])

@@ -21,7 +21,7 @@ from keeper_devnet.world import KEEPER_ADDRESS, World, bare_world
 
 from keeper.protocols.compound_v3 import maths as cm
 from keeper.protocols.compound_v3.adapter import ACCRUAL_NOTE, NOT_FOR_SALE
-from tests.helpers.keeper import Wallet, make_keeper, run_and_close, run_until_quiet
+from tests.helpers.keeper import Wallet, make_keeper, run_and_close, run_until_quiet, step
 
 E18 = 10**18
 KEEPER_USDC = 500_000  # whole USDC in the keeper wallet: enough to buy everything freed
@@ -146,7 +146,7 @@ async def test_price_drop_absorbs_in_batches_and_buys_at_discount(deployer, worl
     keeper = await keeper_for(world, tmp_path, max_absorb_batch=3)
     try:
         n0 = await nonce(d)
-        await keeper.step(await keeper.chain.block_number())
+        await step(keeper)
         assert keeper.recorder.outcomes == [] and await nonce(d) == n0  # all healthy before the drop
         await drop_weth(d, world)
         unhealthy = {u for u in users if await call(d, world, "isLiquidatable", u)}

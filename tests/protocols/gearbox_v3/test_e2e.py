@@ -19,7 +19,7 @@ from keeper_devnet.world import KEEPER_ADDRESS, World, bare_world
 from keeper.abi import load
 from keeper.protocols.gearbox_v3 import maths as gm
 from keeper.protocols.gearbox_v3.adapter import FULL_ONLY
-from tests.helpers.keeper import Wallet, make_keeper, run_and_close, run_until_quiet
+from tests.helpers.keeper import Wallet, make_keeper, run_and_close, run_until_quiet, step
 from tests.protocols.gearbox_v3.helpers import gearbox, keeper_for
 
 E18 = 10**18
@@ -74,7 +74,7 @@ async def test_price_drop_partially_liquidates_with_the_best_plan(deployer, worl
     keeper = await keeper_for(world, tmp_path, **PARTIAL_ONLY)
     try:
         n0 = await nonce(d)
-        await keeper.step(await keeper.chain.block_number())
+        await step(keeper)
         assert keeper.recorder.outcomes == [] and await nonce(d) == n0  # all healthy before the drop
         await drop_weth(d, world)
         liquidatable = [i for i, ca in enumerate(cas) if (await account_state(d, dep, ca)).liquidatable]

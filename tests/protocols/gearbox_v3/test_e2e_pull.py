@@ -23,7 +23,7 @@ from keeper_devnet.world import KEEPER_ADDRESS, World, bare_world
 from keeper.abi import load
 from keeper.protocols.gearbox_v3 import maths as gm
 from keeper.protocols.gearbox_v3.adapter import FULL_ONLY
-from tests.helpers.keeper import Wallet, run_until_quiet, startup_error
+from tests.helpers.keeper import Wallet, run_until_quiet, startup_error, step
 from tests.protocols.gearbox_v3.helpers import gearbox, keeper_for
 
 KEEPER_USDC = 100_000
@@ -66,7 +66,7 @@ async def test_pull_price_drop_is_liquidated_with_price_updates(deployer, world,
     keeper = await keeper_for(world, tmp_path, full_liquidation=False)  # partial liquidations (full ones: test_full.py)
     try:
         n0 = await nonce(d)
-        await keeper.step(await keeper.chain.block_number())
+        await step(keeper)
         assert keeper.recorder.outcomes == [] and await nonce(d) == n0
         await drop_weth_off_chain(d, world)
         # The plain views (Pyth on chain) see nothing; after the on-demand update they see the drop.
@@ -151,7 +151,7 @@ async def test_pull_oracle_failure_skips_with_the_reason(deployer, world, tmp_pa
     keeper.pull_oracle.fetch = down
     n0 = await nonce(d)
     try:
-        await keeper.step(await keeper.chain.block_number())
+        await step(keeper)
     finally:
         await keeper.close()
     report = keeper.recorder.report()
@@ -176,7 +176,7 @@ async def test_failing_price_update_skips_with_the_feeds_revert(deployer, world,
     keeper = await keeper_for(world, tmp_path)
     n0 = await nonce(d)
     try:
-        await keeper.step(await keeper.chain.block_number())
+        await step(keeper)
     finally:
         await keeper.close()
     report = keeper.recorder.report()

@@ -23,6 +23,7 @@ from tests.helpers.keeper import (
     run_keeper,
     run_until_quiet,
     scan_rows,
+    step,
 )
 
 # MORPHO_DEMO_POSITIONS after a 30% WETH drop: 0 (lltv 0.86), 2 (bad debt) and 3 (lltv 0.77).
@@ -68,7 +69,7 @@ async def test_price_drop_liquidates_each_unhealthy_position_once(deployer, worl
     markets = {i: morpho(world).markets[MORPHO_DEMO_POSITIONS[i][0]] for i in range(len(borrowers))}
     keeper = await make_keeper(world, tmp_path)
     try:
-        await keeper.step(await keeper.chain.block_number())
+        await step(keeper)
         assert keeper.recorder.outcomes == []  # all healthy before the drop
         await drop_weth(deployer, world)
         before = {i: await position(deployer, morpho(world), markets[i], b) for i, b in enumerate(borrowers)}
@@ -109,7 +110,7 @@ async def test_position_made_liquidatable_by_interest_alone(deployer, world, tmp
     await open_morpho_position(deployer, morpho(world), user, "WBTC/USDC", 1, 60_000 * 0.7695)
     keeper = await make_keeper(world, tmp_path)
     try:
-        await keeper.step(await keeper.chain.block_number())
+        await step(keeper)
         assert keeper.recorder.outcomes == []
         await deployer.rpc("evm_increaseTime", [30 * 86_400])
         await deployer.rpc("evm_mine", [])

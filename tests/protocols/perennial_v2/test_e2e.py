@@ -47,6 +47,7 @@ from tests.helpers.keeper import (
     run_and_close,
     run_until_quiet,
     startup_error,
+    step,
 )
 
 
@@ -109,7 +110,7 @@ async def commit_requested_versions(d, dep, keeper=None) -> None:
         if keeper is None:
             await commit_price(d, dep)
         else:
-            await keeper.step(await keeper.chain.block_number())
+            await step(keeper)
 
 
 async def dsu_transfers_to(d, dep, receipt, to: str) -> list[tuple[str, int]]:
@@ -139,7 +140,7 @@ async def test_drop_liquidates_once_then_reward_is_credited_and_claimed(deployer
             dep.oracle, dep.keeper_oracle, dep.keeper_factory, dep.oracle_factory)
         assert await market_call(d, dep, "oracle") == dep.oracle != dep.keeper_oracle
         n0 = await nonce(d)
-        await keeper.step(await keeper.chain.block_number())
+        await step(keeper)
         assert keeper.recorder.outcomes == [] and await nonce(d) == n0  # healthy at $3,000
         await drop_weth(d, world)  # seen by the pull oracle only: nothing committed on chain yet
         latest_before = (await router_call(d, dep, "status"))[0]
@@ -230,7 +231,7 @@ async def test_reward_shows_as_claimable_then_is_claimed(deployer, world, tmp_pa
     keeper = await keeper_for(world, tmp_path, claim_min_gas_multiple="1000000")
     try:
         await drop_weth(d, world)
-        await keeper.step(await keeper.chain.block_number())
+        await step(keeper)
         version = await oracle_call(d, dep, "next")
         await commit_requested_versions(d, dep)
         await settle(d, dep, [users[i] for i in DEMO_UNHEALTHY])
@@ -396,7 +397,7 @@ async def test_market_factory_alone_finds_the_market_and_liquidates(deployer, wo
     assert 'market_factory = "' in world.entries["perennial_v2"] and "markets" not in world.entries["perennial_v2"]
     try:
         n0 = await nonce(d)
-        await keeper.step(await keeper.chain.block_number())
+        await step(keeper)
         adapter = keeper.by_name["perennial_v2"]
         assert list(adapter.markets) == [dep.market] and adapter.contracts()["MarketFactory"] == dep.factory
         assert set(adapter.markets[dep.market].accounts) == set(users)  # its OrderCreated logs read too
@@ -421,7 +422,7 @@ async def test_market_created_while_running_is_found_and_liquidated(deployer, wo
     d, dep, users = deployer, dep_of(world), traders(world)
     keeper = await keeper_for(world, tmp_path, from_factory=True)
     try:
-        await keeper.step(await keeper.chain.block_number())
+        await step(keeper)
         adapter = keeper.by_name["perennial_v2"]
         assert list(adapter.markets) == [dep.market]
         dep2 = await deploy_perennial(d, world.tokens, dep.pyth, base=dep,
