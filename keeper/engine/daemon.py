@@ -49,7 +49,7 @@ from keeper.protocols.base import (
 )
 from keeper.send.manager import Settled, Submission, TxManager
 from keeper.send.policy import FeePolicy
-from keeper.store import OutcomeStatus, Store, TxKind, open_store
+from keeper.store import OutcomeStatus, Store, StoreError, TxKind, open_store
 
 if TYPE_CHECKING:
     from keeper.observe.server import Monitor
@@ -170,7 +170,7 @@ class Keeper:
         self.by_name = {a.name: a for a in self.adapters}
         self.telemetry.protocols = {a.name: ProtocolState() for a in self.adapters}
         self.store = store
-        self._own_store = False  # opened by start() for the journal (live, none given): closed by close()
+        self._own_store = False  # none given: start() opens the configured one, close() closes it
         # With a store: a durable, reorg-aware index, written with the mirror's rows once a block.
         self.discovery = Discovery(self.adapters, store, defer_commit=True)
         self.native = ChainlinkFeed(cfg.keeper.native_usd_feed)
@@ -261,9 +261,16 @@ class Keeper:
             for what, addr in a.contracts().items():
                 if not await self.chain.get_code(addr):
                     raise StartupError(f"{a.name}: no contract code at {what} {addr}")
+        if self.store is None:  # the durable index and the journal: the configured store
+            self.store, self._own_store = await open_store(c.store), True
+            self.discovery.store = self.store
+        genesis = await self.chain.rpc.request("eth_getBlockByNumber", ["0x0", False])
+        try:
+            await self.store.bind_chain(chain_id, str((genesis or {}).get("hash", "")))
+        except StoreError as e:
+            raise StartupError(str(e)) from None
         await self.discovery.load()
-        if self.store is not None:
-            await restore(self.store, self.adapters)
+        await restore(self.store, self.adapters)
         eth = await self.chain.get_balance(self.signer.address)
         tokens: set[str] = set().union(*(a.tokens() for a in self.adapters))
         budget = await self.executor.budget(tokens)
@@ -280,8 +287,7 @@ class Keeper:
                  wallet_tokens={t: str(b) for t, b in budget.items() if b}, native_usd=native.price_8 / 1e8)
 
     async def _start_manager(self, min_balance: int) -> None:
-        if self.store is None:  # the journal needs one: the configured store, opened here
-            self.store, self._own_store = await open_store(self.cfg.store), True
+        assert self.store is not None
         self.manager = TxManager(self.chain, self.signer, self.store, self.policy, self.cfg.chain.chain_id,
                                  check=self._still_valid, on_settled=self._settled, min_balance=min_balance,
                                  poll_interval=self.cfg.chain.poll_interval_seconds, submitter=self.submitter,

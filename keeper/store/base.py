@@ -75,6 +75,12 @@ class Store(Protocol):
     async def blob(self, protocol: str, name: str) -> Blob | None: ...
 
     # ---- transaction journal ----
+    async def bind_chain(self, chain_id: int, genesis_hash: str) -> None:
+        """Record the chain the store's contents belong to (its id and block 0's hash) on first use;
+        afterwards raise StoreError if another chain is named (a devnet restarted, another network):
+        its index and journal would be wrong there, and its signed transactions valid."""
+        ...
+
     async def add_attempt(self, attempt: NewAttempt) -> int:
         """Journal a decision; returns the attempt id."""
 

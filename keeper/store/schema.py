@@ -101,6 +101,12 @@ CREATE TABLE tx_transitions (
 );
 CREATE INDEX tx_transitions_tx ON tx_transitions (tx_id);
 """),
+    (2, "the chain the store belongs to", """
+CREATE TABLE store_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+)
+"""),
 )
 
 BOOTSTRAP = """CREATE TABLE IF NOT EXISTS schema_migrations (

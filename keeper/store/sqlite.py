@@ -289,6 +289,19 @@ class SqliteStore(SqliteJournal):
     async def put_blob(self, protocol: str, name: str, blob: Blob) -> None:
         await self.apply(WriteBatch().put_blob(protocol, name, blob))
 
+    async def bind_chain(self, chain_id: int, genesis_hash: str) -> None:
+        want = f"{chain_id}:{genesis_hash.lower()}"
+
+        def w(c: sqlite3.Connection) -> str:
+            c.execute("INSERT OR IGNORE INTO store_meta (key, value) VALUES ('chain', ?)", (want,))
+            return str(c.execute("SELECT value FROM store_meta WHERE key = 'chain'").fetchone()[0])
+        have = await self._run(self._write, w)
+        if have != want:
+            cid, _, genesis = have.partition(":")
+            raise StoreError(f"store {self.path} holds the state of chain {cid} (genesis {genesis[:12]}...), not of "
+                             f"chain {chain_id} (genesis {genesis_hash[:12]}...): a devnet restarted or another "
+                             "network; give [store] path another file (or delete this one if nothing is in flight)")
+
     async def blob(self, protocol: str, name: str) -> Blob | None:
         def q() -> Blob | None:
             row = self._c().execute("SELECT version, block, data FROM mirror_blobs WHERE protocol = ? AND name = ?",

@@ -58,3 +58,23 @@ def test_wrong_keystore_password(world, tmp_path, monkeypatch, capsys):
     path.write_text(config_text(world, keystore=ks))
     assert main(["scan", "--config", str(path)]) == 2
     assert "cannot decrypt" in capsys.readouterr().err
+
+
+def test_a_store_of_another_chain_is_refused(world, tmp_path, monkeypatch, capsys):
+    """[store] path of a devnet since restarted (same chain id, another genesis): exit 2 naming the
+    store, and the store is left as it was."""
+    import asyncio
+
+    from keeper.store import SqliteStore
+
+    other_genesis = "0x" + "5e" * 32
+
+    async def bind() -> None:
+        s = await SqliteStore.open(tmp_path / "keeper.db")  # the config's default path, beside it
+        await s.bind_chain(31337, other_genesis)
+        await s.close()
+
+    asyncio.run(bind())
+    assert run_cli(world, tmp_path, monkeypatch, command="scan") == 2
+    err = capsys.readouterr().err
+    assert "keeper.db holds the state of chain 31337 (genesis 0x5e5e5e5e5e" in err and "another file" in err

@@ -43,7 +43,7 @@ async def test_a_restart_resumes_from_the_file(tmp_path):
 
     s = await SqliteStore.open(path)
     try:
-        assert await s.schema_version() == 1
+        assert await s.schema_version() == 2  # migrations 1 (tables) and 2 (store_meta)
         assert await s.accounts("aave_v3") == {"0xA": 3}
         cp = await s.checkpoint("aave_v3", "mirror")
         assert (cp.block, cp.block_hash) == (9, HASH_A)
@@ -57,7 +57,7 @@ async def test_a_restart_resumes_from_the_file(tmp_path):
         await s.close()
     with sqlite3.connect(path) as c:
         assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert c.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 1  # applied once
+        assert c.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 2  # each applied once
 
 
 async def test_a_database_of_a_newer_keeper_is_refused(tmp_path):
@@ -139,5 +139,26 @@ async def test_a_crash_in_the_middle_of_a_write_leaves_nothing_of_it(tmp_path):
         assert await s.mirror("p") == {}
         await s.apply(WriteBatch().add_accounts("p", {"0xB": 2}))  # writable again: no stale lock
         assert await s.accounts("p") == {"0xA": 1, "0xB": 2}
+    finally:
+        await s.close()
+
+
+async def test_a_store_belongs_to_one_chain(tmp_path):
+    """The first keeper to use a store binds it to its chain (id and genesis hash); another chain
+    (a devnet restarted under the same id, another network) is refused: the index would be wrong
+    there and the journal's signed transactions valid."""
+    path = tmp_path / "keeper.db"
+    genesis_a, genesis_b = "0x" + "a1" * 32, "0x" + "b2" * 32
+    s = await SqliteStore.open(path)
+    await s.bind_chain(31337, genesis_a)
+    await s.bind_chain(31337, genesis_a)  # the same chain again: fine
+    await s.close()
+    s = await SqliteStore.open(path)  # after a restart too
+    try:
+        await s.bind_chain(31337, genesis_a)
+        with pytest.raises(StoreError, match=r"holds the state of chain 31337 .* not of chain 31337"):
+            await s.bind_chain(31337, genesis_b)
+        with pytest.raises(StoreError, match="not of chain 1 "):
+            await s.bind_chain(1, genesis_a)
     finally:
         await s.close()
