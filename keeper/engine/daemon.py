@@ -299,7 +299,8 @@ class Keeper:
             raise StartupError(f"reconciling the transaction journal ({self.cfg.store.path}) with the chain "
                                f"failed: {type(e).__name__}: {str(e)[:300]}") from None
         await self._record_unreported()
-        await self._approve_spenders()
+        if not await self.simulator.probe(self.signer.address):
+            await self._approve_spenders()  # plans are then checked alone, with eth_call: approved beforehand
 
     async def _still_valid(self, before: Sequence[TxRequest], tx: TxRequest, block: int) -> str | None:
         """Why ``tx`` would revert on the state of ``block`` (after our pending ``before``), or None."""

@@ -51,6 +51,25 @@ class Simulator:
         self.chain = chain
         self.has_simulate_v1: bool | None = None  # None: not asked yet
 
+    async def probe(self, sender: str) -> bool:
+        """Whether the node has eth_simulateV1 (asked once, with a zero-value self-call); a node that
+        does not answer at all is asked again by the next simulation."""
+        if self.has_simulate_v1 is None:
+            try:
+                await self.chain.rpc.request("eth_simulateV1", [
+                    {"blockStateCalls": [{"calls": _calls(sender, [TxRequest(sender, b"")])}], "validation": False},
+                    "latest"])
+                self.has_simulate_v1 = True
+            except TransientRpcError:
+                return False
+            except RpcError as e:
+                if not _missing(e):
+                    return False
+                log.warning("simulate.no_eth_simulateV1", error=str(e)[:200],
+                            fallback="eth_call + eth_estimateGas of single transactions; approvals at start-up")
+                self.has_simulate_v1 = False
+        return bool(self.has_simulate_v1)
+
     async def run(self, sender: str, txs: Sequence[TxRequest], after: Sequence[TxRequest] = (),
                   block: int | str = "latest") -> Simulation:
         """Run ``txs`` in sequence on the state after ``block``; ``after``: transactions already sent

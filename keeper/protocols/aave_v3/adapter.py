@@ -219,6 +219,10 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
     def tokens(self) -> set[str]:
         return set(self.reserves)
 
+    def spenders(self) -> set[tuple[str, str]]:
+        """Inventory mode repays any reserve's debt from the wallet: the Pool pulls it."""
+        return set() if self.flash else {(r, self.pool) for r in self.reserves}
+
     async def start(self, chain: Chain) -> None:
         self.chain = chain
         if not await chain.get_code(self.provider):
@@ -511,16 +515,22 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
         fresh = [c for c in found if c.key not in keys and (c.collateral, c.debt) not in pairs]
         return sorted(fresh, key=lambda c: -c.profit)
 
-    def _state_key(self, st: UserState) -> tuple:
+    def _state_key(self, user: str, st: UserState) -> tuple:
+        """What a refusal depends on: the oracle prices, the account's balances and, in flash mode,
+        the pools' quotes for its pairs (another trade in the pool, e.g. an earlier liquidation's
+        sale, can refuse a flash plan that the next block's quote makes good again)."""
         assets = sorted(set(st.collateral) | set(st.debt))
+        quotes = tuple(sorted((pair, q.out, q.profit) for pair, q in self.quotes.get(user, {}).items()
+                              if isinstance(q, Solution)))
         return (tuple(self.reserves[a].price for a in assets), tuple(sorted(st.collateral.items())),
-                tuple(sorted(st.debt.items())))
+                tuple(sorted(st.debt.items())), quotes)
 
     def _same_state(self, a: tuple, b: tuple) -> bool:
-        """Same prices, same reserves; balances within STATE_TOLERANCE_BPS (interest accrues)."""
-        if a[0] != b[0] or [k for k, _ in a[1]] != [k for k, _ in b[1]] or [k for k, _ in a[2]] != [k for k, _ in b[2]]:
+        """Same prices and quotes, same reserves; balances within STATE_TOLERANCE_BPS (interest accrues)."""
+        if a[0] != b[0] or a[3] != b[3] or [k for k, _ in a[1]] != [k for k, _ in b[1]] \
+                or [k for k, _ in a[2]] != [k for k, _ in b[2]]:
             return False
-        pairs = list(zip(a[1], b[1])) + list(zip(a[2], b[2]))
+        pairs = list(zip(a[1], b[1], strict=True)) + list(zip(a[2], b[2], strict=True))
         return all(abs(x - y) * 10_000 <= STATE_TOLERANCE_BPS * max(x, y) for (_, x), (_, y) in pairs)
 
     def _refused_here(self, user: str, st: UserState) -> tuple[set[tuple[str, str, int]], set[tuple[str, str]]]:
@@ -528,14 +538,14 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
         got = self.refused.get(user)
         if got is None:
             return set(), set()
-        if not self._same_state(got[0], self._state_key(st)):
+        if not self._same_state(got[0], self._state_key(user, st)):
             del self.refused[user]  # the account moved: every plan may be tried again
             return set(), set()
         return got[1], got[2]
 
     def _remember(self, user: str, st: UserState, key: tuple[str, str, int], whole_pair: bool) -> None:
         keys, pairs = self._refused_here(user, st)
-        self.refused[user] = (self._state_key(st), keys | {key}, pairs | ({key[:2]} if whole_pair else set()))
+        self.refused[user] = (self._state_key(user, st), keys | {key}, pairs | ({key[:2]} if whole_pair else set()))
 
     def _base(self, user: str, st: UserState) -> AccountView:
         hf = st.health_factor

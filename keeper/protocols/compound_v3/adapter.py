@@ -172,6 +172,10 @@ class CompoundV3Adapter(Adapter[CompoundV3Config]):
     def tokens(self) -> set[str]:
         return {self.base} if self.base else set()
 
+    def spenders(self) -> set[tuple[str, str]]:
+        """Inventory mode buys collateral with the base token from the wallet: Comet pulls it."""
+        return {(self.base, self.comet)} if self.base and not self.flash else set()
+
     # ---- start-up ---------------------------------------------------------------------------
     async def start(self, chain: Chain) -> None:
         self.chain = chain

@@ -203,6 +203,10 @@ class GearboxV3Adapter(Adapter[GearboxV3Config]):
     def tokens(self) -> set[str]:
         return {m.underlying for m in self.managers.values() if m.underlying}
 
+    def spenders(self) -> set[tuple[str, str]]:
+        """Inventory mode pays the underlying from the wallet: the credit manager pulls it."""
+        return set() if self.flash else {(m.underlying, m.cm) for m in self.managers.values() if m.underlying}
+
     # ---- start-up ---------------------------------------------------------------------------
     async def start(self, chain: Chain) -> None:
         self.chain = chain

@@ -123,6 +123,10 @@ class MorphoBlueAdapter(Adapter[MorphoBlueConfig]):
     def tokens(self) -> set[str]:
         return {m.loan for m in self.markets.values()}
 
+    def spenders(self) -> set[tuple[str, str]]:
+        """Inventory mode repays the loan token from the wallet: Morpho pulls it."""
+        return set() if self.flash else {(m.loan, self.morpho) for m in self.markets.values()}
+
     async def start(self, chain: Chain) -> None:
         self.chain = chain
         if not await chain.get_code(self.morpho):

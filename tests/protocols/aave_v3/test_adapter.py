@@ -140,3 +140,24 @@ def test_every_plan_refused_leaves_a_reason():
 def test_unknown_rules_refused_by_the_config(rules):
     with pytest.raises(ValueError):
         AaveV3Config(kind="aave_v3", addresses_provider="0x" + "1" * 40, close_factor_rules=rules)
+
+
+def test_a_refusal_is_forgotten_when_the_pools_quotes_move():
+    """In flash mode the pools are part of the state a refusal was made in: an earlier trade of the
+    block (another liquidation's sale) can make a flash plan fail that the next block's quote makes
+    good. A refusal is remembered while the quotes are the same, forgotten when they change."""
+    from keeper.swap.search import Candidate, Solution
+
+    def quote(out: int) -> Solution:
+        return Solution(Candidate(size=1, sales=(), cost=0, borrow=0), legs=(), lender=None, flash_fee=0,
+                        profit=out, quoted=1)
+
+    a = adapter("v3.3", weth_emode_bits=0, emode=CAT_V32)
+    a.quotes = {USER: {(WETH, WBTC): quote(500)}}
+    first = plan(a)
+    a.alternatives(first.plan, "29 RESERVE_PAUSED", BUDGET)
+    assert plan(a).label == "WETH/USDC"  # same prices, same quotes: WETH/WBTC stays refused
+    a.quotes = {USER: {(WETH, WBTC): quote(500)}}  # re-quoted in the next block, unchanged
+    assert plan(a).label == "WETH/USDC"
+    a.quotes = {USER: {(WETH, WBTC): quote(480)}}  # the pool moved: the pair may be tried again
+    assert plan(a).label == "WETH/WBTC"
