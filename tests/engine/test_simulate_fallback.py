@@ -61,10 +61,11 @@ async def test_a_plan_that_would_revert_is_refused_with_the_pools_reason(deploye
     weth = world.tokens["WETH"]
     price = weth.price
     await drop_weth(deployer, world)
+    world.url = proxy.url
+    keeper = await make_keeper(world, tmp_path)  # approves the other reserves at start-up (no eth_simulateV1)
+    await keeper.settle()
     sent_before = await deployer.w3.eth.get_transaction_count(KEEPER_ADDRESS)
     held = proxy.on("eth_estimateGas", Hold(), times=1).fault
-    world.url = proxy.url
-    keeper = await make_keeper(world, tmp_path)
     step = asyncio.create_task(run_and_close(keeper))
     await asyncio.wait_for(held.arrived.wait(), 60)  # planned on HF < 1, about to be estimated
     await set_price(deployer, weth, price)  # the price is back before the node runs it
