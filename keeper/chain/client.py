@@ -40,7 +40,18 @@ def hexint(x: str | int) -> int:
     return x if isinstance(x, int) else int(x, 16)
 
 
-def block_tag(block: int | str) -> str:
+@dataclass(frozen=True)
+class AtHash:
+    """A block named by its hash (EIP-1898): its state, whatever the node mines meanwhile. Anvil
+    answers a state asked by the number of its newest block from its live state while it mines the
+    next one; by hash it answers that block's."""
+    number: int
+    hash: str
+
+
+def block_tag(block: int | str | AtHash) -> Any:
+    if isinstance(block, AtHash):
+        return {"blockHash": block.hash}
     return hex(block) if isinstance(block, int) else block
 
 
@@ -172,7 +183,12 @@ class Chain:
     async def get_balance(self, address: str, block: int | str = "latest") -> int:
         return hexint(await self.rpc.request("eth_getBalance", [address, block_tag(block)]))
 
-    async def nonce(self, address: str, block: int | str = "pending") -> int:
+    async def head(self) -> AtHash:
+        """The newest block, by number and hash."""
+        b = await self.get_block("latest")
+        return AtHash(hexint(b["number"]), b["hash"])
+
+    async def nonce(self, address: str, block: int | str | AtHash = "pending") -> int:
         return hexint(await self.rpc.request("eth_getTransactionCount", [address, block_tag(block)]))
 
     async def eth_call(self, to: str, data: bytes, *, sender: str | None = None,

@@ -16,7 +16,7 @@ import structlog
 from eth_utils import to_checksum_address
 
 from keeper.abi import load
-from keeper.chain.client import Chain
+from keeper.chain.client import AtHash, Chain
 from keeper.chain.fees import GWEI, Fees
 from keeper.chain.multicall import Call
 from keeper.chain.sender import TxRequest
@@ -165,9 +165,12 @@ class Executor:
             # Checked alone (eth_call) the plan would fail on its allowance: approvals first.
             return await self._approve_first(r, plan, approvals, fees, native_price)
         after: list[TxRequest] = []
-        at: int | str = "latest"
-        if self.manager is not None and self.manager.slots:  # on one block's state, after what is not mined there
-            at = await self.chain.block_number()
+        at: int | str | AtHash = "latest"
+        if self.manager is not None and (self.manager.slots or self.manager.last_mined >= 0):
+            # On one block's state (named by hash: Anvil answers a number from its live state while
+            # it mines), after what of ours is not mined there; never before our last receipt's block.
+            head = await self.chain.head()
+            at = head if head.number >= self.manager.last_mined else self.manager.last_mined
             after = await self.manager.unmined_at(at)
         sim = await self.simulator.run(self.wallet, approvals + list(plan.txs), after=after, block=at)
         if not sim.ok and sim.estimated and (approvals or waiting) and len(plan.txs) == 1:

@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from keeper.chain.client import Chain, Log, hexint
+from keeper.chain.client import AtHash, Chain, Log, block_tag, hexint
 from keeper.chain.sender import TxRequest
 from keeper.errors import RpcError, TransientRpcError, decode_revert
 
@@ -71,11 +71,11 @@ class Simulator:
         return bool(self.has_simulate_v1)
 
     async def run(self, sender: str, txs: Sequence[TxRequest], after: Sequence[TxRequest] = (),
-                  block: int | str = "latest") -> Simulation:
+                  block: int | str | AtHash = "latest") -> Simulation:
         """Run ``txs`` in sequence on the state after ``block``; ``after``: transactions already sent
         and not mined yet, run first so that ``txs`` meet the state they will meet (their results
         are not reported)."""
-        tag = hex(block) if isinstance(block, int) else block
+        tag = block_tag(block)
         if self.has_simulate_v1 is False:
             return await self._fallback(sender, txs, tag)
         try:
@@ -104,7 +104,7 @@ class Simulator:
                 for c in calls for lg in c.get("logs", [])]
         return Simulation(True, gas, logs=logs)
 
-    async def _fallback(self, sender: str, txs: Sequence[TxRequest], tag: str = "latest") -> Simulation:
+    async def _fallback(self, sender: str, txs: Sequence[TxRequest], tag: Any = "latest") -> Simulation:
         if len(txs) != 1:
             return Simulation(False, reason=f"node has no eth_simulateV1: {len(txs)} transactions in sequence "
                                             "cannot be checked one by one", estimated=True)

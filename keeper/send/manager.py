@@ -37,7 +37,7 @@ from eth_account.typed_transactions import TypedTransaction
 from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 
-from keeper.chain.client import Chain, Log, hexint
+from keeper.chain.client import AtHash, Chain, Log, hexint
 from keeper.chain.fees import Fees, current_fees
 from keeper.chain.relay import Submitter
 from keeper.chain.sender import Receipt, TxRequest
@@ -161,6 +161,7 @@ class TxManager:
         self.stopping = False  # set on shutdown: nothing new is sent
         self.next_nonce: int | None = None
         self.head = -1  # the last block fully handled by tick
+        self.last_mined = -1  # the highest block a receipt of ours was seen in
         self.slots: dict[int, _Slot] = {}
         self._attempts: dict[int, tuple[str, tuple[str, ...]]] = {}  # open attempt -> (protocol, accounts)
         self._receipts: dict[str, Receipt] = {}
@@ -190,14 +191,20 @@ class TxManager:
         nothing and are left out."""
         return [s.request for _, s in sorted(self.slots.items()) if s.kind != TxKind.CANCEL]
 
-    async def unmined_at(self, block: int) -> list[TxRequest]:
-        """Our transactions not mined as of ``block`` (by the signer's nonce there), in nonce order:
-        what a simulation on that block's state must run first. The polls may lag the node: a
-        transaction mined already must not run twice."""
+    async def unmined_at(self, block: int | AtHash) -> list[TxRequest]:
+        """Our transactions not mined as of ``block``, in nonce order: what a simulation on that
+        block's state must run first. Decided by receipts (one batch), mined at or below ``block``:
+        the polls may lag the node (a transaction mined already must not run twice), and a node's
+        nonce for its newest block may come from the state it is building (Anvil's, while mining)."""
         if not self.slots:
             return []
-        mined_below = await self.chain.nonce(self.address, block)
-        return [s.request for n, s in sorted(self.slots.items()) if n >= mined_below and s.kind != TxKind.CANCEL]
+        number = block.number if isinstance(block, AtHash) else block
+        slots = sorted(self.slots.items())
+        hashes = [h for _, s in slots for h in s.hashes]
+        answers = await self.chain.rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes], raise_errors=False)
+        mined_by = {h for h, r in zip(hashes, answers, strict=True)
+                    if isinstance(r, dict) and r.get("blockNumber") and hexint(r["blockNumber"]) <= number}
+        return [s.request for _, s in slots if s.kind != TxKind.CANCEL and not mined_by & set(s.hashes)]
 
     def pending_approvals(self) -> set[tuple[str, str]]:
         """(token, spender) of approvals in flight (``approve(spender, amount)`` calldata)."""
@@ -429,6 +436,7 @@ class TxManager:
         status = TxStatus.CONFIRMED if rc.status == 1 else TxStatus.REVERTED
         await self.store.set_status(rc.tx_hash, status, block=rc.block_number, gas_used=rc.gas_used)
         self._receipts[rc.tx_hash] = rc
+        self.last_mined = max(self.last_mined, rc.block_number)
         await self._resolve(s, rc.tx_hash, f"nonce {s.nonce} used by {rc.tx_hash}")
         log.info("txm.mined", nonce=s.nonce, tx_hash=rc.tx_hash, status=status.value, block=rc.block_number)
 

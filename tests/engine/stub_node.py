@@ -19,7 +19,7 @@ from eth_account.typed_transactions import TypedTransaction
 from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
 
-from keeper.chain.client import ERC20_TRANSFER_TOPIC
+from keeper.chain.client import ERC20_TRANSFER_TOPIC, AtHash
 from keeper.chain.fees import GWEI
 from keeper.chain.multicall import MULTICALL3, Call
 from keeper.chain.sender import TxRequest
@@ -156,6 +156,9 @@ class StubChain:
 
     async def block_number(self) -> int:
         return self.node.block
+
+    async def head(self) -> AtHash:
+        return AtHash(self.node.block, "0x" + self.node.block.to_bytes(32, "big").hex())
 
     async def nonce(self, address: str, block: int | str = "pending") -> int:
         return len(self.node.sent) - (0 if block == "pending" else len(self.node.pending))

@@ -30,7 +30,7 @@ from keeper.executor import (
     liquidate_morpho_blue,
 )
 from tests.helpers.flash import check_flash_outcome, crash_weth, flash_keeper, flash_world, preview
-from tests.helpers.keeper import run_until_quiet, scan_rows
+from tests.helpers.keeper import run_until_quiet, scan_rows, step
 
 AAVE_POSITION = ({"WETH": 10}, {"USDC": 20_000})  # HF 0.866 after the crash
 
@@ -89,7 +89,7 @@ async def test_a_shallow_pool_gets_the_part_that_pays_most(deployer, world, tmp_
     await shallow(d, world, 300)  # ~$300k a side: selling ~10 WETH ($21k) costs ~7% in price impact
     keeper = await flash_keeper(world, tmp_path, [protocol])
     try:
-        await keeper.step(await keeper.chain.block_number())
+        await step(keeper)
     finally:
         await keeper.close()
     report = keeper.recorder.report()

@@ -22,30 +22,32 @@ async def world(real_world, snapshot):
 
 
 async def test_without_eth_simulate_v1_a_fresh_wallet_liquidates(deployer, anvil, world, tmp_path):
-    """The wallet has approved nothing: the approval goes out alone first (estimated alone), then each
-    liquidation is checked with eth_call and eth_estimateGas and sent. The method's absence is
-    found once and logged once."""
+    """The wallet has approved nothing: the keeper finds the method missing at start-up (asked once,
+    logged once) and approves what Aave's inventory mode spends (every reserve, for the Pool) then;
+    each liquidation is checked with eth_call and eth_estimateGas and sent."""
     users = await open_scenario(deployer, world)
     await drop_weth(deployer, world)
     start = await deployer.w3.eth.block_number
     async with RpcProxy(anvil.url) as proxy:
         proxy.on("eth_simulateV1", MethodNotFound())
-        keeper = await make_keeper(world, tmp_path, rpc_url=proxy.url)
-        try:
-            with structlog.testing.capture_logs() as logs:
+        with structlog.testing.capture_logs() as logs:
+            keeper = await make_keeper(world, tmp_path, rpc_url=proxy.url)
+            try:
                 await run_until_quiet(keeper)
-        finally:
-            await keeper.close()
+            finally:
+                await keeper.close()
     assert len(proxy.calls("eth_simulateV1")) == 1  # asked once, then known to be missing
     assert [e["event"] for e in logs].count("simulate.no_eth_simulateV1") == 1
     assert proxy.calls("eth_call") and proxy.calls("eth_estimateGas")
     txs = await keeper_txs(deployer, start)
-    assert liquidated_users(txs) == {users[i]: [1] for i in UNHEALTHY}
-    assert all(s == 1 for _, s in txs) and len(txs) == 5  # one approval, alone, then four liquidations
+    assert liquidated_users(txs) == {users[i]: [1] for i in UNHEALTHY}  # once each, status 1
+    # One approval per reserve at start-up, then the four liquidations.
+    startup = [e for e in logs if e["event"] == "approvals.startup"]
+    assert len(startup) == len(world.tokens) and all(e["sent"] for e in startup)
+    assert all(s == 1 for _, s in txs) and len(txs) == len(world.tokens) + 4
     report = keeper.recorder.report()
     assert len(report["liquidations"]) == 4 and report["failed"] == report["reverted"] == []
-    approving = [o for o in report["skipped"] if o["reason_code"] == "approving"]
-    assert approving and all("approvals first" in o["reason"] for o in approving)
+    assert not [o for o in report["skipped"] if o["reason_code"] == "approving"]  # nothing waits for one
 
 
 async def test_one_garbage_receipt_poll_loses_no_confirmation(deployer, anvil, world, tmp_path):

@@ -14,7 +14,7 @@ from keeper_devnet.world import KEEPER_ADDRESS, open_position
 
 from keeper.abi import load
 from tests.helpers.flash import check_flash_outcome, crash_weth, flash_keeper, flash_world, wallet_tokens
-from tests.helpers.keeper import Wallet, make_keeper, run_until_quiet
+from tests.helpers.keeper import Wallet, make_keeper, run_until_quiet, step
 
 E18 = 10**18
 # (collateral, debt) in whole tokens; after WETH's crash to $2,100 both are at HF 0.866.
@@ -85,7 +85,7 @@ async def test_inventory_mode_with_too_little_says_the_wallet_lacks_funds(deploy
     await mint(d, usdc, KEEPER_ADDRESS, usdc.units(10))
     keeper = await make_keeper(world, tmp_path, execution="inventory", protocols=["aave_v3"])
     try:
-        await keeper.step(await keeper.chain.block_number())
+        await step(keeper)
     finally:
         await keeper.close()
     report = keeper.recorder.report()

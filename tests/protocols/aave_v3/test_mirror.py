@@ -17,7 +17,7 @@ from keeper_devnet.deploy import DeployError
 from keeper_devnet.protocols.aave_v3.common import borrow, supply
 from keeper_devnet.tokens import approve, set_price
 from keeper_devnet.world import open_position
-from tests.helpers.keeper import make_keeper
+from tests.helpers.keeper import make_keeper, step
 
 POOL = load("aave_v3/AaveV3Pool")
 UINT_MAX = 2**256 - 1
@@ -77,7 +77,7 @@ async def test_random_operations_keep_the_mirror_exact(deployer, world, tmp_path
         plan = ["supply", "borrow", "repay", "withdraw", "transfer", "collateral", "time", "price", "price"] * 4
         plan.append("crash")  # last: WETH and WBTC down 40%, so that there is something to liquidate
         rng.shuffle(plan)
-        for step, kind in enumerate(plan):
+        for i, kind in enumerate(plan):
             u = rng.choice(users)
             sym = rng.choice(list(t))
             tok = t[sym]
@@ -128,12 +128,12 @@ async def test_random_operations_keep_the_mirror_exact(deployer, world, tmp_path
                 continue  # the Pool refused it (e.g. the withdrawal would leave HF < 1): nothing changed
             kinds.append(kind)
             block = await keeper.chain.block_number()
-            await keeper.step(block)  # mirrors the block, then liquidates what is liquidatable
-            assert mirror_view(adapter) == await chain_view(keeper, adapter, block), f"step {step}: {kind}"
+            await step(keeper, block)  # mirrors the block, then liquidates what is liquidatable
+            assert mirror_view(adapter) == await chain_view(keeper, adapter, block), f"step {i}: {kind}"
             after = await keeper.chain.block_number()
             while after > block:  # the keeper liquidated: the next step mirrors the LiquidationCall logs
                 block = after
-                await keeper.step(block)
+                await step(keeper, block)
                 assert mirror_view(adapter) == await chain_view(keeper, adapter, block), f"after {kind}"
                 after = await keeper.chain.block_number()
     finally:

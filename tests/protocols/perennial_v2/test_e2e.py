@@ -270,7 +270,7 @@ async def test_timed_out_version_is_reported_lost_and_nothing_claimed(deployer, 
     keeper = await keeper_for(world, tmp_path)
     try:
         await drop_weth(d, world)
-        await keeper.step(await keeper.chain.block_number())
+        await step(keeper)
         version = await oracle_call(d, dep, "next")
         assert version
         await advance_to(d, version + dep.oracle_params.timeout + 1)
@@ -317,7 +317,7 @@ async def test_borderline_account_pushed_below_maintenance_by_funding(deployer, 
     await advance_to(d, await now(d) + 300)  # funding: 100 x ~$2,100 x 300 s / year ~ 2 DSU a long
     keeper = await keeper_for(world, tmp_path)
     try:
-        await keeper.step(await keeper.chain.block_number())
+        await step(keeper)
         adapter = keeper.by_name["perennial_v2"]
         m = adapter.markets[dep.market]
         st = m.accounts[border]
@@ -481,7 +481,7 @@ async def test_route_followed_again_when_the_router_moves_to_a_new_provider(depl
     d, dep, users = deployer, dep_of(world), traders(world)
     keeper = await keeper_for(world, tmp_path)
     try:
-        await keeper.step(await keeper.chain.block_number())
+        await step(keeper)
         m = keeper.by_name["perennial_v2"].markets[dep.market]
         assert m.route.epoch == 1 and m.route.provider == dep.keeper_oracle
         kf2, ko2 = await move_to_a_new_keeper_factory(d, dep)
