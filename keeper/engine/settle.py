@@ -123,7 +123,7 @@ def settled_outcome(s: Settled, wallet: str) -> Outcome | None:
                        realised_profit=loss, details={**details, "gas_paid_wei": paid_all})
     # Dropped: nothing of the plan was mined. Refused by the node when it was sent: failed.
     refused = [(i, s.notes[t.tx_hash]) for i, g in enumerate(groups) for t in g
-               if s.notes.get(t.tx_hash, "").startswith("refused by the node")]
+               if s.notes.get(t.tx_hash, "").startswith(("refused by the node", "relay given up"))]
     if refused and not any(t.status == TxStatus.PENDING for t in s.outcome.txs):
         i, note = refused[0]
         went_out = bool(mined) or i > 0

@@ -136,6 +136,8 @@ class Telemetry:
 
     # -- outcomes (the recorder calls it for every outcome recorded) --
     def outcome(self, o: Outcome) -> None:
+        if o.status is Status.PENDING:  # sent: counted once the chain decides (the in-flight gauge meanwhile)
+            return
         self.outcomes[(o.protocol, o.status.value)] += 1
         if o.status in (Status.CONFIRMED, Status.REVERTED) and o.realised_profit is not None:
             self.realised_profit_8 += o.realised_profit

@@ -18,8 +18,8 @@
   and then sent again as the same signed bytes if it would still succeed, replaced when the node
   refuses its fees, cancelled when it would revert.
 - With a relay (keeper.chain.relay) liquidations and approvals go to it instead of the public
-  mempool; one the relay gave up on is cancelled at its nonce (the queue behind it would stall).
-  Cancellations always go to the public mempool: a self-transfer reveals nothing.
+  mempool; one the relay gave up on (``fallback = "give_up"``) is dropped and its nonce reused: past
+  its target blocks it cannot be included. Cancellations always go to the public mempool.
 - ``in_flight()`` names the accounts of attempts with something pending: the engine plans nothing
   for them, so a restart (kill -9 included) never sends a second liquidation for the same
   opportunity.
@@ -375,7 +375,8 @@ class TxManager:
         latest, pending = await self._nonces()
         if self._latest is not None and latest < self._latest:
             await self._reconcile(head, f"the node's nonce went back from {self._latest} to {latest} (rollback)")
-        elif any(n >= pending and s.sent_block < head for n, s in self.slots.items()):
+        elif self.submitter is None and any(n >= pending and s.sent_block < head for n, s in self.slots.items()):
+            # (Through a relay our transactions are not in the node's pool: the relay tracks them.)
             await self._reconcile(head, f"the node counts {pending} transactions, ours go up to "
                                         f"{max(self.slots) + 1} (lost from its pool)")
         else:
@@ -511,8 +512,7 @@ class TxManager:
             s = self.slots[n]
             given_up = self.submitter.abandoned(s.current.tx_hash) if self.submitter is not None else None
             if given_up is not None and s.kind != TxKind.CANCEL:
-                market = market or await self._market()
-                await self._cancel(s, f"the relay {given_up}", market, head)
+                await self._given_up(s, given_up)
                 continue
             if s.kind == TxKind.LIQUIDATION and self.check is not None and head > s.sent_block and head > s.checked:
                 s.checked = head
@@ -530,6 +530,18 @@ class TxManager:
                 await self._replace(s, market, head)
             if s.kind != TxKind.CANCEL:
                 before.append(s.request)
+
+    async def _given_up(self, s: _Slot, why: str) -> None:
+        """The relay gave up on the slot's transaction without making it public: past its target
+        blocks it can no longer be included, so it is dropped and its nonce is free again."""
+        for h in s.hashes:
+            rec = await self.store.transaction(h)
+            if rec is not None and rec.status == TxStatus.PENDING:
+                await self.store.set_status(h, TxStatus.DROPPED, note=f"relay {why}"[:500])
+                self._event(TxEvent.DROPPED, h)
+        self.slots.pop(s.nonce, None)
+        await self._resync_nonce()
+        log.warning("txm.relay_gave_up", nonce=s.nonce, tx_hash=s.current.tx_hash, reason=why[:300])
 
     async def _replace(self, s: _Slot, market: Fees, head: int) -> None:
         old = s.current

@@ -151,6 +151,9 @@ async def test_a_pool_moved_after_planning_fails_the_simulation_not_the_chain(de
         await swap_exact_input_single(d, world.extra["uniswap"], trader, weth, usdc, weth.units(300))
         nonce = await d.w3.eth.get_transaction_count(KEEPER_ADDRESS)
         outcomes = await keeper.act(assessments, budget, fees, native, block)
+        await keeper.settle()  # what was sent, as the chain decided it
+        final = {o.attempt: o for o in keeper.recorder.outcomes if o.attempt is not None}
+        outcomes = [final.get(o.attempt, o) if o.attempt is not None else o for o in outcomes]
     finally:
         await keeper.close()
     by = {o.account: o for o in outcomes}

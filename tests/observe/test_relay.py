@@ -96,7 +96,7 @@ async def test_dropped_bundles_are_noticed_after_max_blocks_and_go_public(anvil,
     for txs, target in relay.bundles():
         by_tx.setdefault(txs[0], []).append(target)
     assert {p[0] for p in public} == set(by_tx)
-    assert all(len(t) == 2 and t[1] == t[0] + 1 for t in by_tx.values())
+    assert all(len(t) == 2 and t[1] == t[0] + 1 for t in by_tx.values()), by_tx
 
 
 async def test_dropped_bundles_given_up_send_nothing(anvil, deployer, world, tmp_path):
