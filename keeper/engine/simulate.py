@@ -33,6 +33,8 @@ async def simulate(chain: Chain, sender: str, txs: list[TxRequest],
                    after: Sequence[TxRequest] = ()) -> Simulation:
     """Run ``txs`` in sequence; ``after``: transactions already sent and not mined yet, run first so
     that ``txs`` meet the state they will meet (their results are not reported)."""
+    if chain.capabilities.simulate_v1 is False:  # the endpoint's probe (keeper/chain/capabilities.py)
+        return await _fallback(chain, sender, txs)
     try:
         res = await chain.rpc.request("eth_simulateV1", [
             {"blockStateCalls": [{"calls": _calls(sender, [*after, *txs])}], "validation": False}, "latest"])
