@@ -144,12 +144,13 @@ class FailoverTransport:
             ep.head, ep.head_at = head, self.clock()
 
     async def _head_of(self, ep: Endpoint) -> int | None:
+        before = ep.head
         try:
             resp = await asyncio.wait_for(ep.transport.send("eth_blockNumber", []), timeout=5.0)
         except Exception:
             return None
         head = quantity(resp.get("result")) if isinstance(resp, dict) else None
-        if head is None or head < ep.head:  # garbage, or gone back: not a head to compare
+        if head is None or head < before:  # garbage, or gone back: not a head to compare
             return None
         self._saw_head(ep, head)
         return head
@@ -260,26 +261,29 @@ class FailoverTransport:
             self._failed(ep, why)
         return TransientRpcError(f"{method}: {ep.label} gave {why}")
 
-    def _head(self, ep: Endpoint, result: Any) -> None:
+    def _head(self, ep: Endpoint, result: Any, before: tuple[int, int]) -> None:
         """An eth_blockNumber result: a hex quantity not below what this endpoint, or (by
-        ``lag_blocks``) another, gave before; raises the rejection otherwise."""
+        ``lag_blocks``) another, gave before the request was sent (``before``: the endpoint's head
+        and the highest head handed on then; an answer to a request sent earlier may arrive after
+        a later one's); raises the rejection otherwise."""
+        ep_head, high = before
         head = quantity(result)
         if head is None:
             raise self._reject(ep, "eth_blockNumber", "not_quantity",
                                f"block number {str(result)[:40]!r} is not a hex quantity")
         now = self.clock()
-        if head < ep.head:
+        if head < ep_head:
             if ep.back_since is None:
                 ep.back_since = now
             if now - ep.back_since < self.stale:
                 raise self._reject(ep, "eth_blockNumber", "head_backwards",
-                                   f"head {head} is below head {ep.head} it gave before")
-            log.warning("rpc.head_reset", endpoint=ep.label, head=head, before=ep.head,
+                                   f"head {head} is below head {ep_head} it gave before")
+            log.warning("rpc.head_reset", endpoint=ep.label, head=head, before=ep_head,
                         reason=f"below its earlier head for {now - ep.back_since:.0f}s: believed again")
             ep.head, ep.head_at = head, now
             self.high = min(self.high, head)
-        elif head <= self.high - self.lag:
-            why = f"head {head} is {self.high - head} blocks behind head {self.high} from {self.high_from}"
+        elif head <= high - self.lag:
+            why = f"head {head} is {high - head} blocks behind head {high} from {self.high_from}"
             quiet, ep.lag_logged = ep.lag_logged, True  # logged once until it catches up
             self._checked_at = -float("inf")  # look for a better-placed endpoint on the next request
             raise self._reject(ep, "eth_blockNumber", "head_behind", why, failed=False, quiet=quiet)
@@ -288,12 +292,12 @@ class FailoverTransport:
         if head > self.high:
             self.high, self.high_from = head, ep.label
 
-    def _accept(self, ep: Endpoint, method: str, params: list[Any], resp: Any) -> Any:
+    def _accept(self, ep: Endpoint, method: str, params: list[Any], resp: Any, before: tuple[int, int]) -> Any:
         if not _well_formed(resp):
             raise self._reject(ep, method, "malformed", f"not a JSON-RPC response: {str(resp)[:120]}")
         if "result" in resp:
             if method == "eth_blockNumber":
-                self._head(ep, resp["result"])
+                self._head(ep, resp["result"], before)
             elif why := mismatch(method, params, resp["result"]):
                 raise self._reject(ep, method, "mismatch", why)
         ep.failures = 0
@@ -313,18 +317,20 @@ class FailoverTransport:
             if method == "eth_simulateV1" and ep.caps.simulate_v1 is False:  # probed: not asked again
                 return {"jsonrpc": "2.0", "id": None, "error": {
                     "code": -32601, "message": f"eth_simulateV1 is not supported by {ep.label} (probed)"}}
+            before = (ep.head, self.high)
             resp = await ep.transport.send(method, params)
         except Exception as e:
             if _connection_trouble(e) or isinstance(e, TransientRpcError):
                 self._failed(ep, f"{type(e).__name__}: {e}"[:200])
             raise
-        return self._accept(ep, method, params, resp)
+        return self._accept(ep, method, params, resp, before)
 
     async def send_batch(self, requests: list[Request]) -> Any:
         await self._maybe_check()
         ep = self.endpoints[self.active]
         try:
             await self._probe(ep)
+            before = (ep.head, self.high)
             if ep.caps.batches:
                 resp = await ep.transport.send_batch(requests)
             else:
@@ -345,7 +351,7 @@ class FailoverTransport:
                                        "a batch answer holds entries that are not JSON-RPC responses")
                 for (m, p), r in zip(requests, resp, strict=True):
                     if "result" in r and m == "eth_blockNumber":
-                        self._head(ep, r["result"])
+                        self._head(ep, r["result"], before)
                     elif "result" in r and (why := mismatch(m, p, r["result"])):
                         raise self._reject(ep, m, "mismatch", why)
             ep.failures = 0

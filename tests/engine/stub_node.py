@@ -16,6 +16,7 @@ from typing import Any
 from eth_abi import decode, encode
 from eth_utils import keccak
 
+from keeper.chain.capabilities import Capabilities
 from keeper.chain.client import ERC20_TRANSFER_TOPIC
 from keeper.chain.multicall import MULTICALL3, Call
 from keeper.chain.sender import TxRequest
@@ -115,6 +116,7 @@ class StubChain:
         self.node = node
         self.rpc = StubRpc(node)
         self.multicall_address = MULTICALL3
+        self.capabilities = Capabilities(simulate_v1=True)  # the stub node answers eth_simulateV1
 
     async def multicall_strict(self, calls: list[Call], block: int | str = "latest") -> list[Any]:
         """Only allowance(owner, spender) reads are expected."""

@@ -42,7 +42,7 @@ def probes(logs: list[dict]) -> list[dict]:
 
 async def test_an_endpoint_with_simulate_v1_is_probed_once_and_logged_in_one_line():
     fake = endpoint()
-    chain, ft = failover(fake)
+    chain, _ft = failover(fake)
     assert chain.capabilities.simulate_v1 is None  # not used yet: not probed
     with structlog.testing.capture_logs() as logs:
         for _ in range(3):

@@ -52,7 +52,7 @@ def rejected(logs: list[dict]) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("answer", ["16", 16, "0xzz", "0x", "-0x10", None])
 async def test_a_block_number_that_is_not_a_hex_quantity_is_rejected(answer):
-    chain, ft, telemetry, _ = failover(endpoint(answer))
+    chain, _ft, telemetry, _ = failover(endpoint(answer))
     with structlog.testing.capture_logs() as logs, pytest.raises(TransientRpcError, match="not a hex quantity"):
         await chain.block_number()
     assert [k for k, _ in rejected(logs)] == ["not_quantity"] * 2  # each of Rpc's two attempts
@@ -61,7 +61,7 @@ async def test_a_block_number_that_is_not_a_hex_quantity_is_rejected(answer):
 
 async def test_a_head_that_goes_back_is_rejected_until_the_endpoint_is_past_it():
     fake = endpoint("0x64", "0x5f", "0x5f", "0x65")  # 100, then 95 (twice), then 101
-    chain, ft, telemetry, _ = failover(fake)
+    chain, _ft, telemetry, _ = failover(fake)
     assert await chain.block_number() == 100
     with structlog.testing.capture_logs() as logs, pytest.raises(TransientRpcError, match="below head 100"):
         await chain.block_number()
@@ -74,7 +74,7 @@ async def test_a_head_that_goes_back_is_rejected_until_the_endpoint_is_past_it()
 
 async def test_an_endpoint_that_stays_below_its_old_head_is_believed_again_after_stale_seconds():
     fake = endpoint("0x64", "0x50")  # 100, then 80 from then on (a resynced node)
-    chain, ft, _, clock = failover(fake, stale_seconds=30)
+    chain, _ft, _, clock = failover(fake, stale_seconds=30)
     await chain.block_number()
     with pytest.raises(TransientRpcError):
         await chain.block_number()
@@ -159,3 +159,25 @@ async def test_the_head_source_never_hands_out_an_older_head():
     assert [(h.first, h.number) for h in got] == [(10, 10), (11, 12), (13, 13)]
     assert heads.behind == 1
     assert [(e["head"], e["newest"]) for e in logs if e["event"] == "heads.behind"] == [(7, 12)]
+
+
+async def test_an_earlier_requests_answer_arriving_after_a_later_ones_is_not_a_head_gone_back():
+    release = asyncio.Event()
+
+    class Slow(FakeTransport):
+        async def send(self, method: str, params: list[Any]) -> Any:
+            if method == "eth_blockNumber" and not release.is_set():
+                release.set()
+                await asyncio.sleep(0.05)  # answered (with 100) after the next request's 101
+            return await super().send(method, params)
+
+    fake = Slow()
+    fake.on("eth_chainId", "0x1").on("eth_simulateV1", []).on("eth_blockNumber", "0x64", "0x65")
+    chain, _, telemetry, _ = failover(fake)
+    await chain.chain_id()  # probed
+
+    async def second() -> int:
+        await release.wait()
+        return await chain.block_number()
+    assert sorted(await asyncio.gather(chain.block_number(), second())) == [100, 101]
+    assert not telemetry.rpc_rejects
