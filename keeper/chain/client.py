@@ -12,6 +12,7 @@ import aiohttp
 import structlog
 from eth_utils import to_checksum_address
 
+from keeper.chain.capabilities import Capabilities, stated_log_range
 from keeper.chain.limits import (
     RequestLimits,
     batch_refusal,
@@ -104,6 +105,25 @@ class Chain:
         self.log_chunk_blocks = log_chunk_blocks
         self.limits = RequestLimits(max_request_bytes, max_batch)
         self._slots = asyncio.Semaphore(parallel_requests)  # POSTs in flight at once
+        self._capabilities = Capabilities()  # a transport without probes (one plain endpoint)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """The endpoint in use's capabilities (keeper/chain/capabilities.py): probed by a failover
+        transport, else only what this Chain has learned (eth_getLogs' range)."""
+        caps = getattr(self.rpc.transport, "capabilities", None)
+        return caps if isinstance(caps, Capabilities) else self._capabilities
+
+    def _learn_log_range(self, refused: int, e: RpcError) -> int:
+        """The range to ask for after a refusal of ``refused`` blocks: the provider's stated limit
+        when its answer gives one below what was refused, else half; kept in the capabilities."""
+        stated = stated_log_range(str(e))
+        blocks = stated if stated is not None and stated < refused else max(1, refused // 2)
+        caps = self.capabilities
+        caps.max_log_range = blocks if caps.max_log_range is None else min(caps.max_log_range, blocks)
+        log.warning("rpc.log_range_limit", endpoint=getattr(self.rpc.transport, "endpoint", None),
+                    blocks=caps.max_log_range, stated=stated is not None, answer=str(e)[:160])
+        return caps.max_log_range
 
     # ---- requests that fit ----
 
@@ -271,11 +291,12 @@ class Chain:
         return res
 
     async def get_logs(self, address: str | list[str], topics: list, from_block: int, to_block: int) -> list[Log]:
-        """eth_getLogs in chunks of log_chunk_blocks (sent as one batch); halves a chunk the node
-        refuses as too large."""
+        """eth_getLogs in chunks of log_chunk_blocks, or of the endpoint's learned range if smaller
+        (sent as one batch); a refused range teaches the endpoint's limit (the one its answer
+        states, else half of what was refused) and is asked again within it."""
         out: list[Log] = []
         start = from_block
-        chunk = self.log_chunk_blocks
+        chunk = min(self.log_chunk_blocks, self.capabilities.max_log_range or self.log_chunk_blocks)
         while start <= to_block:
             ranges: list[tuple[int, int]] = []
             s = start
@@ -289,7 +310,7 @@ class Chain:
             except RpcError as e:
                 if chunk > 1 and (asks_too_much(str(e)) or "too many" in str(e).lower()
                                   or "limit" in str(e).lower()):
-                    chunk = max(1, min(chunk, to_block - start + 1) // 2)  # half of what was refused
+                    chunk = self._learn_log_range(min(chunk, to_block - start + 1), e)
                     continue
                 raise
             for res in results:

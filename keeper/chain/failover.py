@@ -6,19 +6,37 @@ for ``stale_seconds`` while another's has, or when it is ``lag_blocks`` behind a
 ``recheck_seconds`` the endpoints ahead of it in priority are asked for their head and the keeper
 goes back to the first that is well. Rpc's retries carry a failed request over to the next endpoint.
 
-Each endpoint's support for JSON-RPC batches is probed once (a batch of two eth_chainId); an endpoint
-without it gets the requests one by one. An endpoint on another chain, or an answer that is not a
-JSON-RPC response, is rejected with a logged reason and never handed on."""
+Each endpoint's capabilities are probed once, on its first use, and logged in one line
+(``rpc.capabilities``): JSON-RPC batches (a batch of two eth_chainId; an endpoint without them gets
+the requests one by one), eth_simulateV1 (an endpoint without it is not asked again: the transport
+answers -32601 itself), a WebSocket answering eth_subscribe newHeads (its ``ws_url``); the widest
+eth_getLogs range is learned by Chain.get_logs from the first refusal. ``capabilities`` are those
+of the endpoint in use: after a failover, the next endpoint's apply.
+
+An endpoint on another chain, an answer that is not a JSON-RPC response, a block number that is not
+a hex quantity, a block of another number than the one asked, a receipt or transaction of another
+hash, or a head below one the endpoint gave before (or ``lag_blocks`` below one already handed on)
+is rejected with a logged reason (``rpc.rejected``), counted (``on_reject``) and never handed on: a
+TransientRpcError, so Rpc's retries and the failover take over. An endpoint whose head stays below
+its earlier one for ``stale_seconds`` (a node resynced, a deep reorg) is believed again."""
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
+from keeper.chain.capabilities import (
+    SIMULATE_PROBE,
+    Capabilities,
+    mismatch,
+    probe_websocket,
+    quantity,
+    simulate_answer,
+)
 from keeper.chain.rpc import Request, Transport
 from keeper.errors import TransientRpcError
 
@@ -34,9 +52,18 @@ class Endpoint:
     head: int = -1
     head_at: float = 0.0  # when its head last moved
     failures: int = 0  # consecutive
-    batches: bool | None = None  # None: not probed yet
+    ws_url: str | None = None
+    caps: Capabilities = field(default_factory=Capabilities)
+    probed: bool = False
     chain_id: int | None = None
     wrong_chain: bool = False
+    back_since: float | None = None  # when its head first went below its earlier head (None: it has not)
+    lag_logged: bool = False  # a "behind" rejection was logged and no head was accepted since
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def batches(self) -> bool | None:
+        return self.caps.batches
 
 
 def _well_formed(resp: Any) -> bool:
@@ -46,16 +73,25 @@ def _well_formed(resp: Any) -> bool:
 class FailoverTransport:
     def __init__(self, endpoints: list[tuple[str, Transport]], *, errors: int = 3, stale_seconds: float = 30.0,
                  lag_blocks: int = 3, recheck_seconds: float = 60.0, chain_id: int | None = None,
-                 clock: Callable[[], float] = time.monotonic,
-                 on_switch: Callable[[str, str], None] | None = None):
+                 clock: Callable[[], float] = time.monotonic, ws_urls: Sequence[str | None] = (),
+                 on_switch: Callable[[str, str], None] | None = None,
+                 on_reject: Callable[[str, str], None] | None = None, ws_timeout: float = 5.0):
+        """``ws_urls``: each endpoint's WebSocket URL, in the same order (missing ones: none);
+        ``on_reject(endpoint, kind)`` is told of every answer rejected."""
         if not endpoints:
             raise ValueError("FailoverTransport needs at least one endpoint")
         now = clock()
-        self.endpoints = [Endpoint(label, t, head_at=now) for label, t in endpoints]
+        ws = list(ws_urls) + [None] * (len(endpoints) - len(ws_urls))
+        self.endpoints = [Endpoint(label, t, head_at=now, ws_url=w) for (label, t), w in zip(endpoints, ws)]
         self.errors, self.stale, self.lag, self.recheck = errors, stale_seconds, lag_blocks, recheck_seconds
         self.chain_id = chain_id
         self.clock = clock
         self.on_switch = on_switch
+        self.on_reject = on_reject
+        self.ws_timeout = ws_timeout
+        self.high = -1  # the highest head handed on
+        self.high_from = ""
+        self.rejected = 0
         self.active = 0
         self.switches = 0
         self._checked_at = now
@@ -64,6 +100,16 @@ class FailoverTransport:
     @property
     def endpoint(self) -> str:
         return self.endpoints[self.active].label
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """The endpoint in use's (its probe's results once it has been used)."""
+        return self.endpoints[self.active].caps
+
+    def ws_url(self) -> str | None:
+        """The endpoint in use's WebSocket URL, unless its probe found it does not serve newHeads."""
+        ep = self.endpoints[self.active]
+        return None if ep.caps.websocket is False else ep.ws_url
 
     # -- switching --
     def _switch(self, to: int, why: str) -> None:
@@ -98,10 +144,13 @@ class FailoverTransport:
             ep.head, ep.head_at = head, self.clock()
 
     async def _head_of(self, ep: Endpoint) -> int | None:
+        before = ep.head
         try:
             resp = await asyncio.wait_for(ep.transport.send("eth_blockNumber", []), timeout=5.0)
-            head = int(resp["result"], 16)
         except Exception:
+            return None
+        head = quantity(resp.get("result")) if isinstance(resp, dict) else None
+        if head is None or head < before:  # garbage, or gone back: not a head to compare
             return None
         self._saw_head(ep, head)
         return head
@@ -151,9 +200,18 @@ class FailoverTransport:
             await self._check()
 
     async def _probe(self, ep: Endpoint) -> None:
-        """Once per endpoint: its chain and whether it takes batches."""
-        if ep.batches is not None:
+        """Once per endpoint: its chain and capabilities, logged in one line."""
+        if ep.probed:
             return
+        async with ep.lock:
+            if not ep.probed:
+                await self._probe_once(ep)
+                ep.probed = True
+                c = ep.caps
+                log.info("rpc.capabilities", endpoint=ep.label, batches=c.batches, simulate_v1=c.simulate_v1,
+                         websocket=c.websocket, max_log_range=c.max_log_range)
+
+    async def _probe_once(self, ep: Endpoint) -> None:
         try:
             resp = await ep.transport.send_batch([("eth_chainId", []), ("eth_chainId", [])])
         except TransientRpcError:
@@ -162,19 +220,88 @@ class FailoverTransport:
             if _connection_trouble(e):
                 raise
             resp = None
-        ep.batches = isinstance(resp, list) and len(resp) == 2 and all(_well_formed(r) for r in resp)
-        if not ep.batches:
+        ep.caps.batches = isinstance(resp, list) and len(resp) == 2 and all(_well_formed(r) for r in resp)
+        if not ep.caps.batches:
             log.warning("rpc.no_batches", endpoint=ep.label,
                         reason=f"a batch of two requests was answered with {str(resp)[:120]}")
         if self.chain_id is not None and len(self.endpoints) > 1:  # alone, the keeper's start-up check says it
-            single = resp[0] if ep.batches and isinstance(resp, list) else await ep.transport.send("eth_chainId", [])
+            single = (resp[0] if ep.caps.batches and isinstance(resp, list)
+                      else await ep.transport.send("eth_chainId", []))
             try:
                 ep.chain_id = int(single["result"], 16)
             except (KeyError, TypeError, ValueError):
-                return
-            if ep.chain_id != self.chain_id:
+                ep.chain_id = None
+            if ep.chain_id is not None and ep.chain_id != self.chain_id:
                 ep.wrong_chain = True
                 log.error("rpc.wrong_chain", endpoint=ep.label, chain_id=ep.chain_id, expected=self.chain_id)
+                return
+        try:
+            sim = await ep.transport.send("eth_simulateV1", SIMULATE_PROBE)
+        except TransientRpcError:
+            raise
+        except Exception as e:
+            if _connection_trouble(e):
+                raise
+            sim = None
+        ep.caps.simulate_v1 = simulate_answer(sim)
+        if ep.caps.simulate_v1 is False:
+            log.warning("rpc.no_simulate_v1", endpoint=ep.label, answer=str(sim)[:160])
+        ep.caps.websocket = bool(ep.ws_url) and await probe_websocket(ep.ws_url or "", self.ws_timeout)
+
+    # -- answers --
+    def _reject(self, ep: Endpoint, method: str, kind: str, why: str, *, failed: bool = True,
+                quiet: bool = False) -> TransientRpcError:
+        """Log (unless ``quiet``), count and (``failed``) hold it against the endpoint; the error to raise."""
+        self.rejected += 1
+        if not quiet:
+            log.warning("rpc.rejected", endpoint=ep.label, method=method, kind=kind, reason=why)
+        if self.on_reject is not None:
+            self.on_reject(ep.label, kind)
+        if failed:
+            self._failed(ep, why)
+        return TransientRpcError(f"{method}: {ep.label} gave {why}")
+
+    def _head(self, ep: Endpoint, result: Any, before: tuple[int, int]) -> None:
+        """An eth_blockNumber result: a hex quantity not below what this endpoint, or (by
+        ``lag_blocks``) another, gave before the request was sent (``before``: the endpoint's head
+        and the highest head handed on then; an answer to a request sent earlier may arrive after
+        a later one's); raises the rejection otherwise."""
+        ep_head, high = before
+        head = quantity(result)
+        if head is None:
+            raise self._reject(ep, "eth_blockNumber", "not_quantity",
+                               f"block number {str(result)[:40]!r} is not a hex quantity")
+        now = self.clock()
+        if head < ep_head:
+            if ep.back_since is None:
+                ep.back_since = now
+            if now - ep.back_since < self.stale:
+                raise self._reject(ep, "eth_blockNumber", "head_backwards",
+                                   f"head {head} is below head {ep_head} it gave before")
+            log.warning("rpc.head_reset", endpoint=ep.label, head=head, before=ep_head,
+                        reason=f"below its earlier head for {now - ep.back_since:.0f}s: believed again")
+            ep.head, ep.head_at = head, now
+            self.high = min(self.high, head)
+        elif head <= high - self.lag:
+            why = f"head {head} is {high - head} blocks behind head {high} from {self.high_from}"
+            quiet, ep.lag_logged = ep.lag_logged, True  # logged once until it catches up
+            self._checked_at = -float("inf")  # look for a better-placed endpoint on the next request
+            raise self._reject(ep, "eth_blockNumber", "head_behind", why, failed=False, quiet=quiet)
+        ep.back_since, ep.lag_logged = None, False
+        self._saw_head(ep, head)
+        if head > self.high:
+            self.high, self.high_from = head, ep.label
+
+    def _accept(self, ep: Endpoint, method: str, params: list[Any], resp: Any, before: tuple[int, int]) -> Any:
+        if not _well_formed(resp):
+            raise self._reject(ep, method, "malformed", f"not a JSON-RPC response: {str(resp)[:120]}")
+        if "result" in resp:
+            if method == "eth_blockNumber":
+                self._head(ep, resp["result"], before)
+            elif why := mismatch(method, params, resp["result"]):
+                raise self._reject(ep, method, "mismatch", why)
+        ep.failures = 0
+        return resp
 
     # -- Transport --
     async def send(self, method: str, params: list[Any]) -> Any:
@@ -187,37 +314,24 @@ class FailoverTransport:
                 if nxt is not None:
                     self._switch(nxt, f"{ep.label} is on chain {ep.chain_id}")
                 raise TransientRpcError(f"{ep.label} is on chain {ep.chain_id}, not {self.chain_id}")
+            if method == "eth_simulateV1" and ep.caps.simulate_v1 is False:  # probed: not asked again
+                return {"jsonrpc": "2.0", "id": None, "error": {
+                    "code": -32601, "message": f"eth_simulateV1 is not supported by {ep.label} (probed)"}}
+            before = (ep.head, self.high)
             resp = await ep.transport.send(method, params)
         except Exception as e:
             if _connection_trouble(e) or isinstance(e, TransientRpcError):
                 self._failed(ep, f"{type(e).__name__}: {e}"[:200])
             raise
-        return self._accept(ep, method, resp)
-
-    def _accept(self, ep: Endpoint, method: str, resp: Any) -> Any:
-        if not _well_formed(resp):
-            why = f"not a JSON-RPC response: {str(resp)[:120]}"
-            log.warning("rpc.rejected", endpoint=ep.label, method=method, reason=why)
-            self._failed(ep, why)
-            raise TransientRpcError(f"{method}: {ep.label} gave {why}")
-        if method == "eth_blockNumber" and "result" in resp:
-            try:
-                head = int(resp["result"], 16)
-            except (TypeError, ValueError):
-                why = f"block number {str(resp['result'])[:40]!r} is not a hex quantity"
-                log.warning("rpc.rejected", endpoint=ep.label, method=method, reason=why)
-                self._failed(ep, why)
-                raise TransientRpcError(f"{method}: {ep.label} gave {why}") from None
-            self._saw_head(ep, head)
-        ep.failures = 0
-        return resp
+        return self._accept(ep, method, params, resp, before)
 
     async def send_batch(self, requests: list[Request]) -> Any:
         await self._maybe_check()
         ep = self.endpoints[self.active]
         try:
             await self._probe(ep)
-            if ep.batches:
+            before = (ep.head, self.high)
+            if ep.caps.batches:
                 resp = await ep.transport.send_batch(requests)
             else:
                 sem = asyncio.Semaphore(ONE_BY_ONE_CONCURRENCY)
@@ -231,11 +345,15 @@ class FailoverTransport:
                 self._failed(ep, f"{type(e).__name__}: {e}"[:200])
             raise
         if isinstance(resp, list):
-            if len(resp) == len(requests) and not all(_well_formed(r) for r in resp):
-                why = "a batch answer holds entries that are not JSON-RPC responses"
-                log.warning("rpc.rejected", endpoint=ep.label, method="batch", reason=why)
-                self._failed(ep, why)
-                raise TransientRpcError(f"batch: {ep.label} gave {why}")
+            if len(resp) == len(requests):
+                if not all(_well_formed(r) for r in resp):
+                    raise self._reject(ep, "batch", "malformed",
+                                       "a batch answer holds entries that are not JSON-RPC responses")
+                for (m, p), r in zip(requests, resp, strict=True):
+                    if "result" in r and m == "eth_blockNumber":
+                        self._head(ep, r["result"], before)
+                    elif "result" in r and (why := mismatch(m, p, r["result"])):
+                        raise self._reject(ep, m, "mismatch", why)
             ep.failures = 0
         return resp
 

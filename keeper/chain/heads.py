@@ -3,7 +3,10 @@
 
 A background task notes the newest block number seen; ``next()`` hands the consumer the range of
 blocks new since its last call (``Head.first``..``Head.number``), so every number is covered once,
-in order, and a consumer slower than the chain gets one range instead of a backlog.
+in order, and a consumer slower than the chain gets one range instead of a backlog. A head below
+the newest seen (a lagging endpoint, a stream that went back) is never handed out: it is logged
+(``heads.behind``) and counted; a stream message whose block number is not a hex quantity is logged
+(``heads.rejected``) and skipped.
 """
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ from typing import Literal
 
 import aiohttp
 import structlog
+
+from keeper.chain.capabilities import quantity
 
 log = structlog.get_logger()
 
@@ -35,10 +40,12 @@ class HeadSource:
     """``async with HeadSource(block_number, ws_url, poll_interval) as heads: head = await heads.next(stop)``.
 
     ``block_number`` is the HTTP call (eth_blockNumber) used while polling; ``ws_url`` (ws:// or
-    wss://) may be None. After a stream failure, polling runs and the stream is retried every
-    ``ws_retry_seconds``."""
+    wss://) may be None, or a callable asked before each (re)connection (the endpoint in use's URL,
+    None when its probe found no newHeads there). After a stream failure, polling runs and the
+    stream is retried every ``ws_retry_seconds``."""
 
-    def __init__(self, block_number: Callable[[], Awaitable[int]], ws_url: str | None, poll_interval: float, *,
+    def __init__(self, block_number: Callable[[], Awaitable[int]], ws_url: str | Callable[[], str | None] | None,
+                 poll_interval: float, *,
                  ws_retry_seconds: float = 5.0, ws_timeout: float = 10.0, keep_seen: int = 512):
         self._block_number = block_number
         self.ws_url = ws_url
@@ -52,6 +59,7 @@ class HeadSource:
         self.ws_connects = 0  # streams opened (a reconnect counts again)
         self.ws_drops = 0
         self.polls = 0
+        self.behind = 0  # heads seen below the newest (not handed out)
         self._yielded = -1
         self._new = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -113,9 +121,17 @@ class HeadSource:
                 return None
         return self.next_nowait()
 
+    def _ws_url(self) -> str | None:
+        return self.ws_url() if callable(self.ws_url) else self.ws_url
+
     def _note(self, number: int, via: Source) -> None:
-        if number <= self.latest:
-            return  # an old head, or the same height again after a reorg: nothing new to hand out
+        if number < self.latest:
+            self.behind += 1
+            log.warning("heads.behind", head=number, newest=self.latest, via=via,
+                        reason="below the newest head seen: not handed out, no block is processed again")
+            return
+        if number == self.latest:
+            return  # the same height again (after a reorg): nothing new to hand out
         now = time.monotonic()
         start = number if self.latest < 0 else max(self.latest + 1, number - self.keep_seen + 1)
         for n in range(start, number + 1):
@@ -130,9 +146,10 @@ class HeadSource:
         next_ws = 0.0
         async with aiohttp.ClientSession() as session:
             while True:
-                if self.ws_url and time.monotonic() >= next_ws:
+                url = self._ws_url()
+                if url and time.monotonic() >= next_ws:
                     try:
-                        await self._stream(session, self.ws_url)
+                        await self._stream(session, url)
                     except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as e:
                         log.warning("heads.ws_failed", error=type(e).__name__, detail=str(e)[:200])
                     next_ws = time.monotonic() + self.ws_retry_seconds
@@ -169,7 +186,13 @@ class HeadSource:
                     data = json.loads(msg.data)
                     params = data.get("params") if isinstance(data, dict) else None
                     if isinstance(params, dict) and params.get("subscription") == sub:
-                        self._note(int(params["result"]["number"], 16), "ws")
+                        result = params.get("result")
+                        number = quantity(result.get("number")) if isinstance(result, dict) else None
+                        if number is None:
+                            log.warning("heads.rejected", reason=f"a newHeads message without a hex block "
+                                                                 f"number: {str(result)[:120]}")
+                            continue
+                        self._note(number, "ws")
             finally:
                 self._ws = None
                 self.ws_drops += 1

@@ -74,7 +74,7 @@ def build_rpc(cfg: Config, telemetry: Telemetry) -> Rpc:
     transport = FailoverTransport(
         [(label, t) for label, t in eps], errors=c.failover_errors, stale_seconds=c.failover_stale_seconds,
         lag_blocks=c.failover_lag_blocks, recheck_seconds=c.failover_recheck_seconds, chain_id=c.chain_id,
-        on_switch=telemetry.rpc_switched)
+        on_switch=telemetry.rpc_switched, on_reject=telemetry.rpc_rejected, ws_urls=[c.ws_url])
     telemetry.rpc_active = transport.endpoint
     return Rpc(transport=transport)
 
@@ -191,7 +191,8 @@ class Keeper:
         self.executor = Executor(self.chain, signer.address, self.recorder, self.limits, simulator=self.simulator)
         self.manager: TxManager | None = None  # live mode, once started
         self.last_block = -1
-        self.heads = HeadSource(self.chain.block_number, cfg.chain.ws_url, cfg.chain.poll_interval_seconds)
+        ws = self.rpc.transport.ws_url if isinstance(self.rpc.transport, FailoverTransport) else cfg.chain.ws_url
+        self.heads = HeadSource(self.chain.block_number, ws, cfg.chain.poll_interval_seconds)
         self.head: Head | None = None  # the head of the current or last step
 
     async def close(self) -> None:

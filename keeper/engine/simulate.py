@@ -49,7 +49,19 @@ class Simulator:
 
     def __init__(self, chain: Chain):
         self.chain = chain
-        self.has_simulate_v1: bool | None = None  # None: not asked yet
+        self._learned: bool | None = None  # what this simulator's own requests found
+        self._warned = False
+
+    @property
+    def has_simulate_v1(self) -> bool | None:
+        """The endpoint in use's probed capability (keeper/chain/capabilities.py; after a failover
+        the next endpoint's), else what the simulator's own requests found; None: not known yet."""
+        probed = self.chain.capabilities.simulate_v1
+        return probed if probed is not None else self._learned
+
+    @has_simulate_v1.setter
+    def has_simulate_v1(self, value: bool | None) -> None:
+        self._learned = value
 
     async def probe(self, sender: str) -> bool:
         """Whether the node has eth_simulateV1 (asked once, with a zero-value self-call); a node that
@@ -65,10 +77,17 @@ class Simulator:
             except RpcError as e:
                 if not _missing(e):
                     return False
-                log.warning("simulate.no_eth_simulateV1", error=str(e)[:200],
-                            fallback="eth_call + eth_estimateGas of single transactions; approvals at start-up")
                 self.has_simulate_v1 = False
+        if self.has_simulate_v1 is False:
+            self._missing_said("eth_call + eth_estimateGas of single transactions; approvals at start-up")
         return bool(self.has_simulate_v1)
+
+    def _missing_said(self, fallback: str) -> None:
+        """Log, once, that the node has no eth_simulateV1 and what is done instead."""
+        if not self._warned:
+            self._warned = True
+            log.warning("simulate.no_eth_simulateV1", endpoint_probe=self.chain.capabilities.simulate_v1 is False,
+                        fallback=fallback)
 
     async def run(self, sender: str, txs: Sequence[TxRequest], after: Sequence[TxRequest] = (),
                   block: int | str | AtHash = "latest") -> Simulation:
@@ -77,17 +96,16 @@ class Simulator:
         are not reported)."""
         tag = block_tag(block)
         if self.has_simulate_v1 is False:
+            self._missing_said("eth_call + eth_estimateGas of single transactions")
             return await self._fallback(sender, txs, tag)
         try:
             res = await self.chain.rpc.request("eth_simulateV1", [
                 {"blockStateCalls": [{"calls": _calls(sender, [*after, *txs])}], "validation": False}, tag])
         except RpcError as e:
             if _missing(e):
-                if self.has_simulate_v1 is None:
-                    log.warning("simulate.no_eth_simulateV1", error=str(e)[:200],
-                                fallback="eth_call + eth_estimateGas of single transactions; approvals go out "
-                                         "alone before the plan")
                 self.has_simulate_v1 = False
+                self._missing_said("eth_call + eth_estimateGas of single transactions; approvals go out alone "
+                                   "before the plan")
                 return await self._fallback(sender, txs, tag)
             return Simulation(False, reason=f"simulation failed: {e}", unknown=True)
         self.has_simulate_v1 = True

@@ -79,6 +79,12 @@ class KeeperCollector(Collector):
             req.add_metric([ep, m], n)
             err.add_metric([ep, m], t.rpc_errors[(ep, m)])
         yield from (req, err)
+        rej = CounterMetricFamily("keeper_rpc_rejected", "Answers rejected as malformed or inconsistent (a head "
+                                  "gone back, a block or receipt not the one asked...), by endpoint and kind.",
+                                  labels=["endpoint", "kind"])
+        for (ep, kind), n in sorted(t.rpc_rejects.items()):
+            rej.add_metric([ep, kind], n)
+        yield rej
         active = GaugeMetricFamily("keeper_rpc_endpoint_active", "1 for the endpoint requests go to.",
                                    labels=["endpoint"])
         for ep in sorted({ep for ep, _ in t.rpc_requests} | {t.rpc_active} - {""}):

@@ -66,6 +66,7 @@ class Telemetry:
         self.rpc_requests: Counter[tuple[str, str]] = Counter()  # (endpoint, method)
         self.rpc_errors: Counter[tuple[str, str]] = Counter()
         self.rpc_active = ""  # the endpoint requests go to now
+        self.rpc_rejects: Counter[tuple[str, str]] = Counter()  # (endpoint, kind): answers rejected
         self.in_flight: set[str] = set()  # transaction hashes sent, no receipt seen
         self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
@@ -153,6 +154,9 @@ class Telemetry:
         self.rpc_requests[(endpoint, method)] += 1
         if not ok:
             self.rpc_errors[(endpoint, method)] += 1
+
+    def rpc_rejected(self, endpoint: str, kind: str) -> None:
+        self.rpc_rejects[(endpoint, kind)] += 1
 
     def rpc_switched(self, endpoint: str, why: str) -> None:
         self.rpc_active = endpoint

@@ -19,6 +19,7 @@ from eth_account.typed_transactions import TypedTransaction
 from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
 
+from keeper.chain.capabilities import Capabilities
 from keeper.chain.client import ERC20_TRANSFER_TOPIC, AtHash
 from keeper.chain.fees import GWEI
 from keeper.chain.multicall import MULTICALL3, Call
@@ -141,6 +142,7 @@ class StubChain:
         self.node = node
         self.rpc = StubRpc(node)
         self.multicall_address = MULTICALL3
+        self.capabilities = Capabilities(simulate_v1=True)  # the stub node answers eth_simulateV1
 
     async def multicall_strict(self, calls: list[Call], block: int | str = "latest") -> list[Any]:
         """Only allowance(owner, spender) reads are expected."""

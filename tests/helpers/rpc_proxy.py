@@ -9,6 +9,7 @@ eth_getLogs, refused batches, a connection dropped mid-request, arbitrary JSON-R
         proxy.on("eth_getLogs", TooManyResults(), when=wider_than(100))
         proxy.on("eth_feeHistory", Garbage(), times=1)               # once, then forwarded
         proxy.on(None, RefuseBatch())                                # any batch POST
+        proxy.on("eth_blockNumber", Result("0x5"), times=3)          # a made-up answer
         held = proxy.on("eth_sendRawTransaction", Hold(), times=1).fault
         ...; await held.arrived.wait(); <act on the node>; held.release()
         keeper_url = proxy.url
@@ -18,7 +19,7 @@ eth_getLogs, refused batches, a connection dropped mid-request, arbitrary JSON-R
 Rules are tried in the order they were added; the first that matches a request applies (and uses up
 one of its ``times``). Two kinds of fault:
 
-- request faults (MethodNotFound, TooManyResults, Error) replace the answer to that one request; the
+- request faults (MethodNotFound, TooManyResults, Error, Result) replace the answer to that one request; the
   other requests of the same batch still go to the node, and the batch answer is put back together
   in the order of the request ids;
 - HTTP faults (Garbage, Delay, Hold, Hang, Drop, HttpStatus, RefuseBatch) act on the whole POST as
@@ -56,6 +57,13 @@ class MethodNotFound(Error):
     """What geth-style nodes answer for a method they lack (EIP-1474 -32601)."""
     code: int = -32601
     message: str = "the method does not exist/is not available"
+
+
+@dataclass(frozen=True)
+class Result:
+    """Answer this JSON-RPC result instead of forwarding (a lagging or lying node: an old block
+    number, another block, another transaction's receipt)."""
+    value: Any
 
 
 @dataclass(frozen=True)
@@ -113,7 +121,7 @@ class RefuseBatch:
     message: str = "batch requests are not supported"
 
 
-Fault = Error | Garbage | HttpStatus | Delay | Hold | Hang | Drop | RefuseBatch
+Fault = Error | Result | Garbage | HttpStatus | Delay | Hold | Hang | Drop | RefuseBatch
 HTTP_FAULTS = (Garbage, HttpStatus, Delay, Hold, Hang, Drop, RefuseBatch)
 
 
@@ -251,6 +259,8 @@ class RpcProxy:
                 if fault.data is not None:
                     err["data"] = fault.data
                 answers[i] = {"jsonrpc": "2.0", "id": rq.get("id"), "error": err}
+            elif isinstance(fault, Result):
+                answers[i] = {"jsonrpc": "2.0", "id": rq.get("id"), "result": fault.value}
             elif isinstance(fault, HTTP_FAULTS) and http_fault is None:
                 http_fault = fault
         if isinstance(http_fault, Delay):
