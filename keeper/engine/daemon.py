@@ -186,7 +186,7 @@ class Keeper:
             replace_after_blocks=sc.replace_after_blocks)
         self.limits = Limits(min_profit=int(k.min_profit_usd * USD), max_gas_price=int(k.max_gas_price_gwei * GWEI),
                              gas_margin_pct=int(k.gas_safety_margin * 100), dry_run=self.dry_run,
-                             backoff_blocks=k.failure_backoff_blocks)
+                             backoff_blocks=k.failure_backoff_blocks, l2=cfg.chain.l2, chain_id=cfg.chain.chain_id)
         self.simulator = Simulator(self.chain)
         self.executor = Executor(self.chain, signer.address, self.recorder, self.limits, simulator=self.simulator)
         self.manager: TxManager | None = None  # live mode, once started
@@ -411,7 +411,8 @@ class Keeper:
                 # Covered: in another account's plan
                 if v.liquidatable and isinstance(v.status, Skip) and (v.protocol, v.account) not in flying:
                     self.recorder.add(Outcome.skipped_account(v, v.status))
-        ranked = rank([p for a in assessments for p in a.plans], fees.expected_price, native)
+        plans = [p for a in assessments for p in a.plans]
+        ranked = rank(plans, fees.expected_price, native, await self.executor.l1_estimates(plans, fees))
         if not ranked:
             return []
         log.info("rank", block=block, candidates=len(ranked),
