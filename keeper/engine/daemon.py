@@ -19,6 +19,7 @@ from keeper.chain.counting import CountingTransport, endpoint_label
 from keeper.chain.failover import FailoverTransport
 from keeper.chain.fees import GWEI, Fees, current_fees
 from keeper.chain.heads import Head, HeadSource
+from keeper.chain.l1fee import UnsignedTx, l1_fee
 from keeper.chain.multicall import Call
 from keeper.chain.relay import RelaySubmitter
 from keeper.chain.rpc import HttpTransport, Rpc
@@ -249,6 +250,12 @@ class Keeper:
         except Exception as e:
             raise StartupError(f"keeper.native_usd_feed {c.keeper.native_usd_feed} does not answer a price: "
                                f"{str(e)[:200]}") from None
+        if c.chain.l2 != "none":  # asked for every plan: a chain of another kind is refused now
+            try:
+                await l1_fee(self.chain, c.chain.l2, UnsignedTx(chain_id, c.chain.multicall_address, b""))
+            except Exception as e:
+                raise StartupError(f"chain.l2 = {c.chain.l2!r}: the node does not answer the L1 fee: "
+                                   f"{str(e)[:200]}") from None
         try:
             self.recorder.check_writable()
         except OSError as e:
