@@ -17,7 +17,6 @@ simulation that does not count it).
 """
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -26,7 +25,7 @@ import rlp  # type: ignore[import-untyped]
 from eth_abi import decode, encode
 from eth_utils import to_canonical_address, to_checksum_address
 
-from keeper.chain.client import Chain, hexint
+from keeper.chain.client import Chain, block_tag, hexint
 from keeper.chain.multicall import selector
 
 L2Kind = Literal["none", "op_stack", "arbitrum"]
@@ -93,12 +92,44 @@ def _to_and_data(raw: bytes) -> tuple[str | None, bytes]:
     return (to_checksum_address(to) if to else None), bytes(data)
 
 
+def _op_stack_call(tx_rlp: bytes) -> tuple[str, bytes]:
+    return GAS_PRICE_ORACLE, _GET_L1_FEE + encode(["bytes"], [tx_rlp])
+
+
+def _arbitrum_call(to: str | None, data: bytes) -> tuple[str, bytes]:
+    args = encode(["address", "bool", "bytes"], [to or "0x" + "00" * 20, to is None, data])
+    return NODE_INTERFACE, _GAS_ESTIMATE_L1_COMPONENT + args
+
+
+def _answer(where: str, out: bytes, size: int) -> bytes:
+    if len(out) < size:  # e.g. no code at the predeploy: the node answers 0x
+        raise ValueError(f"chain.l2: {where} answered 0x{out.hex()} (is this chain of that kind?)")
+    return out
+
+
+def _op_stack_fee(out: bytes) -> L1Fee:
+    (fee,) = decode(["uint256"], _answer(f"GasPriceOracle at {GAS_PRICE_ORACLE}", out, 32))
+    return L1Fee(int(fee))
+
+
+def _arbitrum_fee(out: bytes) -> L1Fee:
+    gas_for_l1, base_fee, _l1_base_fee = decode(["uint64", "uint256", "uint256"],
+                                                _answer(f"NodeInterface at {NODE_INTERFACE}", out, 96))
+    return L1Fee(wei=int(gas_for_l1) * int(base_fee), l1_gas=int(gas_for_l1))
+
+
+def _call_of(l2: L2Kind, tx: UnsignedTx | bytes) -> tuple[str, bytes]:
+    if l2 == "op_stack":
+        return _op_stack_call(tx.rlp() if isinstance(tx, UnsignedTx) else tx)
+    if l2 == "arbitrum":
+        return _arbitrum_call(*((tx.to, tx.data) if isinstance(tx, UnsignedTx) else _to_and_data(tx)))
+    raise ValueError(f"unknown chain.l2 kind {l2!r}")
+
+
 async def op_stack_l1_fee(chain: Chain, tx_rlp: bytes, block: int | str = "latest") -> int:
     """GasPriceOracle.getL1Fee over ``tx_rlp``: the unsigned RLP-encoded transaction, as the
     predeploy expects (a signed one is charged for its signature twice: a slight overestimate)."""
-    out = await chain.eth_call(GAS_PRICE_ORACLE, _GET_L1_FEE + encode(["bytes"], [tx_rlp]), block=block)
-    (fee,) = decode(["uint256"], out)
-    return int(fee)
+    return _op_stack_fee(await chain.eth_call(*_op_stack_call(tx_rlp), block=block)).wei
 
 
 async def op_stack_l1_fee_upper_bound(chain: Chain, unsigned_tx_size: int,
@@ -114,39 +145,47 @@ async def op_stack_l1_fee_upper_bound(chain: Chain, unsigned_tx_size: int,
 async def arbitrum_l1_fee(chain: Chain, to: str | None, data: bytes, block: int | str = "latest") -> L1Fee:
     """NodeInterface.gasEstimateL1Component: the L1 component in L2 gas units, priced at the L2 base
     fee it returns."""
-    args = encode(["address", "bool", "bytes"], [to or "0x" + "00" * 20, to is None, data])
-    out = await chain.eth_call(NODE_INTERFACE, _GAS_ESTIMATE_L1_COMPONENT + args, block=block)
-    gas_for_l1, base_fee, _l1_base_fee = decode(["uint64", "uint256", "uint256"], out)
-    return L1Fee(wei=int(gas_for_l1) * int(base_fee), l1_gas=int(gas_for_l1))
+    return _arbitrum_fee(await chain.eth_call(*_arbitrum_call(to, data), block=block))
+
+
+async def l1_fees(chain: Chain, l2: L2Kind, txs: Sequence[UnsignedTx | bytes],
+                  block: int | str = "latest") -> list[L1Fee]:
+    """The L1 part of each transaction's cost on a chain of kind ``l2`` (``NO_FEE`` each on "none"),
+    read with one JSON-RPC batch of eth_calls. Each ``tx`` is the transaction to be signed, or its
+    RLP encoding (unsigned preferred)."""
+    if l2 == "none" or not txs:
+        return [NO_FEE] * len(txs)
+    calls = [_call_of(l2, tx) for tx in txs]
+    tag = block_tag(block)
+    answers = await chain.batch([("eth_call", [{"to": to, "data": "0x" + data.hex()}, tag]) for to, data in calls])
+    parse = _op_stack_fee if l2 == "op_stack" else _arbitrum_fee
+    return [parse(bytes.fromhex(a[2:])) for a in answers]
 
 
 async def l1_fee(chain: Chain, l2: L2Kind, tx: UnsignedTx | bytes, block: int | str = "latest") -> L1Fee:
-    """The L1 part of one transaction's cost on a chain of kind ``l2`` (``NO_FEE`` on "none").
-    ``tx`` is the transaction to be signed, or its RLP encoding (unsigned preferred)."""
+    """The L1 part of one transaction's cost (see l1_fees)."""
     if l2 == "none":
         return NO_FEE
-    if l2 == "op_stack":
-        return L1Fee(await op_stack_l1_fee(chain, tx.rlp() if isinstance(tx, UnsignedTx) else tx, block))
-    if l2 == "arbitrum":
-        to, data = (tx.to, tx.data) if isinstance(tx, UnsignedTx) else _to_and_data(tx)
-        return await arbitrum_l1_fee(chain, to, data, block)
-    raise ValueError(f"unknown chain.l2 kind {l2!r}")
+    to, data = _call_of(l2, tx)
+    out = await chain.eth_call(to, data, block=block)
+    return _op_stack_fee(out) if l2 == "op_stack" else _arbitrum_fee(out)
 
 
 async def l1_fee_wei(chain: Chain, l2: L2Kind, tx: UnsignedTx | bytes, block: int | str = "latest") -> int:
     return (await l1_fee(chain, l2, tx, block)).wei
 
 
+def total(fees: Sequence[L1Fee]) -> L1Fee:
+    out = NO_FEE
+    for f in fees:
+        out = out + f
+    return out
+
+
 async def plan_l1_fee(chain: Chain, l2: L2Kind, txs: Sequence[UnsignedTx | bytes],
                       block: int | str = "latest") -> L1Fee:
-    """The L1 part of every transaction of a plan, summed (the requests go out together)."""
-    if l2 == "none" or not txs:
-        return NO_FEE
-    fees = await asyncio.gather(*(l1_fee(chain, l2, tx, block) for tx in txs))
-    total = NO_FEE
-    for f in fees:
-        total = total + f
-    return total
+    """The L1 part of every transaction of a plan, summed (one batch)."""
+    return total(await l1_fees(chain, l2, txs, block))
 
 
 def receipt_l1_fee(receipt: dict[str, Any]) -> int:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from keeper.chain.client import Chain, Log, hexint
 from keeper.chain.fees import Fees
+from keeper.chain.l1fee import receipt_l1_fee
 from keeper.chain.nonces import NonceManager
 from keeper.chain.relay import Submitter
 from keeper.chain.signer import Signer
@@ -29,10 +30,11 @@ class Receipt:
     gas_used: int
     effective_gas_price: int
     logs: list[Log] = field(default_factory=list)
+    l1_fee: int = 0  # OP stack: the receipt's l1Fee, paid beside gasUsed x effectiveGasPrice
 
     @property
     def fee_paid(self) -> int:
-        return self.gas_used * self.effective_gas_price
+        return self.gas_used * self.effective_gas_price + self.l1_fee
 
 
 class Sender:
@@ -79,7 +81,7 @@ class Sender:
                 return Receipt(
                     tx_hash=tx_hash, status=hexint(r["status"]), block_number=hexint(r["blockNumber"]),
                     gas_used=hexint(r["gasUsed"]), effective_gas_price=hexint(r["effectiveGasPrice"]),
-                    logs=[Log.from_rpc(lg) for lg in r["logs"]],
+                    logs=[Log.from_rpc(lg) for lg in r["logs"]], l1_fee=receipt_l1_fee(r),
                 )
             if self.submitter is not None and (why := self.submitter.abandoned(tx_hash)):
                 raise RpcError(f"{tx_hash}: {why}")

@@ -19,6 +19,7 @@ from keeper.chain.counting import CountingTransport, endpoint_label
 from keeper.chain.failover import FailoverTransport
 from keeper.chain.fees import GWEI, Fees, current_fees
 from keeper.chain.heads import Head, HeadSource
+from keeper.chain.l1fee import UnsignedTx, l1_fee
 from keeper.chain.multicall import Call
 from keeper.chain.relay import RelaySubmitter
 from keeper.chain.rpc import HttpTransport, Rpc
@@ -186,7 +187,7 @@ class Keeper:
             replace_after_blocks=sc.replace_after_blocks)
         self.limits = Limits(min_profit=int(k.min_profit_usd * USD), max_gas_price=int(k.max_gas_price_gwei * GWEI),
                              gas_margin_pct=int(k.gas_safety_margin * 100), dry_run=self.dry_run,
-                             backoff_blocks=k.failure_backoff_blocks)
+                             backoff_blocks=k.failure_backoff_blocks, l2=cfg.chain.l2, chain_id=cfg.chain.chain_id)
         self.simulator = Simulator(self.chain)
         self.executor = Executor(self.chain, signer.address, self.recorder, self.limits, simulator=self.simulator)
         self.manager: TxManager | None = None  # live mode, once started
@@ -250,6 +251,12 @@ class Keeper:
         except Exception as e:
             raise StartupError(f"keeper.native_usd_feed {c.keeper.native_usd_feed} does not answer a price: "
                                f"{str(e)[:200]}") from None
+        if c.chain.l2 != "none":  # asked for every plan: a chain of another kind is refused now
+            try:
+                await l1_fee(self.chain, c.chain.l2, UnsignedTx(chain_id, c.chain.multicall_address, b""))
+            except Exception as e:
+                raise StartupError(f"chain.l2 = {c.chain.l2!r}: the node does not answer the L1 fee: "
+                                   f"{str(e)[:200]}") from None
         try:
             self.recorder.check_writable()
         except OSError as e:
@@ -412,7 +419,8 @@ class Keeper:
                 # Covered: in another account's plan
                 if v.liquidatable and isinstance(v.status, Skip) and (v.protocol, v.account) not in flying:
                     self.recorder.add(Outcome.skipped_account(v, v.status))
-        ranked = rank([p for a in assessments for p in a.plans], fees.expected_price, native)
+        plans = [p for a in assessments for p in a.plans]
+        ranked = rank(plans, fees.expected_price, native, await self.executor.l1_estimates(plans, fees))
         if not ranked:
             return []
         log.info("rank", block=block, candidates=len(ranked),

@@ -9,6 +9,7 @@ final record comes when the chain has decided (keeper.engine.settle). Every plan
 with consecutive nonces, so they land together."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,6 +19,7 @@ from eth_utils import to_checksum_address
 from keeper.abi import load
 from keeper.chain.client import AtHash, Chain
 from keeper.chain.fees import GWEI, Fees
+from keeper.chain.l1fee import NO_FEE, L1Fee, L2Kind, UnsignedTx, l1_fees, total
 from keeper.chain.multicall import Call
 from keeper.chain.sender import TxRequest
 from keeper.engine.rank import Ranked, gas_cost_usd
@@ -42,6 +44,8 @@ class Limits:
     gas_margin_pct: int  # gas limit = simulated x this / 100 + 30k
     dry_run: bool
     backoff_blocks: int = 0  # blocks an account waits after its plan failed
+    l2: L2Kind = "none"  # a rollup's L1 fee is part of a plan's cost (chain.l2)
+    chain_id: int = 0  # of the transactions whose L1 fee is asked for
 
 
 def _approval_key(tx: TxRequest) -> tuple[str, str]:
@@ -182,14 +186,21 @@ class Executor:
             plan = replace(plan, expected=token_deltas(sim.logs, self.wallet, set(plan.prices)))
         gas = sum(sim.gas_used[len(approvals):])
         gas_usd = gas_cost_usd(gas, fees.expected_price, native_price)
-        predicted = plan.gross_usd - gas_usd - native_usd
+        margin = [g * lim.gas_margin_pct // 100 + 30_000 for g in sim.gas_used]
+        gross_wei = plan.gross_usd * 10**18 // max(native_price, 1)
+        sends = approvals + list(plan.txs)
+        l1 = await self._l1_fees(sends, margin, fees, gross_wei, gas, at)
+        l1_usd = gas_cost_usd(total(l1).wei, 1, native_price)
+        margin = [g + f.l1_gas for g, f in zip(margin, l1)]  # Arbitrum: the L1 part is paid in L2 gas
+        predicted = plan.gross_usd - gas_usd - l1_usd - native_usd
         worth = plan.gross_usd + plan.collects_usd
-        if plan.min_gas_multiple is not None and worth < plan.min_gas_multiple * gas_usd:
+        l1_note = f" and L1 fee ({l1_usd / 1e8:.4f} USD)" if lim.l2 != "none" else ""
+        if plan.min_gas_multiple is not None and worth < plan.min_gas_multiple * (gas_usd + l1_usd):
             return self._skip(r, plan, Skip(SkipCode.BELOW_GAS_MULTIPLE,
                                             f"worth {worth / 1e8:.4f} USD, below {plan.min_gas_multiple} x its "
-                                            f"gas cost {gas_usd / 1e8:.4f} USD"), predicted_profit=predicted)
+                                            f"gas cost {gas_usd / 1e8:.4f} USD{l1_note}"), predicted_profit=predicted)
         if predicted < lim.min_profit and not plan.force:
-            why = (f"profit after simulated gas {predicted / 1e8:.2f} USD below min_profit_usd "
+            why = (f"profit after simulated gas{l1_note} {predicted / 1e8:.2f} USD below min_profit_usd "
                    f"{lim.min_profit / 1e8:.2f}")
             return self._skip(r, plan, self._short(plan, budget, why) or Skip(SkipCode.BELOW_MIN_PROFIT, why),
                               predicted_profit=predicted)
@@ -198,13 +209,16 @@ class Executor:
                                    "approvals": len(approvals)}
         if plan.native_spent:
             details["native_spent_wei"] = plan.native_spent
+        if lim.l2 != "none":
+            details.update(l1_fee_wei=total(l1).wei, l1_fee_usd=l1_usd / 1e8)
+            if total(l1).l1_gas:
+                details["l1_gas"] = total(l1).l1_gas
         if plan.deferred or plan.collects:
             details["deferred"] = {t: str(a) for t, a in plan.deferred.items()}
             details["collects"] = {t: str(a) for t, a in plan.collects.items()}
         if lim.dry_run or self.manager is None:
             return self.recorder.add(self._outcome(Status.DRY_RUN, r, plan, "dry-run: simulated, not sent",
                                                    predicted_profit=predicted, gas_used=gas, details=details))
-        margin = [g * lim.gas_margin_pct // 100 + 30_000 for g in sim.gas_used]
         txs = tuple([(TxKind.APPROVAL, replace(tx, gas=g)) for tx, g in zip(approvals, margin)]
                     + [(TxKind.LIQUIDATION, replace(tx, gas=g)) for tx, g in zip(plan.txs, margin[len(approvals):])])
         record = {"account": plan.account, "label": plan.label, "kind": plan.kind.value,
@@ -213,7 +227,7 @@ class Executor:
         figures = plan_figures(dict(plan.prices), dict(plan.collects), dict(plan.deferred), plan.native_spent,
                                [t.what for t in plan.txs], native_price)
         sub = Submission(plan.protocol, plan.accounts or (plan.account,), plan.kind.value, self.block, txs,
-                         gross_wei=plan.gross_usd * 10**18 // max(native_price, 1), gas=gas,
+                         gross_wei=gross_wei, gas=gas + total(l1[len(approvals):]).l1_gas,
                          details=journal_details(record, figures))
         sent = await self.manager.submit(sub, fees)
         if not sent.hashes:
@@ -227,6 +241,36 @@ class Executor:
             out["send_error"] = sent.error
         return self.recorder.add(self._outcome(Status.PENDING, r, plan, sent.error, predicted_profit=predicted,
                                                tx_hash=sent.hashes[-1], details=out, attempt=sent.attempt_id))
+
+    async def _l1_fees(self, txs: Sequence[TxRequest], gas_limits: Sequence[int], fees: Fees, gross_wei: int,
+                       gas: int, block: int | str) -> list[L1Fee]:
+        """The L1 fee of each transaction a plan sends, as the manager will sign it (its fees for the
+        plan, consecutive nonces from its next one, the gas limits with margin), in one batch."""
+        lim = self.limits
+        if lim.l2 == "none":
+            return [NO_FEE] * len(txs)
+        signed = self.manager.policy.first(fees, gross_wei=gross_wei, gas=gas) if self.manager else fees
+        nonce = self.manager.next_nonce if self.manager is not None else None
+        if nonce is None:
+            nonce = await self.chain.nonce(self.wallet)
+        return await l1_fees(self.chain, lim.l2, [
+            UnsignedTx(lim.chain_id, tx.to, tx.data, tx.value, nonce + i, g, signed.max_fee, signed.priority_fee)
+            for i, (tx, g) in enumerate(zip(txs, gas_limits, strict=True))], block)
+
+    async def l1_estimates(self, plans: Sequence[Plan], fees: Fees) -> list[int]:
+        """Each plan's L1 fee (wei) for ranking, before its approvals and simulation are known: its
+        transactions at the plan's gas estimate and the market fees, every plan's in one batch."""
+        lim = self.limits
+        if lim.l2 == "none" or not plans:
+            return [0] * len(plans)
+        nonce = (self.manager.next_nonce if self.manager is not None else None) or 0
+        gas = [p.gas_estimate * lim.gas_margin_pct // 100 + 30_000 for p in plans]
+        txs = [(i, UnsignedTx(lim.chain_id, tx.to, tx.data, tx.value, nonce, gas[i], fees.max_fee,
+                              fees.priority_fee)) for i, p in enumerate(plans) for tx in p.txs]
+        out = [0] * len(plans)
+        for (i, _), f in zip(txs, await l1_fees(self.chain, lim.l2, [t for _, t in txs])):
+            out[i] += f.wei
+        return out
 
     async def _approve_first(self, r: Ranked, plan: Plan, approvals: list[TxRequest], fees: Fees,
                              native_price: int) -> Outcome:

@@ -39,6 +39,7 @@ from hexbytes import HexBytes
 
 from keeper.chain.client import AtHash, Chain, Log, hexint
 from keeper.chain.fees import Fees, current_fees
+from keeper.chain.l1fee import receipt_l1_fee
 from keeper.chain.relay import Submitter
 from keeper.chain.sender import Receipt, TxRequest
 from keeper.chain.signer import Signer
@@ -133,7 +134,7 @@ def _request(raw: str, what: str) -> TxRequest:
 def _receipt(h: str, r: dict[str, Any]) -> Receipt:
     return Receipt(tx_hash=h, status=hexint(r["status"]), block_number=hexint(r["blockNumber"]),
                    gas_used=hexint(r["gasUsed"]), effective_gas_price=hexint(r["effectiveGasPrice"]),
-                   logs=[Log.from_rpc(lg) for lg in r.get("logs") or []])
+                   logs=[Log.from_rpc(lg) for lg in r.get("logs") or []], l1_fee=receipt_l1_fee(r))
 
 
 def _has(message: str, words: Sequence[str]) -> bool:

@@ -20,11 +20,13 @@ from keeper.engine.daemon import Keeper
 from keeper.errors import StartupError
 
 
-async def make_keeper(world, tmp_path, *, rpc_url: str | None = None, extra: str = "", **cfg) -> Keeper:
+async def make_keeper(world, tmp_path, *, rpc_url: str | None = None, extra: str = "", chain: str = "",
+                      **cfg) -> Keeper:
     """A started keeper for ``world`` (config_text kwargs in ``cfg``; ``rpc_url``: another endpoint,
-    e.g. a proxy in front of the node; ``extra``: TOML tables appended); closed again if start fails."""
+    e.g. a proxy in front of the node; ``extra``: TOML tables appended; ``chain``: keys added to
+    [chain]); closed again if start fails."""
     path = tmp_path / "keeper.toml"
-    text = config_text(world, **cfg)
+    text = config_text(world, **cfg).replace("[chain]\n", "[chain]\n" + chain, 1)
     if rpc_url is not None:
         text = text.replace(f'rpc_url = "{world.url}"', f'rpc_url = "{rpc_url}"')
     path.write_text(text + extra)
