@@ -189,7 +189,7 @@ class Executor:
         margin = [g * lim.gas_margin_pct // 100 + 30_000 for g in sim.gas_used]
         gross_wei = plan.gross_usd * 10**18 // max(native_price, 1)
         sends = approvals + list(plan.txs)
-        l1 = await self._l1_fees(sends, margin, fees, gross_wei, gas, at)
+        l1 = await self._l1_fees(sends, margin, fees, gross_wei, gas, at.number if isinstance(at, AtHash) else at)
         l1_usd = gas_cost_usd(total(l1).wei, 1, native_price)
         margin = [g + f.l1_gas for g, f in zip(margin, l1)]  # Arbitrum: the L1 part is paid in L2 gas
         predicted = plan.gross_usd - gas_usd - l1_usd - native_usd

@@ -61,6 +61,7 @@ async def test_an_endpoint_with_simulate_v1_is_probed_once_and_logged_in_one_lin
 ])
 async def test_an_endpoint_without_simulate_v1_is_not_asked_again_and_simulation_estimates(answer):
     fake = endpoint(simulate_v1=answer)
+    fake.on("eth_call", "0x")  # the fallback: eth_call for a revert reason, eth_estimateGas for the gas
     fake.on("eth_estimateGas", hex(90_000))
     chain, _ = failover(fake)
     await chain.block_number()
