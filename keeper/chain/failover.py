@@ -319,11 +319,29 @@ class FailoverTransport:
                     "code": -32601, "message": f"eth_simulateV1 is not supported by {ep.label} (probed)"}}
             before = (ep.head, self.high)
             resp = await ep.transport.send(method, params)
+            if method == "eth_blockNumber" and await self._rolled_back(ep, resp, before[0]):
+                before = (-1, -1)  # the node's own rollback: its lower head is the chain now
         except Exception as e:
             if _connection_trouble(e) or isinstance(e, TransientRpcError):
                 self._failed(ep, f"{type(e).__name__}: {e}"[:200])
             raise
         return self._accept(ep, method, params, resp, before)
+
+    async def _rolled_back(self, ep: Endpoint, resp: Any, ep_head: int) -> bool:
+        """A head below one this endpoint gave before is a rollback (a reorg to a shorter chain, an
+        evm_revert) when the endpoint no longer has that earlier block; while it still has it, the
+        lower head is inconsistent and rejected (see _head)."""
+        head = quantity(resp.get("result")) if isinstance(resp, dict) else None
+        if head is None or head >= ep_head:
+            return False
+        gone = await ep.transport.send("eth_getBlockByNumber", [hex(ep_head), False])
+        if not (isinstance(gone, dict) and "result" in gone and gone["result"] is None):
+            return False
+        log.warning("rpc.rollback", endpoint=ep.label, head=head, before=ep_head,
+                    reason=f"block {ep_head} is gone from the node: its chain is shorter now")
+        ep.head, ep.back_since = head, None
+        self.high, self.high_from = head, ep.label
+        return True
 
     async def send_batch(self, requests: list[Request]) -> Any:
         await self._maybe_check()

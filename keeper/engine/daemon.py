@@ -325,7 +325,8 @@ class Keeper:
             log.error("record.settle_failed", attempt=s.outcome.attempt.id, error=str(e), error_type=type(e).__name__)
             return
         if o is None:
-            log.info("approvals.settled", attempt=s.outcome.attempt.id, status=s.outcome.status.value)
+            log.info("approvals.settled", attempt=s.outcome.attempt.id,
+                     transactions={t.tx_hash: t.status.value for t in s.outcome.txs})
             return
         self.recorder.add(o)
         if o.status in BACKOFF_STATUSES:

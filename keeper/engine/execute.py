@@ -170,9 +170,9 @@ class Executor:
             return await self._approve_first(r, plan, approvals, fees, native_price)
         after: list[TxRequest] = []
         at: int | str | AtHash = "latest"
-        if self.manager is not None and (self.manager.slots or self.manager.last_mined >= 0):
-            # On one block's state (named by hash: Anvil answers a number from its live state while
-            # it mines), after what of ours is not mined there; never before our last receipt's block.
+        if self.manager is not None and self.manager.slots:
+            # On one block's state (named by hash), after what of ours is not mined there (by
+            # receipts); never before our last receipt's block. With nothing in flight: the latest.
             head = await self.chain.head()
             at = head if head.number >= self.manager.last_mined else self.manager.last_mined
             after = await self.manager.unmined_at(at)

@@ -202,7 +202,12 @@ class TxManager:
         number = block.number if isinstance(block, AtHash) else block
         slots = sorted(self.slots.items())
         hashes = [h for _, s in slots for h in s.hashes]
-        answers = await self.chain.rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes], raise_errors=False)
+        try:
+            answers = await self.chain.rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes],
+                                                 raise_errors=False)
+        except RpcError:  # receipts unreadable now: the signer's nonce at that block says instead
+            mined_below = await self.chain.nonce(self.address, block)
+            return [s.request for n, s in slots if n >= mined_below and s.kind != TxKind.CANCEL]
         mined_by = {h for h, r in zip(hashes, answers, strict=True)
                     if isinstance(r, dict) and r.get("blockNumber") and hexint(r["blockNumber"]) <= number}
         return [s.request for _, s in slots if s.kind != TxKind.CANCEL and not mined_by & set(s.hashes)]

@@ -33,9 +33,12 @@ class Clock:
         return self.now
 
 
-def endpoint(*heads: Any) -> FakeTransport:
+def endpoint(*heads: Any, blocks: Any = None) -> FakeTransport:
+    """An endpoint answering ``heads`` in turn; ``blocks`` answers eth_getBlockByNumber (by default
+    the endpoint still has every block asked)."""
     fake = FakeTransport()
     fake.on("eth_chainId", "0x1").on("eth_simulateV1", []).on("eth_blockNumber", *heads)
+    fake.on("eth_getBlockByNumber", blocks or (lambda p: {"number": p[0], "hash": "0x" + "11" * 32}))
     return fake
 
 
@@ -72,6 +75,21 @@ async def test_a_head_that_goes_back_is_rejected_until_the_endpoint_is_past_it()
     assert 'keeper_rpc_rejected_total{endpoint="node0:8545",kind="head_backwards"} 2.0' in text
 
 
+async def test_a_rollback_the_node_shows_is_believed_at_once():
+    """A lower head with the earlier block gone from the node (a reorg to a shorter chain, an
+    evm_revert): the node's own chain, taken at once and logged, not rejected."""
+    fake = FakeTransport()
+    fake.on("eth_chainId", "0x1").on("eth_simulateV1", []).on("eth_blockNumber", "0x64", "0x5f", "0x60")
+    fake.on("eth_getBlockByNumber", lambda p: None if int(p[0], 16) > 0x5f else {"number": p[0], "hash": "0x" + "11" * 32})
+    chain, _, telemetry, _ = failover(fake)
+    assert await chain.block_number() == 100
+    with structlog.testing.capture_logs() as logs:
+        assert await chain.block_number() == 95
+        assert await chain.block_number() == 96
+    assert rejected(logs) == [] and not telemetry.rpc_rejects
+    assert [(e["head"], e["before"]) for e in logs if e["event"] == "rpc.rollback"] == [(95, 100)]
+
+
 async def test_an_endpoint_that_stays_below_its_old_head_is_believed_again_after_stale_seconds():
     fake = endpoint("0x64", "0x50")  # 100, then 80 from then on (a resynced node)
     chain, _ft, _, clock = failover(fake, stale_seconds=30)
@@ -106,8 +124,7 @@ async def test_after_a_failover_a_lagging_endpoint_is_not_taken_for_a_new_head()
 
 
 async def test_a_block_of_another_number_than_asked_is_rejected():
-    fake = endpoint("0x10")
-    fake.on("eth_getBlockByNumber", lambda p: {"number": "0xb", "hash": "0x" + "11" * 32})
+    fake = endpoint("0x10", blocks=lambda p: {"number": "0xb", "hash": "0x" + "11" * 32})
     chain, _, telemetry, _ = failover(fake)
     with structlog.testing.capture_logs() as logs, pytest.raises(TransientRpcError, match="block 16 asked"):
         await chain.get_block(16)
@@ -118,9 +135,8 @@ async def test_a_block_of_another_number_than_asked_is_rejected():
 
 
 async def test_a_block_asked_by_number_that_matches_is_handed_on():
-    fake = endpoint("0x10")
-    fake.on("eth_getBlockByNumber", lambda p: {"number": p[0], "hash": "0x" + "11" * 32} if p[0] != "latest"
-            else {"number": "0x10", "hash": "0x" + "22" * 32})
+    fake = endpoint("0x10", blocks=lambda p: {"number": p[0], "hash": "0x" + "11" * 32} if p[0] != "latest"
+                    else {"number": "0x10", "hash": "0x" + "22" * 32})
     chain, _, _, _ = failover(fake)
     assert (await chain.get_block(16))["number"] == "0x10"
     assert (await chain.get_block("latest"))["hash"] == "0x" + "22" * 32
