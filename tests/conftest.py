@@ -38,12 +38,17 @@ async def deployer(anvil):
 
 @pytest.fixture
 async def snapshot(deployer):
-    """Revert the chain to its state at the start of the test when the test ends."""
+    """Revert the chain to its state at the start of the test when the test ends, with what a
+    revert leaves alone put back too: the node's pool emptied (a transaction a test left pending
+    would take a nonce in the next test) and automining on."""
     snap = await deployer.rpc("evm_snapshot", [])
     try:
         yield
     finally:
+        await deployer.rpc("evm_setIntervalMining", [0])
+        await deployer.rpc("anvil_dropAllTransactions", [])
         await deployer.rpc("evm_revert", [snap])
+        await deployer.rpc("evm_setAutomine", [True])
 
 
 @pytest.fixture(scope="session")
