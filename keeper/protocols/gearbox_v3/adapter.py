@@ -52,6 +52,7 @@ from keeper.protocols.base import (
     Plan,
     PlanKind,
     Planned,
+    PythFeedRef,
     Services,
     Skip,
     SkipCode,
@@ -743,3 +744,13 @@ class GearboxV3Adapter(Adapter[GearboxV3Config]):
                 if f not in m.pull_feeds:
                     out.setdefault(t, set()).add(f)
         return out
+
+    async def pyth_feeds(self) -> set[PythFeedRef]:
+        """Each collateral token's Pyth pull feed: PythPriceFeed prices with the price Pyth stores
+        (getPriceUnsafe), which its updatePrice refreshes from signed updates."""
+        assert self.chain
+        pairs = [(t, f, i) for m in self.managers.values() for t, f in m.feeds.items()
+                 if (i := m.pull_feeds.get(f)) is not None]
+        fn = FEED.fn("pyth")
+        pyths = await self.chain.multicall([Call(f, fn.encode(), fn.decode) for _, f, _ in pairs])
+        return {PythFeedRef(t, p, i, True) for (t, _, i), p in zip(pairs, pyths) if not isinstance(p, CallFailed)}
