@@ -141,3 +141,15 @@ def test_version_comes_from_the_package_metadata(capsys):
         main(["--version"])
     assert e.value.code == 0
     assert capsys.readouterr().out.strip() == f"keeper {version('keeper')}"
+
+
+def test_gearbox_omissions_name_the_official_address_provider():
+    """No official list of V3 credit managers exists; the omission names the chain's AddressProviderV3
+    from Gearbox's own SDK (checksummed), or says Gearbox is not deployed there."""
+    reasons = {c: next(o.reason for o in load_preset(c).omitted if o.kind == "gearbox_v3") for c in CHAINS}
+    for chain, provider in (("ethereum", "0x9ea7b04Da02a5373317D745c1571c84aaD03321D"),
+                            ("arbitrum", "0x7d04eCdb892Ae074f03B5D0aBA03796F90F3F2af")):
+        assert provider in reasons[chain] and to_checksum_address(provider) == provider
+        assert "Gearbox-protocol/sdk" in reasons[chain] and "getCreditManagers" in reasons[chain]
+    assert "not deployed on Base" in reasons["base"] and not HEX40.search(reasons["base"])
+    assert all("gearbox_v3" not in load_preset(c).kinds() for c in CHAINS)

@@ -12,10 +12,11 @@
 - Chainlink feeds and token addresses: @aave-dao/aave-address-book 4.68.1, src/ChainlinkArbitrum.sol
   and src/AaveV3Arbitrum.sol (AaveV3ArbitrumAssets.*_UNDERLYING).
 - Multicall3: mds1/multicall3 deployments.json. Pyth: Pyth docs, price-feeds/contract-addresses/evm.
-- Left out: Gearbox V3 (no published list of V3 credit managers found).
+- Left out: Gearbox V3 (no published list of V3 credit managers found; Gearbox's SDK on GitHub
+  publishes the AddressProviderV3 only, named in the omission).
 """
 from keeper.presets import ChainPreset, Market, Omitted, Sourced
-from keeper.presets.ethereum import COMET_BLOCK_SOURCE, GEARBOX_OMITTED
+from keeper.presets.ethereum import COMET_BLOCK_SOURCE, gearbox_omitted
 
 AAVE_BOOK = "npm @aave-dao/aave-address-book 4.68.1"
 CHAINLINK = f"{AAVE_BOOK} src/ChainlinkArbitrum.sol"
@@ -83,5 +84,5 @@ PRESET = ChainPreset(
                note="Perennial's activity has moved to its own chain; the Arbitrum markets may hold few "
                     "or no positions. DSU is valued at 1 USD (no dsu_usd_feed)."),
     ),
-    omitted=(Omitted("gearbox_v3", GEARBOX_OMITTED),),
+    omitted=(Omitted("gearbox_v3", gearbox_omitted("Arbitrum", "0x7d04eCdb892Ae074f03B5D0aBA03796F90F3F2af")),),
 )

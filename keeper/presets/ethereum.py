@@ -9,8 +9,9 @@
 - Chainlink feeds and token addresses: @aave-dao/aave-address-book 4.68.1, src/ChainlinkEthereum.sol
   and src/AaveV3Ethereum.sol (AaveV3EthereumAssets.*_UNDERLYING).
 - Multicall3: mds1/multicall3 deployments.json. Pyth: Pyth docs, price-feeds/contract-addresses/evm.
-- Left out: Gearbox V3 (no published list of V3 credit managers found), Perennial V2 (not on
-  Ethereum), Compound III cWETHv3 (its roots.json could not be read from the sources at hand).
+- Left out: Gearbox V3 (no published list of V3 credit managers found; Gearbox's SDK on GitHub
+  publishes the AddressProviderV3 only, named in the omission), Perennial V2 (not on Ethereum),
+  Compound III cWETHv3 (its roots.json could not be read from the sources at hand).
 """
 from keeper.presets import ChainPreset, Market, Omitted, Sourced
 
@@ -23,9 +24,21 @@ COMET_ROOTS = "compound-finance/comet deployments/mainnet/{}/roots.json"
 # block later than the proxy's creation would miss accounts: check it against a block explorer.
 COMET_BLOCK_SOURCE = ("third-party public Compound III market table (not an official Compound source): "
                       "check it against the proxy's creation block")
-GEARBOX_OMITTED = ("no published address book of Gearbox V3 credit managers was found (npm "
-                   "@gearbox-protocol/sdk-gov 1.10.3 predates V3, @gearbox-protocol/sdk is not on npm); "
-                   "the markets' ContractsRegister lists them on chain: add them by hand")
+GEARBOX_SDK = ("Gearbox-protocol/sdk on GitHub (Gearbox's own SDK), src/sdk/constants/address-provider.ts "
+               "ADDRESS_PROVIDER, read 2026-12-02")
+
+
+def gearbox_omitted(network: str, address_provider: str | None) -> str:
+    """Why a chain's preset has no Gearbox V3 market: the official SDK publishes the chain's
+    AddressProviderV3 only; the credit managers are listed on chain (the keeper needs them)."""
+    if address_provider is None:
+        return f"Gearbox V3 is not deployed on {network} ({GEARBOX_SDK}: NOT_DEPLOYED)"
+    return ("no published list of Gearbox V3 credit managers was found (npm @gearbox-protocol/sdk-gov 1.10.3 "
+            f"predates V3; {GEARBOX_SDK} publishes only the AddressProviderV3, {address_provider} on {network}); "
+            "its CONTRACTS_REGISTER (getCreditManagers) lists the credit managers on chain: add them by hand")
+
+
+GEARBOX_OMITTED = gearbox_omitted("Ethereum", "0x9ea7b04Da02a5373317D745c1571c84aaD03321D")
 
 
 def comet(market: str, address: str, block: int) -> Market:
