@@ -117,3 +117,17 @@ async def test_shock_naming_nothing_priced_is_refused(deployer, world, tmp_path,
     path.write_text(config_text(world, protocols=["aave_v3"]))
     with pytest.raises(ConfigError, match="Pyth feed"):
         await rehearse(load_config(path), Options(fork_url=world.url, blocks=1, shocks=(Shock.parse("NOPE=-5%"),)))
+
+
+def test_hermes_prices_are_said_not_to_be_shocked():
+    from types import SimpleNamespace
+
+    from keeper.config import PullOracleConfig
+    from keeper.live.rehearse import _not_shocked
+    keeper = SimpleNamespace(cfg=SimpleNamespace(pull_oracle=PullOracleConfig(source="hermes",
+                                                                              url="https://hermes.example")))
+    (note,) = _not_shocked(keeper, [])  # type: ignore[arg-type]
+    assert "live signed prices from the price service, not shocked" in note
+    mock = SimpleNamespace(cfg=SimpleNamespace(pull_oracle=PullOracleConfig(source="mock_pyth",
+                                                                            mock_pyth="0x" + "11" * 20)))
+    assert _not_shocked(mock, []) == []  # type: ignore[arg-type]
