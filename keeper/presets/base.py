@@ -67,7 +67,7 @@ PRESET = ChainPreset(
                                 f"markets lending other tokens are reported, not sent"}),
     ),
     omitted=(
-        Omitted("gearbox_v3", gearbox_omitted("Base", None)),
+        Omitted("gearbox_v3", gearbox_omitted("Base")),
         Omitted("perennial_v2", "Perennial V2 is not deployed on Base (its SDK lists Arbitrum only)"),
     ),
 )
