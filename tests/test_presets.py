@@ -79,8 +79,9 @@ def test_rendered_preset_loads_and_comments_every_address(chain, tmp_path):
 def test_protocol_selection():
     preset = load_preset("arbitrum")
     assert {m.kind for m in select(preset, ["aave_v3", "perennial_v2"])} == {"aave_v3", "perennial_v2"}
-    with pytest.raises(ConfigError, match=r"--protocols: gearbox_v3 has no arbitrum preset: no published"):
-        select(preset, ["gearbox_v3"])
+    assert [m.name for m in select(preset, ["gearbox_v3"])] == ["gearbox_v3"]
+    with pytest.raises(ConfigError, match=r"--protocols: gearbox_v3 has no base preset: Gearbox V3 is not deployed"):
+        select(load_preset("base"), ["gearbox_v3"])
     with pytest.raises(ConfigError, match=r"unknown protocol 'aave_v4'"):
         select(preset, ["aave_v4"])
 
@@ -141,3 +142,24 @@ def test_version_comes_from_the_package_metadata(capsys):
         main(["--version"])
     assert e.value.code == 0
     assert capsys.readouterr().out.strip() == f"keeper {version('keeper')}"
+
+
+def test_gearbox_presets_configure_the_official_address_provider(tmp_path):
+    """Ethereum and Arbitrum watch Gearbox V3 through the AddressProviderV3 of Gearbox's own SDK
+    (checksummed) from its deployment block, with no list of credit managers; Base says Gearbox is
+    not deployed there."""
+    for chain, provider, block in (("ethereum", "0x9ea7b04Da02a5373317D745c1571c84aaD03321D", 18433056),
+                                   ("arbitrum", "0x7d04eCdb892Ae074f03B5D0aBA03796F90F3F2af", 184650310)):
+        preset = load_preset(chain)
+        (m,) = [m for m in preset.markets if m.kind == "gearbox_v3"]
+        assert m.fields == {"address_provider": provider, "start_block": block}
+        assert to_checksum_address(provider) == provider
+        assert "Gearbox-protocol/sdk" in m.source and "ADDRESS_PROVIDER_BLOCK" in m.field_sources["start_block"]
+        assert "gearbox_v3" not in {o.kind for o in preset.omitted}
+        path = tmp_path / f"{chain}.toml"
+        path.write_text(render(preset, [m], rpc_url="https://node.example/rpc"))
+        (cfg,) = load_config(path).protocols
+        assert (cfg.address_provider, cfg.credit_managers, cfg.start_block) == (provider, None, block)
+    reason = next(o.reason for o in load_preset("base").omitted if o.kind == "gearbox_v3")
+    assert "not deployed on Base" in reason and not HEX40.search(reason)
+    assert "gearbox_v3" not in load_preset("base").kinds()

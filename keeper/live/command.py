@@ -72,7 +72,9 @@ def add_rehearse_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--price-shock", action="append", default=[], metavar="TOKEN=PCT",
                    help="move a token's price on the fork, e.g. WETH=-30%% (a symbol or token address; repeat for "
                         "several): every Chainlink-style feed a configured protocol prices it with answers the "
-                        "shocked price. Pyth prices fetched live are not shocked")
+                        "shocked price, and every Pyth feed it reads from Pyth's storage holds it (written in "
+                        "storage; a Pyth feed id 0x<64 hex> names a feed directly). Pyth prices the keeper fetches "
+                        "live are not shocked")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
     p.add_argument("--anvil", default=None, metavar="PATH",
                    help=f"the anvil binary (default: ${ANVIL_ENV}, else anvil on PATH, else the checkout's npm one)")

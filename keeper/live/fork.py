@@ -119,9 +119,10 @@ async def _symbols(chain: Chain, tokens: list[str]) -> dict[str, str]:
     return {t: s if isinstance(s, str) else t for t, s in zip(tokens, res)}
 
 
-async def resolve(chain: Chain, feeds: dict[str, set[str]],
-                  shocks: list[Shock]) -> list[tuple[Shock, str, str, set[str]]]:
-    """(shock, token, symbol, its feeds) for every shock; a ConfigError names a token no protocol prices."""
+async def resolve(chain: Chain, feeds: dict[str, set[str]], shocks: list[Shock],
+                  elsewhere: frozenset[Shock] = frozenset()) -> list[tuple[Shock, str, str, set[str]]]:
+    """(shock, token, symbol, its feeds) for every shock; a ConfigError names a token no protocol prices
+    (shocks in ``elsewhere`` reach a Pyth feed: they need no Chainlink-style one)."""
     symbols = await _symbols(chain, sorted(feeds))
     out = []
     for s in shocks:
@@ -129,10 +130,11 @@ async def resolve(chain: Chain, feeds: dict[str, set[str]],
             match = [t for t in feeds if t.lower() == s.token.lower()]
         else:
             match = [t for t in feeds if symbols[t].lower() == s.token.lower()]
-        if not match:
+        if not match and s not in elsewhere:
             known = ", ".join(sorted(set(symbols.values()), key=str.lower)) or "none"
             raise ConfigError(f"--price-shock {s.token}: no protocol of the config prices such a token with a "
-                              f"Chainlink-style feed (those that do: {known})")
+                              f"Chainlink-style feed (those that do: {known}) or a Pyth feed (give a Pyth "
+                              "feed id as 0x + 64 hex digits to shock that feed)")
         for t in match:
             out.append((s, t, symbols[t], feeds[t]))
     return out

@@ -37,7 +37,8 @@ from keeper.live.fork import (
     set_erc20_balance,
     set_native_balance,
 )
-from keeper.protocols.base import Assessment, Budget, PlanKind
+from keeper.live.pyth import AppliedPythShock, Written, is_feed_id, resolve_pyth, shock_pyth_price
+from keeper.protocols.base import Assessment, Budget, PlanKind, PythFeedRef
 
 log = structlog.get_logger()
 
@@ -105,6 +106,7 @@ class Report:
     last_block: int
     signer: str
     shocks: list[AppliedShock] = field(default_factory=list)
+    pyth_shocks: list[AppliedPythShock] = field(default_factory=list)  # written in Pyth's storage
     not_shocked: list[str] = field(default_factory=list)  # prices the shocks do not reach, and why
     funded: list[Funded] = field(default_factory=list)
     plans: list[PlanRow] = field(default_factory=list)
@@ -119,6 +121,7 @@ class Report:
         out = asdict(self)
         out["shocks"] = [{**asdict(s), "pct": str(s.pct), "before": str(s.before), "after": str(s.after)}
                          for s in self.shocks]
+        out["pyth_shocks"] = [{**asdict(p), "before": str(p.before), "after": str(p.after)} for p in self.pyth_shocks]
         out["funded"] = [{"token": f.token, "amount": str(f.amount), "before": str(f.before)} for f in self.funded]
         out["totals"] = {
             "sent": len(self.plans), "reverted": self.reverted,
@@ -137,6 +140,12 @@ class Report:
             scale = 10**s.decimals
             lines.append(f"shock: {s.token} {s.pct:+}% "
                          f"(feed {s.feed}: {s.before / scale:,.6g} -> {s.after / scale:,.6g})")
+        for p in self.pyth_shocks:
+            scale = Decimal(10) ** p.expo
+            via = "" if p.storage == p.pyth else f", stored in {p.storage}"
+            lines.append(f"shock: {p.label} {Decimal(p.pct):+}% (Pyth {p.pyth} feed {p.feed_id}: "
+                         f"{Decimal(p.before) * scale:,.6g} -> {Decimal(p.after) * scale:,.6g}, published "
+                         f"{p.publish_time}; written in storage ({p.layout} layout{via}))")
         lines += [f"not shocked: {n}" for n in self.not_shocked]
         if self.funded:
             lines.append("funded on the fork: " + ", ".join(f"{f.token} {f.before} -> {f.amount}" for f in self.funded))
@@ -281,9 +290,22 @@ async def _run(keeper: _WatchedKeeper, opts: Options, real: RealChain, fork_id: 
             featureless.append(a.name)
         for t, fs in named.items():
             feeds.setdefault(t, set()).update(fs)
-    shocks = await apply_shocks(chain, await resolve(chain, feeds, list(opts.shocks)), stamp) if opts.shocks else []
+    refs: set[PythFeedRef] = set()
+    for a in keeper.adapters:
+        refs |= await a.pyth_feeds()
+    shocks: list[AppliedShock] = []
+    pyth_shocks: list[AppliedPythShock] = []
+    notes: list[str] = []
+    if opts.shocks:
+        pyth_hits = await resolve_pyth(chain, refs, list(opts.shocks))
+        by_id = [s for s in opts.shocks if is_feed_id(s.token) and not any(h[0] == s for h in pyth_hits)]
+        shocks = await apply_shocks(chain, await resolve(chain, feeds, list(opts.shocks),
+                                                         frozenset(h[0] for h in pyth_hits) | frozenset(by_id)),
+                                    stamp)
+        pyth_shocks, notes = await _shock_pyth(keeper, pyth_hits, by_id, stamp)
     report = Report(real.chain_id, fork_id, shown_url, real.fork_block, block_time, real.base_fee, head, head, me,
-                    shocks=shocks, not_shocked=_not_shocked(keeper, featureless) if opts.shocks else [])
+                    shocks=shocks, pyth_shocks=pyth_shocks,
+                    not_shocked=notes + _not_shocked(keeper, featureless) if opts.shocks else [])
     before = await chain.get_balance(me)
     if before < opts.fund_native_wei:
         await set_native_balance(chain, me, opts.fund_native_wei)
@@ -318,14 +340,41 @@ async def _run(keeper: _WatchedKeeper, opts: Options, real: RealChain, fork_id: 
     return report
 
 
+async def _shock_pyth(keeper: Keeper, hits: list[tuple[Shock, str, PythFeedRef]], by_id: list[Shock],
+                      stamp: int) -> tuple[list[AppliedPythShock], list[str]]:
+    """Write the Pyth shocks in storage: the feeds protocols read from Pyth's store (their Pyth
+    contract's, or the config's Pyth contracts' it forwards to), and feed ids no protocol names in
+    the config's Pyth contracts; feeds read from signed updates only are noted, not shocked."""
+    pull = keeper.cfg.pull_oracle
+    own = [c for c in ((pull.pyth, pull.mock_pyth) if pull else ()) if c]
+    written: Written = {}
+    applied, notes = [], []
+    targets = [(s, label, r.pyth, r.feed_id) for s, label, r in hits if r.reads_stored]
+    for s in by_id:
+        if not own:
+            raise ConfigError(f"--price-shock {s.token}: no protocol of the config uses that Pyth feed and the "
+                              "config names no Pyth contract (pull_oracle.pyth or pull_oracle.mock_pyth)")
+        targets += [(s, s.token.lower(), c, s.token.lower()) for c in own]
+    for s, label, pyth, feed_id in dict.fromkeys(targets):
+        applied.append(await shock_pyth_price(keeper.chain, s, label, pyth, feed_id, stamp, own, written))
+    for _, label, r in hits:
+        if not r.reads_stored:
+            notes.append(f"Pyth feed {r.feed_id} ({label}) of {r.pyth}: read from the signed update each commit "
+                         "carries, not from Pyth's storage; the keeper's commits carry "
+                         + ("prices built from the mock feeds' Chainlink answers" if pull and pull.source == "mock_pyth"
+                            else "the price service's live prices"))
+    return applied, sorted(set(notes))
+
+
 def _not_shocked(keeper: Keeper, featureless: list[str]) -> list[str]:
     """What the shocks do not reach: protocols naming no Chainlink-style feed, live pull-oracle prices."""
     out = [f"{name}: names no Chainlink-style feed (its prices move only with feeds shocked for others)"
            for name in featureless]
     pull = keeper.cfg.pull_oracle
     if pull is not None and pull.source == "hermes":
-        out.append("pull-oracle (Pyth) prices: the keeper fetches live signed prices from the price service; "
-                   "shocking them would need an update signed by Pyth's guardians")
+        out.append("pull-oracle (Pyth) prices the keeper fetches: live signed prices from the price service, not "
+                   "shocked (that would need an update signed by Pyth's guardians); a shock written in Pyth's "
+                   "storage holds until an update published later is sent, e.g. with the keeper's own liquidations")
     return out
 
 

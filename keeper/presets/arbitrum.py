@@ -12,10 +12,11 @@
 - Chainlink feeds and token addresses: @aave-dao/aave-address-book 4.68.1, src/ChainlinkArbitrum.sol
   and src/AaveV3Arbitrum.sol (AaveV3ArbitrumAssets.*_UNDERLYING).
 - Multicall3: mds1/multicall3 deployments.json. Pyth: Pyth docs, price-feeds/contract-addresses/evm.
-- Left out: Gearbox V3 (no published list of V3 credit managers found).
+- Gearbox V3: Gearbox-protocol/sdk on GitHub, src/sdk/constants/address-provider.ts (the
+  AddressProviderV3, the credit managers then listed on chain) and networks.ts ADDRESS_PROVIDER_BLOCK.
 """
-from keeper.presets import ChainPreset, Market, Omitted, Sourced
-from keeper.presets.ethereum import COMET_BLOCK_SOURCE, GEARBOX_OMITTED
+from keeper.presets import ChainPreset, Market, Sourced
+from keeper.presets.ethereum import COMET_BLOCK_SOURCE, gearbox
 
 AAVE_BOOK = "npm @aave-dao/aave-address-book 4.68.1"
 CHAINLINK = f"{AAVE_BOOK} src/ChainlinkArbitrum.sol"
@@ -82,6 +83,7 @@ PRESET = ChainPreset(
                                   "the factory proxy it administers)"},
                note="Perennial's activity has moved to its own chain; the Arbitrum markets may hold few "
                     "or no positions. DSU is valued at 1 USD (no dsu_usd_feed)."),
+        gearbox("Arbitrum", "0x7d04eCdb892Ae074f03B5D0aBA03796F90F3F2af", 184650310),
     ),
-    omitted=(Omitted("gearbox_v3", GEARBOX_OMITTED),),
+    omitted=(),
 )

@@ -9,10 +9,11 @@
 - Chainlink feeds and token addresses: @aave-dao/aave-address-book 4.68.1, src/ChainlinkBase.sol and
   src/AaveV3Base.sol (AaveV3BaseAssets.*_UNDERLYING).
 - Multicall3: mds1/multicall3 deployments.json. Pyth: Pyth docs, price-feeds/contract-addresses/evm.
-- Left out: Gearbox V3 (no published list of V3 credit managers found), Perennial V2 (not on Base).
+- Left out: Gearbox V3 (not deployed on Base: Gearbox's SDK on GitHub lists no address provider
+  there), Perennial V2 (not on Base).
 """
 from keeper.presets import ChainPreset, Market, Omitted, Sourced
-from keeper.presets.ethereum import COMET_BLOCK_SOURCE, GEARBOX_OMITTED
+from keeper.presets.ethereum import COMET_BLOCK_SOURCE, gearbox_omitted
 
 AAVE_BOOK = "npm @aave-dao/aave-address-book 4.68.1"
 CHAINLINK = f"{AAVE_BOOK} src/ChainlinkBase.sol"
@@ -66,7 +67,7 @@ PRESET = ChainPreset(
                                 f"markets lending other tokens are reported, not sent"}),
     ),
     omitted=(
-        Omitted("gearbox_v3", GEARBOX_OMITTED),
+        Omitted("gearbox_v3", gearbox_omitted("Base")),
         Omitted("perennial_v2", "Perennial V2 is not deployed on Base (its SDK lists Arbitrum only)"),
     ),
 )

@@ -9,8 +9,11 @@
 - Chainlink feeds and token addresses: @aave-dao/aave-address-book 4.68.1, src/ChainlinkEthereum.sol
   and src/AaveV3Ethereum.sol (AaveV3EthereumAssets.*_UNDERLYING).
 - Multicall3: mds1/multicall3 deployments.json. Pyth: Pyth docs, price-feeds/contract-addresses/evm.
-- Left out: Gearbox V3 (no published list of V3 credit managers found), Perennial V2 (not on
-  Ethereum), Compound III cWETHv3 (its roots.json could not be read from the sources at hand).
+- Gearbox V3: Gearbox-protocol/sdk on GitHub (Gearbox's own SDK), src/sdk/constants/address-provider.ts
+  (the AddressProviderV3, from which the keeper lists the credit managers on chain) and
+  src/sdk/constants/networks.ts ADDRESS_PROVIDER_BLOCK (its deployment block).
+- Left out: Perennial V2 (not on Ethereum), Compound III cWETHv3 (its roots.json could not be read
+  from the sources at hand).
 """
 from keeper.presets import ChainPreset, Market, Omitted, Sourced
 
@@ -23,9 +26,28 @@ COMET_ROOTS = "compound-finance/comet deployments/mainnet/{}/roots.json"
 # block later than the proxy's creation would miss accounts: check it against a block explorer.
 COMET_BLOCK_SOURCE = ("third-party public Compound III market table (not an official Compound source): "
                       "check it against the proxy's creation block")
-GEARBOX_OMITTED = ("no published address book of Gearbox V3 credit managers was found (npm "
-                   "@gearbox-protocol/sdk-gov 1.10.3 predates V3, @gearbox-protocol/sdk is not on npm); "
-                   "the markets' ContractsRegister lists them on chain: add them by hand")
+GEARBOX_SDK = "Gearbox-protocol/sdk on GitHub (Gearbox's own SDK), read 2026-12-02"
+
+
+def gearbox(network: str, address_provider: str, block: int) -> Market:
+    """Gearbox V3 from the chain's AddressProviderV3 (the one address Gearbox publishes): the keeper
+    reads its CONTRACTS_REGISTER at start and watches the credit managers reporting version 3.x."""
+    return Market(
+        kind="gearbox_v3", name="gearbox_v3",
+        fields={"address_provider": address_provider, "start_block": block},
+        source=f"{GEARBOX_SDK}, src/sdk/constants/address-provider.ts ADDRESS_PROVIDER.{network}",
+        field_sources={"start_block": f"{GEARBOX_SDK}, src/sdk/constants/networks.ts ADDRESS_PROVIDER_BLOCK."
+                                      f"{network} (the AddressProviderV3's deployment: every V3 credit "
+                                      "manager and facade it lists came later)"},
+        note=("The credit managers are those the AddressProviderV3's CONTRACTS_REGISTER lists (getCreditManagers) "
+              "with version 3.x, read at start (logged with those left out). Markets Gearbox registers only "
+              "through its newer V3.1 address provider and market configurators may not be in that register."))
+
+
+def gearbox_omitted(network: str) -> str:
+    """Why a chain's preset has no Gearbox V3 market: the SDK names no address provider there."""
+    return (f"Gearbox V3 is not deployed on {network} ({GEARBOX_SDK}, src/sdk/constants/address-provider.ts: "
+            "NOT_DEPLOYED)")
 
 
 def comet(market: str, address: str, block: int) -> Market:
@@ -72,9 +94,9 @@ PRESET = ChainPreset(
                    "markets": "empty: every market from CreateMarket logs",
                    "usd_feeds": f"loan tokens USDC, WETH, USDT ({TOKENS}) -> USDC / USD, ETH / USD, "
                                 f"USDT / USD ({CHAINLINK}); markets lending other tokens are reported, not sent"}),
+        gearbox("Mainnet", "0x9ea7b04Da02a5373317D745c1571c84aaD03321D", 18433056),
     ),
     omitted=(
-        Omitted("gearbox_v3", GEARBOX_OMITTED),
         Omitted("perennial_v2", "Perennial V2 is not deployed on Ethereum (its SDK lists Arbitrum only)"),
     ),
     notes=(("Compound III cWETHv3 is left out: its deployment record could not be read from the sources "

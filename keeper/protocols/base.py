@@ -60,7 +60,8 @@ if TYPE_CHECKING:
     from keeper.swap.routing import Swaps
 
 __all__ = ["USD", "AccountView", "Adapter", "Assessment", "Budget", "Covered", "Details", "Execution", "Modes",
-           "ObservedLiquidation", "Plan", "PlanKind", "Planned", "Services", "Skip", "SkipCode", "Spend", "TokenPrice",
+           "ObservedLiquidation", "Plan", "PlanKind", "Planned", "PythFeedRef", "Services", "Skip", "SkipCode", "Spend",
+           "TokenPrice",
            "batch_kind", "no_inventory",
            "value_usd"]
 
@@ -90,6 +91,17 @@ class ObservedLiquidation:
     # collateral seized minus the debt repaid, or the reward; None when the event does not tell.
     value_usd: int | None
     label: str = ""  # e.g. "WETH/USDC"
+
+
+@dataclass(frozen=True)
+class PythFeedRef:
+    """A Pyth price a protocol uses (a fork rehearsal's price shocks write it in Pyth's storage)."""
+    token: str | None  # the token it prices, when the protocol says (Perennial prices markets, not tokens)
+    pyth: str  # the Pyth contract the protocol calls
+    feed_id: str  # 0x + 64 hex digits
+    # True: the protocol reads the price Pyth stores (getPriceUnsafe); False: it verifies a signed
+    # update it is handed (parsePriceFeedUpdates), which a stored price does not reach.
+    reads_stored: bool
 
 
 class Adapter(ABC, Generic[C]):
@@ -181,3 +193,7 @@ class Adapter(ABC, Generic[C]):
         """token -> the Chainlink-style (AggregatorV3) feeds the protocol prices it with, as resolved
         from its contracts (a fork rehearsal's price shocks replace their answers)."""
         return {}
+
+    async def pyth_feeds(self) -> set[PythFeedRef]:
+        """The Pyth prices the protocol uses, as resolved from its contracts."""
+        return set()

@@ -55,6 +55,8 @@ async def test_rehearsal_liquidates_on_the_fork_only(deployer, world, tmp_path, 
     assert report.real_chain_id == world.chain_id != report.fork_chain_id
     assert [s.token for s in report.shocks] == ["WETH"]
     assert report.shocks[0].after == report.shocks[0].before * 7 // 10
+    # Gearbox's WETH PythPriceFeed reads Pyth's stored price: shocked in storage too.
+    assert [(p.label, p.after) for p in report.pyth_shocks] == [("WETH", report.pyth_shocks[0].before * 7 // 10)]
     assert report.reverted == 0 and report.step_errors == []
     liquidated = {p: set() for p in ALL_PROTOCOLS}
     for row in report.plans:

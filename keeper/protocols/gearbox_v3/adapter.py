@@ -1,4 +1,5 @@
-"""Gearbox V3 (credit accounts): credit managers from the config, their facade, pool, underlying,
+"""Gearbox V3 (credit accounts): credit managers from the config (or, with address_provider, from
+the ContractsRegister the AddressProviderV3 names, see gearbox_v3.discover), their facade, pool, underlying,
 quota keeper and price oracle read from each credit manager; accounts from the facade's
 OpenCreditAccount / CloseCreditAccount / LiquidateCreditAccount / PartiallyLiquidateCreditAccount logs;
 each block, through Multicall3, the manager's own views (calcDebtAndCollateral DEBT_COLLATERAL,
@@ -52,6 +53,7 @@ from keeper.protocols.base import (
     Plan,
     PlanKind,
     Planned,
+    PythFeedRef,
     Services,
     Skip,
     SkipCode,
@@ -59,6 +61,7 @@ from keeper.protocols.base import (
     TokenPrice,
     no_inventory,
 )
+from keeper.protocols.gearbox_v3 import discover
 from keeper.protocols.gearbox_v3 import flash as gf
 from keeper.protocols.gearbox_v3 import maths as gm
 from keeper.protocols.gearbox_v3.config import GearboxV3Config
@@ -179,7 +182,8 @@ class GearboxV3Adapter(Adapter[GearboxV3Config]):
         self.name = cfg.name
         self.liquidator = liquidator
         self.pull_oracle = pull_oracle  # signed prices for pull feeds (on-demand price updates)
-        self.managers: dict[str, ManagerState] = {cm: ManagerState(cm) for cm in cfg.credit_managers}
+        # With address_provider the credit managers are found at start.
+        self.managers: dict[str, ManagerState] = {cm: ManagerState(cm) for cm in cfg.credit_managers or []}
         self.accounts: dict[str, AccountState] = {}
         self.chain: Chain | None = None
         self.swaps = services.swaps
@@ -210,6 +214,9 @@ class GearboxV3Adapter(Adapter[GearboxV3Config]):
     # ---- start-up ---------------------------------------------------------------------------
     async def start(self, chain: Chain) -> None:
         self.chain = chain
+        if self.cfg.address_provider is not None:
+            found = await discover.credit_managers(chain, self.name, self.cfg.address_provider)
+            self.managers = {cm: ManagerState(cm) for cm in found}
         for m in self.managers.values():
             if not await chain.get_code(m.cm):
                 raise StartupError(f"{self.name}: no contract at credit manager {m.cm}")
@@ -743,3 +750,13 @@ class GearboxV3Adapter(Adapter[GearboxV3Config]):
                 if f not in m.pull_feeds:
                     out.setdefault(t, set()).add(f)
         return out
+
+    async def pyth_feeds(self) -> set[PythFeedRef]:
+        """Each collateral token's Pyth pull feed: PythPriceFeed prices with the price Pyth stores
+        (getPriceUnsafe), which its updatePrice refreshes from signed updates."""
+        assert self.chain
+        pairs = [(t, f, i) for m in self.managers.values() for t, f in m.feeds.items()
+                 if (i := m.pull_feeds.get(f)) is not None]
+        fn = FEED.fn("pyth")
+        pyths = await self.chain.multicall([Call(f, fn.encode(), fn.decode) for _, f, _ in pairs])
+        return {PythFeedRef(t, p, i, True) for (t, _, i), p in zip(pairs, pyths) if not isinstance(p, CallFailed)}

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from keeper.config_types import Address, ExecutionConfig
+from keeper.config_types import COMMENTED, Address, ExecutionConfig
 
 
 class GearboxV3Config(ExecutionConfig):
@@ -16,16 +16,23 @@ class GearboxV3Config(ExecutionConfig):
     and the more profitable of the two kept. In flash mode the executor borrows the underlying and
     sells what it seizes on Uniswap V3."""
     EXAMPLE_NOTE: ClassVar[str] = (
-        "Uncomment and put your CreditManagerV3 addresses (the zero address is a placeholder):")
+        "Uncomment to watch every V3 credit manager of Gearbox on Ethereum mainnet (or list yours in "
+        "credit_managers instead of address_provider):")
 
     kind: Literal["gearbox_v3"]
     start_block: int = Field(
         default=0, ge=0,
         description="First block to read the facade's Open/Close/Liquidate/PartiallyLiquidate logs from.")
-    credit_managers: list[Address] = Field(
-        min_length=1,
-        description="Each CreditManagerV3; its facade, pool, underlying and price oracle are read from it.",
-        examples=[["0x0000000000000000000000000000000000000000"]])
+    address_provider: Address | None = Field(
+        default=None,
+        description="Gearbox's AddressProviderV3: at start its CONTRACTS_REGISTER lists the credit managers "
+                    "(getCreditManagers) and those reporting version 3.x are watched. Give this or credit_managers.",
+        examples=["0x9ea7b04Da02a5373317D745c1571c84aaD03321D"])
+    credit_managers: list[Address] | None = Field(
+        default=None, min_length=1,
+        description="Each CreditManagerV3, instead of address_provider; its facade, pool, underlying and price "
+                    "oracle are read from it.",
+        examples=[["0x0000000000000000000000000000000000000000"]], json_schema_extra=COMMENTED)
     target_hf_margin_bps: int = Field(
         default=10, ge=0, le=5_000,
         description="Aim this many basis points above HF 1 after a partial liquidation (the facade requires HF >= 1 "
@@ -38,3 +45,11 @@ class GearboxV3Config(ExecutionConfig):
         default=True, description="Also plan full liquidations (liquidateCreditAccount) and keep the more profitable "
                                   "of the partial and the full one; false: partial liquidations only, and an account "
                                   "only a full liquidation can resolve is reported, not sent.")
+
+    @model_validator(mode="after")
+    def _one_source_of_credit_managers(self) -> GearboxV3Config:
+        if (self.address_provider is None) == (self.credit_managers is None):
+            which = "both" if self.address_provider is not None else "neither"
+            raise ValueError(f"give exactly one of address_provider (Gearbox's AddressProviderV3) and "
+                             f"credit_managers (a list of CreditManagerV3 addresses), not {which}")
+        return self

@@ -46,6 +46,7 @@ from keeper.protocols.base import (
     Plan,
     PlanKind,
     Planned,
+    PythFeedRef,
     Services,
     Skip,
     SkipCode,
@@ -212,6 +213,11 @@ class PerennialV2Adapter(Adapter[PerennialV2Config]):
                 out[f"Market[{i}].keeper_factory"] = m.route.keeper_factory
                 out[f"Market[{i}].pyth"] = m.route.pyth
         return out
+
+    async def pyth_feeds(self) -> set[PythFeedRef]:
+        """Each market's Pyth feed: its keeper oracle verifies the signed update a commit hands it
+        (parsePriceFeedUpdates), not a price Pyth stores."""
+        return {PythFeedRef(None, m.route.pyth, m.route.feed_id, False) for m in self.markets.values() if m.route}
 
     def pending_rewards(self) -> dict[str, int]:
         out: dict[str, int] = {}

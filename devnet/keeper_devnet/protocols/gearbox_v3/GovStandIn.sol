@@ -44,6 +44,10 @@ contract GovStandIn is IACL, IContractsRegister, IAddressProvider, IPriceFeedSto
         _setAddress("PRICE_FEED_STORE", address(this), 0);
         // Owner of BotListV3 and DefaultAccountFactoryV3.
         _setAddress("INSTANCE_MANAGER_PROXY", msg.sender, 0);
+        // This contract is also the ACL and the ContractsRegister, found under the keys the real
+        // AddressProviderV3 holds them at (version 0, NO_VERSION_CONTROL).
+        _setAddress("ACL", address(this), 0);
+        _setAddress("CONTRACTS_REGISTER", address(this), 0);
     }
 
     // ---- IACL ----

@@ -33,6 +33,11 @@ async def keeper_abis() -> dict[str, list[dict[str, Any]]]:
         "gearbox_credit_facade_v3_multicall": ("ICreditFacadeV3Multicall", [
             "onDemandPriceUpdates", "addCollateral", "withdrawCollateral"]),
         "gearbox_loss_policy_v3": ("AliasedLossPolicyV3", ["isLiquidatableWithLoss", "accessMode", "checksEnabled"]),
+        # Discovery from the address provider (address_provider in the config): the package's
+        # IAddressProvider and IContractsRegister, the calls the real AddressProviderV3 and
+        # ContractsRegister answer.
+        "gearbox_address_provider_v3": ("IAddressProvider", ["getAddressOrRevert"]),
+        "gearbox_contracts_register": ("IContractsRegister", ["getCreditManagers"]),
     }
     out = {name: subset(abis[contract], names, contract, errors=False) for name, (contract, names) in wanted.items()}
     # liquidateCreditAccount is overloaded: keep the 4-argument form (with lossPolicyData), the one

@@ -61,6 +61,10 @@ CONTRACTS = {
 }
 # Compiled as an import of the facade: encodes the inner calls of the facade's multicalls.
 MULTICALL_IFACE = ("ICreditFacadeV3Multicall", f"{_G}/interfaces/ICreditFacadeV3Multicall.sol")
+# The package's governance interfaces (compiled with GovStandIn, which implements them): the keeper
+# finds the credit managers through them (AddressProviderV3 -> CONTRACTS_REGISTER -> getCreditManagers).
+GOV_IFACES = {"IAddressProvider": f"{_G}/interfaces/base/IAddressProvider.sol",
+              "IContractsRegister": f"{_G}/interfaces/base/IContractsRegister.sol"}
 COMPILE_SETTINGS = dict(compiler="solc_0_8_23", optimizer_runs=1000, evm_version="shanghai", bytecode_hash="none",
                         remappings=["@openzeppelin/contracts/=oz4/"])
 
@@ -102,8 +106,8 @@ async def compile_gearbox() -> dict:
 async def gearbox_abis() -> dict[str, list]:
     out = await compile_gearbox()
     abis = {name: out["contracts"][src][name]["abi"] for name, src in CONTRACTS.items()}
-    name, src = MULTICALL_IFACE
-    abis[name] = out["contracts"][src][name]["abi"]
+    for name, src in [MULTICALL_IFACE, *GOV_IFACES.items()]:
+        abis[name] = out["contracts"][src][name]["abi"]
     return abis
 
 
@@ -523,13 +527,15 @@ mock_pyth = "{mock_pyth}"
 
 
 def gearbox_config_entry(dep: GearboxDeployment, *, name: str = "gearbox_v3", target_hf_margin_bps: int = 10,
-                         start_block: int = 0, full_liquidation: bool = True) -> str:
-    """The `[[protocols]]` TOML block that points the keeper at ``dep``."""
+                         start_block: int = 0, full_liquidation: bool = True, address_provider: bool = False) -> str:
+    """The `[[protocols]]` TOML block that points the keeper at ``dep``: its credit manager, or with
+    ``address_provider`` only the address provider (GovStandIn) it finds the credit managers from."""
+    source = f'address_provider = "{dep.gov}"' if address_provider else f'credit_managers = ["{dep.credit_manager}"]'
     return f"""
 [[protocols]]
 kind = "gearbox_v3"
 name = "{name}"
-credit_managers = ["{dep.credit_manager}"]
+{source}
 start_block = {start_block}
 target_hf_margin_bps = {target_hf_margin_bps}
 full_liquidation = {str(full_liquidation).lower()}
