@@ -89,3 +89,22 @@ def last_status(record: Path) -> dict[int, dict[str, Any]]:
 
 def log_events(output: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in output.read_text().splitlines() if x.startswith("{")]
+
+
+async def fresh_keeper(d, world) -> None:
+    """Inside the test's snapshot: the keeper's address as these tests assume it, whatever an
+    earlier test left on the shared node outside a snapshot (a rerun's late transaction): no
+    allowance for the Pool, nonce 0."""
+    from keeper_devnet.tokens import approve
+    from keeper_devnet.world import KEEPER_ADDRESS
+
+    pool = world.aave.pool
+    for token in world.tokens.values():
+        if await d.call(token.address, _ALLOWANCE_ABI, "allowance", KEEPER_ADDRESS, pool):
+            await approve(d, token, KEEPER_ADDRESS, pool, 0)
+    await d.rpc("anvil_setNonce", [KEEPER_ADDRESS, "0x0"])
+
+
+_ALLOWANCE_ABI = [{"type": "function", "name": "allowance", "stateMutability": "view",
+                   "inputs": [{"name": "o", "type": "address"}, {"name": "s", "type": "address"}],
+                   "outputs": [{"name": "", "type": "uint256"}]}]

@@ -22,14 +22,15 @@ from keeper.abi import load
 from keeper.chain.fees import GWEI
 from tests.helpers.keeper import make_keeper
 from tests.protocols.aave_v3.helpers import UINT_MAX, drop_weth, open_scenario
-from tests.txmanager.helpers import keeper_txs, liquidated_users, mining, wait_for
+from tests.txmanager.helpers import fresh_keeper, keeper_txs, liquidated_users, mining, wait_for
 
 POOL = load("aave_v3/AaveV3Pool")
 K = 2
 
 
 @pytest.fixture
-async def world(real_world, snapshot):
+async def world(deployer, real_world, snapshot):
+    await fresh_keeper(deployer, real_world)
     yield copy.deepcopy(real_world)
 
 

@@ -11,13 +11,14 @@ import pytest
 
 from tests.helpers.keeper import make_keeper
 from tests.protocols.aave_v3.helpers import drop_weth, open_scenario
-from tests.txmanager.helpers import keeper_txs, liquidated_users, mining
+from tests.txmanager.helpers import fresh_keeper, keeper_txs, liquidated_users, mining
 
 UNHEALTHY = (2, 3, 4, 6)  # the scenario's accounts below HF 1 after the drop
 
 
 @pytest.fixture
-async def world(real_world, snapshot):
+async def world(deployer, real_world, snapshot):
+    await fresh_keeper(deployer, real_world)
     yield copy.deepcopy(real_world)
 
 

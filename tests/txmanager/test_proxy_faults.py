@@ -11,13 +11,14 @@ from keeper.store import SqliteStore
 from tests.helpers.keeper import make_keeper, run_until_quiet, step
 from tests.helpers.rpc_proxy import Garbage, MethodNotFound, RpcProxy
 from tests.protocols.aave_v3.helpers import drop_weth, open_scenario
-from tests.txmanager.helpers import keeper_txs, liquidated_users
+from tests.txmanager.helpers import fresh_keeper, keeper_txs, liquidated_users
 
 UNHEALTHY = (2, 3, 4, 6)
 
 
 @pytest.fixture
-async def world(real_world, snapshot):
+async def world(deployer, real_world, snapshot):
+    await fresh_keeper(deployer, real_world)
     yield copy.deepcopy(real_world)
 
 

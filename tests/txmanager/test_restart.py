@@ -15,6 +15,7 @@ from keeper_devnet.world import config_text
 from tests.protocols.aave_v3.helpers import drop_weth, open_scenario
 from tests.txmanager.helpers import (
     KEY_HEX,
+    fresh_keeper,
     keeper_txs,
     last_status,
     liquidated_users,
@@ -26,7 +27,8 @@ from tests.txmanager.helpers import (
 
 
 @pytest.fixture
-async def world(real_world, snapshot):
+async def world(deployer, real_world, snapshot):
+    await fresh_keeper(deployer, real_world)
     yield copy.deepcopy(real_world)
 
 

@@ -22,11 +22,12 @@ from keeper_devnet.world import (
 )
 
 from tests.helpers.rpc_proxy import Hang, HttpStatus, RpcProxy
-from tests.txmanager.helpers import KEEPER, KEY_HEX, log_events, spawn_keeper, wait_for
+from tests.txmanager.helpers import KEEPER, KEY_HEX, fresh_keeper, log_events, spawn_keeper, wait_for
 
 
 @pytest.fixture
-async def world(real_world, snapshot):
+async def world(deployer, real_world, snapshot):
+    await fresh_keeper(deployer, real_world)
     yield copy.deepcopy(real_world)
 
 

@@ -9,13 +9,15 @@ import pytest
 import structlog
 from keeper_devnet.tokens import set_price
 
+from tests.txmanager.helpers import fresh_keeper
 from tests.helpers.keeper import make_keeper, startup_error, step
 from tests.helpers.rpc_proxy import Error, RpcProxy
 from tests.protocols.aave_v3.helpers import drop_weth, open_scenario
 
 
 @pytest.fixture
-async def world(real_world, snapshot):
+async def world(deployer, real_world, snapshot):
+    await fresh_keeper(deployer, real_world)
     yield copy.deepcopy(real_world)
 
 
