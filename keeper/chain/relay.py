@@ -1,12 +1,13 @@
 """Private submission: transactions go to a relay (a Flashbots-style builder endpoint) instead of the
 public mempool, so that no one sees a liquidation before it is mined.
 
-``Submitter`` is what the sender calls instead of eth_sendRawTransaction. ``RelaySubmitter`` sends
+``Submitter`` is what the transaction manager (keeper.send.manager) calls instead of
+eth_sendRawTransaction. ``RelaySubmitter`` sends
 ``eth_sendBundle`` (one transaction, ``blockNumber`` = the next block; sent again for every block
 it misses) or ``eth_sendPrivateTransaction`` (``maxBlockNumber`` = head + max_blocks), then tracks
 inclusion by the transaction's receipt. After ``max_blocks`` blocks without it, it falls back to
-the public mempool or gives up, as configured, and logs why; a transaction given up on makes the
-sender's wait fail with that reason (its nonce is then re-read)."""
+the public mempool or gives up, as configured, and logs why; the manager drops a transaction given
+up on (past its target blocks it cannot be included) and reuses its nonce."""
 from __future__ import annotations
 
 import asyncio
