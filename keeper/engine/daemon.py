@@ -369,9 +369,9 @@ class Keeper:
             if not sim.ok:
                 log.warning("approvals.startup_failed", token=t, spender=sp, reason=sim.reason)
                 continue
-            sub = Submission(name, (self.signer.address,), APPROVALS_ONLY, block,
-                             ((TxKind.APPROVAL, replace(tx, gas=sim.gas_used[0] * self.limits.gas_margin_pct // 100
-                                                       + 30_000)),), gross_wei=0, gas=sim.gas_used[0])
+            approval = (TxKind.APPROVAL, replace(tx, gas=self.limits.gas_limit(sim.gas_used[0])))
+            sub = Submission(name, (self.signer.address,), APPROVALS_ONLY, block, (approval,), gross_wei=0,
+                             gas=sim.gas_used[0])
             sent = await self.manager.submit(sub, fees)
             log.info("approvals.startup", token=t, spender=sp, protocol=name, sent=bool(sent.hashes),
                      error=sent.error)

@@ -14,7 +14,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
-from eth_utils import to_checksum_address
 
 from keeper.abi import load
 from keeper.chain.client import AtHash, Chain
@@ -28,7 +27,7 @@ from keeper.engine.settle import APPROVALS_ONLY, BACKOFF_CODES, journal_details,
 from keeper.engine.simulate import Simulator
 from keeper.protocols.base import Adapter, Budget, Plan, Skip, SkipCode, no_inventory
 from keeper.protocols.plan import jsonable
-from keeper.send.manager import Submission, TxManager
+from keeper.send.manager import Submission, TxManager, approval_key
 from keeper.store import TxKind
 
 log = structlog.get_logger()
@@ -47,10 +46,9 @@ class Limits:
     l2: L2Kind = "none"  # a rollup's L1 fee is part of a plan's cost (chain.l2)
     chain_id: int = 0  # of the transactions whose L1 fee is asked for
 
-
-def _approval_key(tx: TxRequest) -> tuple[str, str]:
-    """(token, spender) of ``approve(spender, amount)`` calldata."""
-    return to_checksum_address(tx.to), "0x" + tx.data[16:36].hex()
+    def gas_limit(self, simulated: int) -> int:
+        """The gas limit signed for a transaction that used ``simulated`` gas in simulation."""
+        return simulated * self.gas_margin_pct // 100 + 30_000
 
 
 class Executor:
@@ -186,7 +184,7 @@ class Executor:
             plan = replace(plan, expected=token_deltas(sim.logs, self.wallet, set(plan.prices)))
         gas = sum(sim.gas_used[len(approvals):])
         gas_usd = gas_cost_usd(gas, fees.expected_price, native_price)
-        margin = [g * lim.gas_margin_pct // 100 + 30_000 for g in sim.gas_used]
+        margin = [lim.gas_limit(g) for g in sim.gas_used]
         gross_wei = plan.gross_usd * 10**18 // max(native_price, 1)
         sends = approvals + list(plan.txs)
         l1 = await self._l1_fees(sends, margin, fees, gross_wei, gas, at.number if isinstance(at, AtHash) else at)
@@ -264,7 +262,7 @@ class Executor:
         if lim.l2 == "none" or not plans:
             return [0] * len(plans)
         nonce = (self.manager.next_nonce if self.manager is not None else None) or 0
-        gas = [p.gas_estimate * lim.gas_margin_pct // 100 + 30_000 for p in plans]
+        gas = [lim.gas_limit(p.gas_estimate) for p in plans]
         txs = [(i, UnsignedTx(lim.chain_id, tx.to, tx.data, tx.value, nonce, gas[i], fees.max_fee,
                               fees.priority_fee)) for i, p in enumerate(plans) for tx in p.txs]
         out = [0] * len(plans)
@@ -287,7 +285,7 @@ class Executor:
             sim = await self.simulator.run(self.wallet, [tx])
             if not sim.ok:
                 return self._skip(r, plan, Skip(SkipCode.SIMULATION_REVERT, f"simulation: {sim.reason}"))
-            txs.append((TxKind.APPROVAL, replace(tx, gas=sim.gas_used[0] * self.limits.gas_margin_pct // 100 + 30_000)))
+            txs.append((TxKind.APPROVAL, replace(tx, gas=self.limits.gas_limit(sim.gas_used[0]))))
         sub = Submission(plan.protocol, plan.accounts or (plan.account,), APPROVALS_ONLY, self.block, tuple(txs),
                          gross_wei=plan.gross_usd * 10**18 // max(native_price, 1),
                          gas=sum(t.gas or 0 for _, t in txs))
@@ -318,8 +316,8 @@ class Executor:
         for s, a in zip(plan.spends, allowances):
             tx = TxRequest(s.token, ERC20.fn("approve").encode(s.spender, UINT_MAX),
                            what=f"approve {s.token[:10]} for {s.spender[:10]}")
-            key = _approval_key(tx)
-            if a >= s.amount or key in map(_approval_key, out + waiting):
+            key = approval_key(tx)
+            if a >= s.amount or key in map(approval_key, out + waiting):
                 continue
             (waiting if key in flying else out).append(tx)
         return out, waiting

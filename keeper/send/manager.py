@@ -137,6 +137,11 @@ def _receipt(h: str, r: dict[str, Any]) -> Receipt:
                    logs=[Log.from_rpc(lg) for lg in r.get("logs") or []], l1_fee=receipt_l1_fee(r))
 
 
+def approval_key(tx: TxRequest) -> tuple[str, str]:
+    """(token, spender) of ``approve(spender, amount)`` calldata."""
+    return to_checksum_address(tx.to), "0x" + tx.data[16:36].hex()
+
+
 def _has(message: str, words: Sequence[str]) -> bool:
     m = message.lower()
     return any(w in m for w in words)
@@ -214,7 +219,7 @@ class TxManager:
 
     def pending_approvals(self) -> set[tuple[str, str]]:
         """(token, spender) of approvals in flight (``approve(spender, amount)`` calldata)."""
-        return {(to_checksum_address(s.request.to), "0x" + s.request.data[16:36].hex()) for s in self.slots.values()
+        return {approval_key(s.request) for s in self.slots.values()
                 if s.kind == TxKind.APPROVAL}
 
     async def idle(self, timeout: float | None = None) -> None:
