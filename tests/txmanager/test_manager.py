@@ -155,7 +155,7 @@ async def test_gone_opportunity_is_cancelled_by_a_self_transfer_at_its_nonce(sto
     node = FakeNode(hold=True)
     tx = liquidation()
     h = Harness(node, store)
-    out = await h.manager.submit(submission(tx), MARKET)
+    await h.manager.submit(submission(tx), MARKET)
     await h.next_block()  # still valid: nothing happens
     assert len(node.sent) == 1
     h.gone.add(tx.data)  # a competitor liquidated it
@@ -256,3 +256,22 @@ async def test_a_lost_pool_is_noticed_and_refilled_with_the_same_bytes(store):
     node.block += 1
     await h.manager.sync(node.block)
     assert [node.pool[n].hash for n in (0, 1)] == list(out.hashes)
+
+
+async def test_what_a_simulation_runs_first_is_decided_by_receipts_not_by_a_nonce_ahead_of_them(store):
+    """Anvil answers the signer's nonce at its newest block from the state it is mining: right after
+    a send, the nonce already counts a transaction mined into the NEXT block. A plan simulated on
+    the pinned block must still run that transaction first (else it is planned without its own
+    previous sale and reverts on chain). FakeNode's nonce is always the newest state, as Anvil's."""
+    node = FakeNode()
+    h = Harness(node, store)
+    await h.manager.submit(submission(liquidation(1)), MARKET)
+    await h.manager.submit(submission(liquidation(2), account="0x" + "dd" * 20), MARKET)
+    pinned = node.block
+    node.mine()  # both mined into pinned + 1; no poll has run, the manager still holds them
+    assert await node.nonce(ME, pinned) == 2  # what a nonce-based decision would see: nothing unmined
+    unmined = await h.manager.unmined_at(pinned)
+    assert [t.data for t in unmined] == [liquidation(1).data, liquidation(2).data]
+    assert await h.manager.unmined_at(node.block) == []  # at the block that mined them: nothing to run
+    node.garbage_next = 1  # receipts unreadable: the nonce at that block decides instead
+    assert await h.manager.unmined_at(pinned) == []
