@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -260,16 +262,18 @@ async def run_keeper(spec: dict[str, Any]) -> None:
     await keeper.start()
     head = await keeper.chain.block_number()
     t1 = time.perf_counter()
-    await keeper.discovery.advance(head)
+    await keeper.discovery.advance(head, keeper.chain)  # with the chain: the index and its checkpoint are stored
     cold_discovery = time.perf_counter() - t1
     await keeper.step(head)
     cold_ready = time.perf_counter() - t
     await keeper.close()
     emit(phase="cold", cold_discovery_s=cold_discovery, cold_ready_s=cold_ready)
+    profile = Profiles(spec.get("profile"))
     t = time.perf_counter()
-    keeper, counter = make()  # a restart: with a durable index, this one resumes from it
-    await keeper.start()
-    await keeper.step(await keeper.chain.block_number())
+    with profile("restart"):
+        keeper, counter = make()  # a restart: with a durable index, this one resumes from it
+        await keeper.start()
+        await keeper.step(await keeper.chain.block_number())
     restart = time.perf_counter() - t
     emit(phase="ready", restart_ready_s=restart, block=keeper.last_block)
 
@@ -277,7 +281,8 @@ async def run_keeper(spec: dict[str, Any]) -> None:
 
     async def step(block: int) -> Any:
         r0, b0, t0 = counter.requests, counter.bytes, time.perf_counter()
-        out = await inner_step(block)
+        with profile("steps"):
+            out = await inner_step(block)
         emit(phase="step", block=block, requests=counter.requests - r0, bytes=counter.bytes - b0,
              ms=(time.perf_counter() - t0) * 1000)
         return out
@@ -287,10 +292,46 @@ async def run_keeper(spec: dict[str, Any]) -> None:
     waiter = asyncio.create_task(wait_stop(stop))
     await keeper.run(stop)
     waiter.cancel()
+    profile.dump()
     emit(phase="result", sends=counter.sends, seen=keeper.heads.seen, cold_discovery_s=cold_discovery,
          restart_ready_s=restart, peak_rss_mb=peak_rss_mb(),
          ws_connects=keeper.heads.ws_connects)
     await keeper.close()
+
+
+class Profiles:
+    """--profile DIR: cProfile of the keeper's restart and of its steps (one profile each, summed over
+    the steps), written as DIR/<name>.prof and the 25 costliest functions as DIR/<name>.txt."""
+
+    def __init__(self, directory: str | None):
+        import cProfile
+        self.dir = Path(directory) if directory else None
+        self.profiles: dict[str, cProfile.Profile] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        if self.dir is None:
+            yield
+            return
+        import cProfile
+        p = self.profiles.setdefault(name, cProfile.Profile())
+        p.enable()
+        try:
+            yield
+        finally:
+            p.disable()
+
+    def dump(self) -> None:
+        import io
+        import pstats
+        if self.dir is None:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for name, p in self.profiles.items():
+            p.dump_stats(str(self.dir / f"{name}.prof"))
+            text = io.StringIO()
+            pstats.Stats(p, stream=text).sort_stats("cumulative").print_stats(25)
+            (self.dir / f"{name}.txt").write_text(text.getvalue())
 
 
 class Naive:
@@ -493,7 +534,7 @@ async def contend(role: str, spec_path: Path, node: Node, d: Any, world_weth: An
     return out
 
 
-async def bench(n: int, n_liq: int) -> dict[str, Any]:
+async def bench(n: int, n_liq: int, profile: Path | None = None, baseline_too: bool = True) -> dict[str, Any]:
     from keeper_devnet.world import KEEPER_ADDRESS, KEEPER_KEY, config_text
     anvil, d, w, info, risky = await build(n, n_liq)
     try:
@@ -505,13 +546,18 @@ async def bench(n: int, n_liq: int) -> dict[str, Any]:
         weth, usdc = w.tokens["WETH"], w.tokens["USDC"]
         spec = {"config": str(tmp / "keeper.toml"), "key": KEEPER_KEY, "url": anvil.url,
                 "ws_url": f"ws://127.0.0.1:{anvil.port}", "pool": w.aave.pool, "weth": weth.address,
-                "usdc": usdc.address, "chain_id": w.chain_id, "admin": w.admin}
+                "usdc": usdc.address, "chain_id": w.chain_id, "admin": w.admin,
+                "profile": str(profile.resolve()) if profile else None}
         spec_path = tmp / "spec.json"
         spec_path.write_text(json.dumps(spec))
         snap = await node.call("evm_snapshot", [])
         await node.call("evm_setIntervalMining", [BLOCK_TIME])
         err(f"keeper: running ({BLOCK_TIME} s blocks)")
         keeper = await contend("keeper", spec_path, node, d, weth, spec, len(risky))
+        if not baseline_too:
+            await node.close()
+            await d.close()
+            return {"positions": n, "keeper": keeper, "baseline": None, "build": info}
         await node.call("evm_setIntervalMining", [0])
         await node.call("anvil_dropAllTransactions", [])
         await node.call("evm_revert", [snap])
@@ -534,8 +580,9 @@ def table(doc: dict[str, Any]) -> str:
     rows = [*FIELDS, "liquidated", "idle_step_ms", "heads_via_ws"]
     lines = [f"positions: {doc['positions']} (built in {doc['build']['build_s']} s, {doc['build']['blocks']} blocks)",
              f"{'':18} {'keeper':>12} {'baseline':>12}"]
+    base = doc["baseline"] or {}
     for r in rows:
-        lines.append(f"{r:18} {doc['keeper'][r]!s:>12} {doc['baseline'][r]!s:>12}")
+        lines.append(f"{r:18} {doc['keeper'][r]!s:>12} {base.get(r, '-')!s:>12}")
     return "\n".join(lines)
 
 
@@ -544,6 +591,10 @@ def main() -> None:
     ap.add_argument("--positions", type=int, default=1000, help="borrowers to open (default 1000)")
     ap.add_argument("--liquidatable", type=int, default=20, help="how many of them the price drop makes liquidatable")
     ap.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
+    ap.add_argument("--profile", type=Path, metavar="DIR",
+                    help="write cProfile profiles of the keeper's restart and steps to DIR (figures then include "
+                         "the profiler's overhead)")
+    ap.add_argument("--no-baseline", action="store_true", help="run only this keeper (profiling)")
     ap.add_argument("--role", choices=["keeper", "baseline"], help=argparse.SUPPRESS)
     ap.add_argument("--spec", type=Path, help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -553,7 +604,7 @@ def main() -> None:
         return
     if a.positions < 1 or not 1 <= a.liquidatable <= a.positions:
         ap.error("--positions must be >= 1 and --liquidatable between 1 and --positions")
-    doc = asyncio.run(bench(a.positions, a.liquidatable))
+    doc = asyncio.run(bench(a.positions, a.liquidatable, a.profile, not a.no_baseline))
     print(json.dumps(doc) if a.json else table(doc))
 
 

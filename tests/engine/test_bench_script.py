@@ -1,6 +1,6 @@
 """scripts/bench.py run small, as a maintainer runs it (a smoke test: its figures are printed, never
 asserted): it finishes and prints one JSON document with every figure for both contenders, and both
-liquidated every account the price drop made liquidatable."""
+liquidated every account the price drop made liquidatable; --profile writes the keeper's profiles."""
 from __future__ import annotations
 
 import asyncio
@@ -16,9 +16,10 @@ FIELDS = ("p50_ms", "p99_ms", "rpc_per_block", "bytes_per_block", "lag_blocks_fi
           "peak_rss_mb", "restart_ready_s", "cold_discovery_s")
 
 
-async def test_bench_json_has_every_figure_for_both():
+async def test_bench_json_has_every_figure_for_both(tmp_path):
     proc = await asyncio.create_subprocess_exec(sys.executable, str(BENCH), "--positions", "50", "--liquidatable",
-                                                "3", "--json", stdout=asyncio.subprocess.PIPE,
+                                                "3", "--json", "--profile", str(tmp_path / "prof"),
+                                                stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 600)
     assert proc.returncode == 0, err.decode()[-3000:]
@@ -32,3 +33,6 @@ async def test_bench_json_has_every_figure_for_both():
         assert figures["liquidated"] == 3, (who, figures)
         assert figures["lag_blocks_first"] >= 1 and figures["lag_blocks_last"] >= figures["lag_blocks_first"]
         assert figures["rpc_per_block"] >= 1 and figures["heads_via_ws"] is True
+    for name in ("restart", "steps"):  # --profile: the keeper's restart and steps, as cProfile saw them
+        assert (tmp_path / "prof" / f"{name}.prof").stat().st_size > 0
+        assert "function calls" in (tmp_path / "prof" / f"{name}.txt").read_text()
