@@ -404,9 +404,9 @@ class Keeper:
         if self.manager is not None:
             await self.manager.sync(block)  # a rollback or a lost mempool is put right before planning
         fees, native, budget = await self._state(block)
-        assessments = [a.assess(budget) for a in self.adapters]
+        assessments = [a.assess_liquidatable(budget) for a in self.adapters]
         for ad, asm in zip(self.adapters, assessments, strict=True):
-            self.telemetry.assessed(ad.name, len(asm.views), len(asm.plans))
+            self.telemetry.assessed(ad.name, asm.tracked, len(asm.plans))
         self.last_block = block
         return await self.act(assessments, budget, fees, native, block)
 

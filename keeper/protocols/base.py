@@ -14,6 +14,7 @@ The interface, in full:
     discover(from_block, to_block)     read logs, return how many new accounts were found
     refresh(block, all_details=)       mirror accounts and prices at ``block``
     assess(budget) -> Assessment       views (every account with debt) + plans, sized to ``budget``
+    assess_liquidatable(budget)        the same, views of liquidatable accounts only (each block)
     replan(plan, budget) -> Plan|Skip  the same plan against a smaller budget, or why not
     tokens() -> {token}                tokens plans may spend (their balances make the budget)
     spenders() -> {(token, spender)}   allowances plans need (approved once at start-up)
@@ -136,6 +137,15 @@ class Adapter(ABC, Generic[C]):
     def assess(self, budget: Budget) -> Assessment:
         """A view of every account with debt, and plans for the liquidatable ones (and claims, buys)
         sized to ``budget`` (token -> amount the wallet can spend)."""
+
+    def assess_liquidatable(self, budget: Budget) -> Assessment:
+        """What the daemon asks every block: the plans and the views of liquidatable accounts, the
+        others only counted (``Assessment.healthy``). Their views (what a liquidation would look
+        like) are for scan; an adapter with many accounts overrides this so that a block's work
+        follows the liquidatable accounts, not every account. By default: assess(), filtered."""
+        a = self.assess(budget)
+        kept = [v for v in a.views if v.liquidatable]
+        return Assessment(kept, a.plans, a.healthy + len(a.views) - len(kept))
 
     @abstractmethod
     def replan(self, plan: Plan, budget: Budget) -> Plan | Skip:

@@ -271,11 +271,19 @@ class Assessment:
     """An adapter's answer for one block: a view of every account with debt, and the plans."""
     views: list[AccountView] = field(default_factory=list)
     plans: list[Plan] = field(default_factory=list)
+    # Accounts with debt whose views were left out (not liquidatable: Adapter.assess_liquidatable)
+    healthy: int = 0
 
     def add(self, other: Assessment) -> Assessment:
         self.views += other.views
         self.plans += other.plans
+        self.healthy += other.healthy
         return self
+
+    @property
+    def tracked(self) -> int:
+        """Accounts with debt the adapter watched this block."""
+        return len(self.views) + self.healthy
 
     def check(self) -> None:
         """Every Planned view leads one of the plans, every Covered view is listed by one (adapters'

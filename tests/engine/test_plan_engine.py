@@ -361,6 +361,8 @@ async def test_step_records_unplanned_liquidatable_accounts_and_ranks_every_adap
         out = await keeper.step(7)
         assert keeper.last_block == 7
         assert [o.status for o in out] == [Status.PENDING] * 2  # the step hands them over, waits for nothing
+        # Every account with debt is counted as tracked, the healthy one (d) whose view the step leaves out too.
+        assert keeper.telemetry.protocols["stub"].tracked == 4 and keeper.telemetry.protocols["other"].tracked == 2
         await mine_and_settle(node, manager)
         report = keeper.recorder.report()
         # Skipped: only the liquidatable accounts nothing covers, with their codes.

@@ -474,9 +474,18 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
         return TokenPrice(r.price, r.decimals, r.symbol)
 
     def assess(self, budget: Budget) -> Assessment:
+        return self._assess(budget, healthy_views=True)
+
+    def assess_liquidatable(self, budget: Budget) -> Assessment:
+        return self._assess(budget, healthy_views=False)
+
+    def _assess(self, budget: Budget, healthy_views: bool) -> Assessment:
         out = Assessment()
         for u, st in self.users.items():
             if st.total_debt_base > 0:
+                if not healthy_views and st.health_factor >= HF_ONE:
+                    out.healthy += 1  # its view (what a liquidation would look like) is for scan
+                    continue
                 view, plan = self._plan(u, st, budget)
                 out.views.append(view)
                 out.plans += [plan] if plan else []

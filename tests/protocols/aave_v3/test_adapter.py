@@ -161,3 +161,16 @@ def test_a_refusal_is_forgotten_when_the_pools_quotes_move():
     assert plan(a).label == "WETH/USDC"
     a.quotes = {USER: {(WETH, WBTC): quote(480)}}  # the pool moved: the pair may be tried again
     assert plan(a).label == "WETH/WBTC"
+
+
+def test_each_block_only_liquidatable_accounts_get_views_the_healthy_are_counted():
+    """The daemon's per-block assessment leaves out healthy accounts' views (what a liquidation
+    would look like is for scan), so a block's work follows the liquidatable accounts."""
+    a = adapter("v3.3", weth_emode_bits=0, emode=CAT_V32)
+    healthy = "0x" + "e" * 40
+    a.users[healthy] = replace(a.users[USER], health_factor=12 * 10**17)
+    full, each_block = a.assess(BUDGET), a.assess_liquidatable(BUDGET)
+    assert sorted(v.account for v in full.views) == sorted([USER, healthy]) and full.healthy == 0
+    assert [v.account for v in each_block.views] == [USER] and each_block.healthy == 1
+    assert each_block.tracked == full.tracked == 2
+    assert [p.label for p in each_block.plans] == [p.label for p in full.plans] == ["WETH/WBTC"]
