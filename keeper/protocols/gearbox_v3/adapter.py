@@ -398,7 +398,7 @@ class GearboxV3Adapter(Adapter[GearboxV3Config]):
             ix = gmir.parse_indexes(m.tokens, res[b:c])
             if state == "ok" and m.fees is not None and ix is not None:
                 terms[m.cm] = gmir.Terms(m.tokens, {t: m.price(t) for t in m.tokens}, dict(m.lts),
-                                         m.fees.fee_interest, ix[0], ix[1])
+                                         m.fees.fee_interest, ix[0], ix[1], frozenset(self.cfg.chain_read_tokens))
         known = {ca: st.cm for ca, st in self.accounts.items()}
         new = mir.sync(known)
         todo = set(known) if dirty is None else (dirty & known.keys()) | new
@@ -446,6 +446,7 @@ class GearboxV3Adapter(Adapter[GearboxV3Config]):
             calls += self._account_calls(self.managers[self.accounts[ca].cm], ca)
             spans.append((a, len(calls)))
         res = await self._multicall(managers, calls, block)
+        mir.stats.chain_reads += len(accounts)
         for ca, (a, b) in zip(accounts, spans):
             st, local = self.accounts[ca], mir.health.get(ca)
             self._apply_account(ca, st, res[a:b], block)

@@ -28,6 +28,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import structlog
 from eth_utils import keccak
 
 from keeper.chain.client import Chain, block_tag
@@ -35,6 +36,7 @@ from keeper.chain.multicall import Call, CallFailed, decode_aggregate3, encode_a
 from keeper.protocols.gearbox_v3 import maths as gm
 from keeper.store.types import MirrorRow
 
+log = structlog.get_logger()
 ROW_VERSION = 1  # MirrorRow data: JSON [cm, debt, indexLU, cqi, quotaFees, mask, {token: balance}, {token: [q, iLU]}]
 RAY = 10**27
 _INFO = selector("creditAccountInfo(address)")
@@ -93,6 +95,7 @@ class Terms:
     fee_interest: int
     base_index: int  # PoolV3.baseInterestIndex() at the block
     quota_index: dict[str, int]  # PoolQuotaKeeperV3.cumulativeIndex(token) at the block (readable ones)
+    chain_read: frozenset[str] = frozenset()  # tokens whose balance moves without logs: read on chain
 
 
 @dataclass(frozen=True)
@@ -111,12 +114,13 @@ class Health:
 
 def health(r: Record, t: Terms) -> Health | None:
     """CreditManagerV3._calcDebtAndCollateral without hints; None when an enabled token is beyond
-    the known tokens or its quota index is unreadable (the account is then read on chain)."""
+    the known tokens, its quota index is unreadable or it is to be read on chain (the account is then
+    read on chain)."""
     enabled: list[str] = []
     mask, i = r.mask >> 1, 1
     while mask:
         if mask & 1:
-            if i >= len(t.tokens) or t.tokens[i] not in t.quota_index:
+            if i >= len(t.tokens) or t.tokens[i] not in t.quota_index or t.tokens[i] in t.chain_read:
                 return None
             enabled.append(t.tokens[i])
         mask >>= 1
@@ -168,6 +172,7 @@ class MirrorStats:
     resyncs: int = 0
     mismatches: int = 0
     confirmed: int = 0
+    chain_reads: int = 0  # accounts read on chain (found liquidatable, or not computed locally)
     confirm_mismatches: int = 0
     last_requests: int = 0  # JSON-RPC requests of the last block's batch
 
@@ -223,15 +228,27 @@ class GearboxMirror:
         if logs:
             reqs.append(("eth_getLogs", [{"address": addresses, "topics": [TOPICS], "fromBlock": hex(self.block + 1),
                                           "toBlock": tag}]))
-        answers = await chain.batch(reqs)
+        answers = await chain.batch(reqs, raise_errors=False)
         self.stats.last_requests = len(reqs)
+        if isinstance(answers[0], BaseException):
+            raise answers[0]
         res = decode_aggregate3(calls, bytes.fromhex(answers[0][2:]))
         if not logs:
             return res, None if block != self.block else set()
+        topics: list[list[str]]
+        if isinstance(answers[1], BaseException):
+            # e.g. too many logs for one answer: again through get_logs (smaller ranges), else everyone
+            log.warning("gearbox.mirror_logs_failed", block=block, error=str(answers[1]))
+            try:
+                topics = [lg.topics for lg in await chain.get_logs(addresses, [TOPICS], self.block + 1, block)]
+            except Exception as e:
+                log.warning("gearbox.mirror_logs_failed", block=block, error=str(e), fallback="read every account")
+                return res, None
+        else:
+            topics = [[t.lower() for t in raw["topics"]] for raw in answers[1]]
         dirty: set[str] = set()
-        for raw in answers[1]:
-            for topic in raw["topics"][1:]:
-                topic = topic.lower()
+        for ts in topics:
+            for topic in ts[1:]:
                 if topic.startswith("0x000000000000000000000000") and (a := self.by_lower.get(topic[26:])):
                     dirty.add(a)
         return res, dirty

@@ -284,3 +284,37 @@ async def test_a_quiet_block_costs_the_same_whatever_the_number_of_accounts(depl
         assert full_many[2] > full_few[2] + 24 * 500  # the full read grows with every account
     finally:
         await keeper.close()
+
+
+async def test_accounts_holding_a_chain_read_token_are_read_on_chain_every_block(deployer, world, tmp_path):
+    d, dep = deployer, gearbox(world)
+    wbtc = dep.collaterals["WBTC"]
+    keeper = await keeper_for(world, tmp_path)
+    try:
+        ad = keeper.by_name["gearbox_v3"]
+        assert isinstance(ad, GearboxV3Adapter)
+        ad.cfg = ad.cfg.model_copy(update={"chain_read_tokens": [wbtc.address]})
+        drv = Driver(keeper.chain, ad)
+        await drv.step()
+        await d.rpc("evm_increaseTime", [3 * 86_400])
+        await set_price(d, wbtc, wbtc.price * 8 // 10)
+        block = await drv.step()
+        with_wbtc = {ca for ca, r in drv.mir.records.items() if r.mask & (1 << ad.managers[r.cm].tokens.index(
+            wbtc.address))}
+        assert with_wbtc and with_wbtc != set(ad.accounts)
+        assert set(drv.mir.health) == set(ad.accounts) - with_wbtc
+        reads = drv.mir.stats.chain_reads
+        chain = await chain_health(drv.chain, ad.accounts, block)
+        for ca, want in chain.items():
+            st = ad.accounts[ca]
+            assert st.debt is not None and st.block == block
+            assert (st.debt.debt, st.debt.accrued_interest, st.debt.accrued_fees, st.total_debt_usd, st.total_value,
+                    st.twv_usd, st.liquidatable) == want
+            if ca not in with_wbtc:
+                assert local_health(drv.mir, ca) == want
+        await d.rpc("evm_mine", [])
+        await drv.step()
+        liquidatable = {ca for ca, h in drv.mir.health.items() if h.liquidatable}
+        assert drv.mir.stats.chain_reads - reads == len(with_wbtc | liquidatable)  # read again, every block
+    finally:
+        await keeper.close()
