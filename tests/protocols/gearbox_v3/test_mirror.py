@@ -15,6 +15,7 @@ from keeper_devnet.deploy import DeployError
 from keeper_devnet.protocols.gearbox_v3.world import (
     QUOTA_LIMIT,
     add_gearbox_to_world,
+    fresh_reads,
     gearbox_config_entry,
     liquidate_fully,
     open_credit_account,
@@ -49,6 +50,18 @@ async def gb_world(deployer) -> World:
 @pytest.fixture
 async def world(gb_world, snapshot):
     yield copy.deepcopy(gb_world)
+
+
+@pytest.fixture(scope="module")
+async def pyth_gb_world(deployer) -> World:
+    world = await bare_world(deployer)
+    await add_gearbox_to_world(deployer, world)  # WETH priced by a PythPriceFeed (on-demand updates)
+    return world
+
+
+@pytest.fixture
+async def pyth_world(pyth_gb_world, snapshot):
+    yield copy.deepcopy(pyth_gb_world)
 
 
 class Driver:
@@ -316,5 +329,31 @@ async def test_accounts_holding_a_chain_read_token_are_read_on_chain_every_block
         await drv.step()
         liquidatable = {ca for ca, h in drv.mir.health.items() if h.liquidatable}
         assert drv.mir.stats.chain_reads - reads == len(with_wbtc | liquidatable)  # read again, every block
+    finally:
+        await keeper.close()
+
+
+async def test_with_pyth_feeds_the_mirror_prices_after_the_on_demand_updates(deployer, pyth_world, tmp_path):
+    d, dep = deployer, gearbox(pyth_world)
+    weth = dep.collaterals["WETH"]
+    keeper = await keeper_for(pyth_world, tmp_path)
+    try:
+        ad = keeper.by_name["gearbox_v3"]
+        assert isinstance(ad, GearboxV3Adapter)
+        drv = Driver(keeper.chain, ad)
+        await drv.step()
+        await set_price(d, weth, weth.price * 8 // 10)  # what the pull oracle serves; Pyth still stores the old
+        block = await drv.step()
+        m = ad.managers[dep.credit_manager]
+        assert m.updates and m.prices[weth.address] == weth.price
+        calls = []
+        for ca in ad.accounts:
+            calls += [Call(dep.credit_manager, CDD.encode(ca, 3), CDD.decode),
+                      Call(dep.credit_manager, LIQ.encode(ca, 10_000), LIQ.decode)]
+        res = await fresh_reads(d, dep, calls, m.updates)
+        fresh = {ca: (*(res[2 * i][j] for j in (0, 4, 5, 6, 7, 9)), res[2 * i + 1]) for i, ca in enumerate(ad.accounts)}
+        assert {ca: local_health(drv.mir, ca) for ca in ad.accounts} == fresh
+        stored = await chain_health(drv.chain, ad.accounts, block)  # without the updates: other figures
+        assert any(stored[ca] != fresh[ca] for ca in ad.accounts)
     finally:
         await keeper.close()
