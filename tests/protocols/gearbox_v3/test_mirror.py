@@ -293,7 +293,7 @@ async def test_a_quiet_block_costs_the_same_whatever_the_number_of_accounts(depl
         print(f"\ngearbox mirror, quiet block: N={few}: mirror {mirror_few}, full read {full_few}; "
               f"N={many}: mirror {mirror_many}, full read {full_many} (POSTs, requests, bytes)")
         assert mirror_few[:2] == mirror_many[:2] == (1, 2)  # one batch: aggregate3 + eth_getLogs
-        assert abs(mirror_many[2] - mirror_few[2]) <= 4  # block numbers' hex digits only
+        assert abs(mirror_many[2] - mirror_few[2]) <= 8  # three block tags: their hex digits only
         assert full_many[2] > full_few[2] + 24 * 500  # the full read grows with every account
     finally:
         await keeper.close()
