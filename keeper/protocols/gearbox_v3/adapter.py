@@ -64,7 +64,9 @@ from keeper.protocols.base import (
 from keeper.protocols.gearbox_v3 import discover
 from keeper.protocols.gearbox_v3 import flash as gf
 from keeper.protocols.gearbox_v3 import maths as gm
+from keeper.protocols.gearbox_v3 import mirror as gmir
 from keeper.protocols.gearbox_v3.config import GearboxV3Config
+from keeper.store.types import MirrorRow
 from keeper.swap import execution as fx
 from keeper.swap.search import Problem, Solution, Unsolved, solve
 
@@ -190,6 +192,8 @@ class GearboxV3Adapter(Adapter[GearboxV3Config]):
         self.flash = cfg.execution == Execution.FLASH
         # credit account -> ("partial", token) / ("full", "") -> this block's flash solution
         self.quotes: dict[str, dict[tuple[str, str], Solution | Unsolved]] = {}
+        self.mirror: gmir.GearboxMirror | None = gmir.GearboxMirror() if cfg.incremental else None
+        self.last_resync = -1
 
     @property
     def caller(self) -> str:
@@ -318,8 +322,26 @@ class GearboxV3Adapter(Adapter[GearboxV3Config]):
         calls += [Call(m.pqk, quota.encode(ca, t), quota.decode) for t in m.tokens[1:]]
         return calls
 
+    def mirror_rows(self) -> list[MirrorRow]:
+        return self.mirror.rows() if self.mirror is not None else []
+
+    def restore_mirror(self, rows: dict[str, MirrorRow], block: int) -> None:
+        if self.mirror is not None:
+            self.mirror.restore(rows, block)
+
+    def forget_state(self) -> None:
+        if self.mirror is not None:
+            self.mirror.forget()  # every account is read again at the next block
+
+    def _watched(self) -> list[str]:
+        """Where the mirror's logs come from: facades, pools, quota keepers, collateral tokens."""
+        out = [a for m in self.managers.values() for a in (m.facade, m.pool, m.pqk, *m.tokens)]
+        return list(dict.fromkeys(out))
+
     async def refresh(self, block: int, *, all_details: bool = False, _reloaded: bool = False) -> None:
         assert self.chain
+        if self.mirror is not None and not all_details:
+            return await self._refresh_incremental(self.mirror, block)
         managers = list(self.managers.values())
         accounts = [(ca, st) for ca, st in self.accounts.items()]
         calls: list[Call] = []
@@ -336,43 +358,172 @@ class GearboxV3Adapter(Adapter[GearboxV3Config]):
         await self._fetch_updates(managers)
         res = await self._multicall(managers, calls, block)
         for m, (a, b) in zip(managers, spans):
-            row = res[a:b]
-            if any(isinstance(x, CallFailed) for x in row):
-                # e.g. a stale feed: the oracle reverts, and so would the facade. Nothing is planned.
-                failed = [calls[a + i].data[:4].hex() for i, x in enumerate(row) if isinstance(x, CallFailed)]
-                log.warning("gearbox.market_read_failed", protocol=self.name, credit_manager=m.cm, block=block,
-                            failed=failed)
-                m.block = -1
-                continue
-            fees, (min_debt, max_debt), m.paused, count, m.loss_policy = row[:MARKET_VIEWS]
-            if count != len(m.tokens):
+            if self._apply_market(m, res[a:b], [c.data for c in calls[a:b]], block) == "reload":
                 if _reloaded:
                     raise RuntimeError(f"{self.name}: collateral tokens of {m.cm} changed twice at block {block}")
-                log.info("gearbox.tokens_changed", protocol=self.name, credit_manager=m.cm, count=count)
                 await self._load_tokens(m, block)
                 return await self.refresh(block, all_details=all_details, _reloaded=True)
-            m.fees = gm.Fees(*fees)
-            m.min_debt, m.max_debt = min_debt, max_debt
-            for i, t in enumerate(m.tokens):
-                m.prices[t], m.lts[t] = row[MARKET_VIEWS + 2 * i], row[MARKET_VIEWS + 2 * i + 1]
-            m.block = block
         for (ca, st), (a, b) in zip(accounts, acc_spans):
-            m = self.managers[st.cm]
-            row = res[a:b]
-            if m.block != block or any(isinstance(x, CallFailed) for x in row):
-                if m.block == block:
-                    log.warning("gearbox.account_read_failed", protocol=self.name, account=ca)
-                st.block = -1
-                continue
-            cdd, st.liquidatable = row[0], row[1]
-            n = len(m.tokens)
-            st.debt = gm.Debt(cdd[0], cdd[1], cdd[2], cdd[3], cdd[4], cdd[5])
-            st.total_debt_usd, st.total_value, st.twv_usd = cdd[6], cdd[7], cdd[9]
-            st.balances = dict(zip(m.tokens, row[2:2 + n]))
-            st.quotas = {t: q[0] for t, q in zip(m.tokens[1:], row[2 + n:])}
-            st.block = block
+            self._apply_account(ca, st, res[a:b], block)
         await self._ask_loss_policy(managers, block)
         await self._quote(block, all_details)
+
+    async def _refresh_incremental(self, mir: gmir.GearboxMirror, block: int, _reloaded: bool = False) -> None:
+        """The local mirror (gearbox_v3.mirror): market views and interest indexes in one batch with
+        the block's logs, the accounts those name re-read, every account's health computed locally;
+        the ones found liquidatable (and those the maths cannot follow) read on chain before planning."""
+        assert self.chain
+        managers = list(self.managers.values())
+        await self._fetch_updates(managers)
+        updates, head = self._update_calls(managers)
+        calls = list(head)
+        spans: list[tuple[int, int, int]] = []
+        for m in managers:
+            a = len(calls)
+            calls += self._market_calls(m)
+            b = len(calls)
+            calls += gmir.index_calls(m.pool, m.pqk, m.tokens)
+            spans.append((a, b, len(calls)))
+        res, dirty = await mir.fetch(self.chain, block, calls, self._watched())
+        self._check_updates(managers, updates, res[:len(head)])
+        terms: dict[str, gmir.Terms] = {}
+        for m, (a, b, c) in zip(managers, spans):
+            state = self._apply_market(m, res[a:b], [x.data for x in calls[a:b]], block)
+            if state == "reload":
+                if _reloaded:
+                    raise RuntimeError(f"{self.name}: collateral tokens of {m.cm} changed twice at block {block}")
+                await self._load_tokens(m, block)
+                mir.forget()  # every account is read again with the new tokens
+                return await self._refresh_incremental(mir, block, _reloaded=True)
+            ix = gmir.parse_indexes(m.tokens, res[b:c])
+            if state == "ok" and m.fees is not None and ix is not None:
+                terms[m.cm] = gmir.Terms(m.tokens, {t: m.price(t) for t in m.tokens}, dict(m.lts),
+                                         m.fees.fee_interest, ix[0], ix[1], frozenset(self.cfg.chain_read_tokens))
+        known = {ca: st.cm for ca, st in self.accounts.items()}
+        new = mir.sync(known)
+        todo = set(known) if dirty is None else (dirty & known.keys()) | new
+        await self._mirror_read(mir, todo, block)
+        inexact = mir.compute(known, terms)
+        if self.last_resync < 0 or dirty is None:
+            self.last_resync = block  # everyone was just read
+        elif block - self.last_resync >= self.cfg.resync_interval_blocks:
+            await self._resync(mir, managers, terms, block)
+            self.last_resync = block
+        for ca in known:
+            st, h = self.accounts[ca], mir.health.get(ca)
+            if h is None:
+                st.block = -1
+                continue
+            r = mir.records[ca]
+            st.debt, st.total_debt_usd, st.total_value, st.twv_usd = h.debt, h.total_debt_usd, h.total_value, h.twv_usd
+            st.liquidatable = h.liquidatable
+            st.balances = dict(r.balances)
+            st.quotas = {t: q for t, (q, _) in r.quotas.items()}
+            st.block = block
+        mir.stats.blocks += 1
+        mir.block = block
+        confirm = sorted(ca for ca in known if self.managers[known[ca]].block == block
+                         and (ca in inexact or mir.health[ca].liquidatable))
+        if confirm:
+            await self._confirm(mir, managers, confirm, block)
+        await self._ask_loss_policy(managers, block)
+        await self._quote(block, False)
+
+    async def _mirror_read(self, mir: gmir.GearboxMirror, accounts: set[str], block: int) -> None:
+        assert self.chain
+        if accounts:
+            todo = [(ca, self.accounts[ca].cm, self.managers[self.accounts[ca].cm]) for ca in sorted(accounts)]
+            await mir.read(self.chain, [(ca, cm, m.pqk, m.tokens) for ca, cm, m in todo], block)
+
+    async def _confirm(self, mir: gmir.GearboxMirror, managers: list[ManagerState], accounts: list[str],
+                       block: int) -> None:
+        """The manager's own views of ``accounts`` (local maths says liquidatable, or cannot tell):
+        the chain's figures replace the local ones; a disagreement is logged and counted."""
+        calls: list[Call] = []
+        spans: list[tuple[int, int]] = []
+        for ca in accounts:
+            a = len(calls)
+            calls += self._account_calls(self.managers[self.accounts[ca].cm], ca)
+            spans.append((a, len(calls)))
+        res = await self._multicall(managers, calls, block)
+        mir.stats.chain_reads += len(accounts)
+        for ca, (a, b) in zip(accounts, spans):
+            st, local = self.accounts[ca], mir.health.get(ca)
+            self._apply_account(ca, st, res[a:b], block)
+            if local is None or st.block != block:
+                continue
+            mir.stats.confirmed += 1
+            mine, chain = (local.twv_usd, local.total_debt_usd, local.liquidatable), (
+                st.twv_usd, st.total_debt_usd, st.liquidatable)
+            if mine != chain:
+                mir.stats.confirm_mismatches += 1
+                log.warning("gearbox.mirror_mismatch", protocol=self.name, account=ca, block=block, when="confirm",
+                            local=mine, chain=chain)
+
+    async def _resync(self, mir: gmir.GearboxMirror, managers: list[ManagerState], terms: dict[str, gmir.Terms],
+                      block: int) -> int:
+        """calcDebtAndCollateral of every account the mirror follows, compared with the local
+        figures; each mismatch logged, counted and read again. Returns the mismatches."""
+        fn = CM.fn("calcDebtAndCollateral")
+        accounts = sorted(mir.health)
+        res = await self._multicall(managers, [Call(mir.records[ca].cm, fn.encode(ca, DEBT_COLLATERAL), fn.decode)
+                                               for ca in accounts], block)
+        bad = []
+        for ca, cdd in zip(accounts, res):
+            if isinstance(cdd, CallFailed):
+                continue
+            h = mir.health[ca]
+            mine = (h.debt.debt, h.debt.index_last_update, h.debt.cumulative_quota_interest, h.debt.accrued_interest,
+                    h.debt.accrued_fees, h.total_debt_usd, h.total_value, h.total_value_usd, h.twv_usd)
+            chain = (cdd[0], cdd[2], cdd[3], cdd[4], cdd[5], cdd[6], cdd[7], cdd[8], cdd[9])
+            if mine != chain:
+                bad.append(ca)
+                log.warning("gearbox.mirror_mismatch", protocol=self.name, account=ca, block=block, when="resync",
+                            local=mine, chain=chain)
+        mir.stats.resyncs += 1
+        mir.stats.mismatches += len(bad)
+        if bad:
+            await self._mirror_read(mir, set(bad), block)
+            mir.compute(bad, terms)
+        log.info("gearbox.mirror_resync", protocol=self.name, block=block, accounts=len(accounts), mismatches=len(bad))
+        return len(bad)
+
+    def _apply_market(self, m: ManagerState, row: list, data: list[bytes], block: int) -> str:
+        """The market views' results (``_market_calls``): "ok", "failed" (nothing is planned for
+        the manager this block) or "reload" (its collateral tokens changed)."""
+        if any(isinstance(x, CallFailed) for x in row):
+            # e.g. a stale feed: the oracle reverts, and so would the facade. Nothing is planned.
+            failed = [data[i][:4].hex() for i, x in enumerate(row) if isinstance(x, CallFailed)]
+            log.warning("gearbox.market_read_failed", protocol=self.name, credit_manager=m.cm, block=block,
+                        failed=failed)
+            m.block = -1
+            return "failed"
+        fees, (min_debt, max_debt), m.paused, count, m.loss_policy = row[:MARKET_VIEWS]
+        if count != len(m.tokens):
+            log.info("gearbox.tokens_changed", protocol=self.name, credit_manager=m.cm, count=count)
+            return "reload"
+        m.fees = gm.Fees(*fees)
+        m.min_debt, m.max_debt = min_debt, max_debt
+        for i, t in enumerate(m.tokens):
+            m.prices[t], m.lts[t] = row[MARKET_VIEWS + 2 * i], row[MARKET_VIEWS + 2 * i + 1]
+        m.block = block
+        return "ok"
+
+    def _apply_account(self, ca: str, st: AccountState, row: list, block: int) -> None:
+        """An account's own views (``_account_calls``) read on chain."""
+        m = self.managers[st.cm]
+        if m.block != block or any(isinstance(x, CallFailed) for x in row):
+            if m.block == block:
+                log.warning("gearbox.account_read_failed", protocol=self.name, account=ca)
+            st.block = -1
+            return
+        cdd, st.liquidatable = row[0], row[1]
+        n = len(m.tokens)
+        st.debt = gm.Debt(cdd[0], cdd[1], cdd[2], cdd[3], cdd[4], cdd[5])
+        st.total_debt_usd, st.total_value, st.twv_usd = cdd[6], cdd[7], cdd[9]
+        st.balances = dict(zip(m.tokens, row[2:2 + n]))
+        st.quotas = {t: q[0] for t, q in zip(m.tokens[1:], row[2 + n:])}
+        st.block = block
 
     def _unhealthy(self, st: AccountState) -> bool:
         return st.liquidatable or st.twv_usd < st.total_debt_usd
@@ -447,25 +598,33 @@ class GearboxV3Adapter(Adapter[GearboxV3Config]):
         (an eth_call's state changes last only for that call), so all views see the updated prices.
         An update that fails marks its managers with the reason."""
         assert self.chain
-        updates = list(dict.fromkeys(u for m in managers for u in m.updates))
+        updates, head = self._update_calls(managers)
         if not updates:
             return await self.chain.multicall(calls, block)
-        fn = FEED.fn("updatePrice")
-        head = [Call(feed, fn.encode(data)) for feed, data in updates]
         size = max(1, self.chain.multicall_chunk - len(head))
         chunks = [calls[i:i + size] for i in range(0, len(calls), size)] or [[]]
         results = await asyncio.gather(*(self.chain.multicall(head + c, block) for c in chunks))
         out: list = []
         for r in results:
-            for (feed, _), x in zip(updates, r[:len(head)]):
-                if isinstance(x, CallFailed):
-                    why = f"on-demand price update of {feed} fails: {decode_revert(x.args[0] if x.args else None)}"
-                    for m in managers:
-                        if feed in m.pull_feeds and m.price_error is None:
-                            log.warning("gearbox.price_update_failed", protocol=self.name, feed=feed, reason=why)
-                            m.price_error = why
+            self._check_updates(managers, updates, r[:len(head)])
             out.extend(r[len(head):])
         return out
+
+    def _update_calls(self, managers: list[ManagerState]) -> tuple[list[tuple[str, bytes]], list[Call]]:
+        """The block's on-demand updates of ``managers`` and the calls that apply them."""
+        updates = list(dict.fromkeys(u for m in managers for u in m.updates))
+        fn = FEED.fn("updatePrice")
+        return updates, [Call(feed, fn.encode(data)) for feed, data in updates]
+
+    def _check_updates(self, managers: list[ManagerState], updates: list[tuple[str, bytes]], results: list) -> None:
+        """An update that failed marks its managers with the reason."""
+        for (feed, _), x in zip(updates, results):
+            if isinstance(x, CallFailed):
+                why = f"on-demand price update of {feed} fails: {decode_revert(x.args[0] if x.args else None)}"
+                for m in managers:
+                    if feed in m.pull_feeds and m.price_error is None:
+                        log.warning("gearbox.price_update_failed", protocol=self.name, feed=feed, reason=why)
+                        m.price_error = why
 
     # ---- valuation ---------------------------------------------------------------------------
     def _account(self, m: ManagerState, st: AccountState) -> gm.Account:

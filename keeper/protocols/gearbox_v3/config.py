@@ -46,6 +46,24 @@ class GearboxV3Config(ExecutionConfig):
                                   "of the partial and the full one; false: partial liquidations only, and an account "
                                   "only a full liquidation can resolve is reported, not sent.")
 
+    incremental: bool = Field(
+        default=True,
+        description="Mirror credit accounts incrementally: debt records, balances and quotas kept locally and re-read "
+                    "only for accounts named in the block's logs, health computed with the credit manager's maths "
+                    "from prices and interest indexes read once per block, liquidatable ones confirmed on chain "
+                    "(false: every account's calcDebtAndCollateral read every block).")
+    resync_interval_blocks: int = Field(
+        default=300, ge=1,
+        description="Every this many blocks the incremental mirror reads every account's calcDebtAndCollateral, "
+                    "compares it with its own, logs and counts each mismatch and re-reads those accounts.")
+
+    chain_read_tokens: list[Address] = Field(
+        default_factory=list,
+        description="Collateral tokens whose balance can change without a Transfer log (rebasing, e.g. stETH): the "
+                    "incremental mirror does not compute an account with one of them enabled but reads its "
+                    "calcDebtAndCollateral on chain every block.",
+        examples=[["0xae7ab96520DE3A18E5e111B5EaAb095312D7fE84"]], json_schema_extra=COMMENTED)
+
     @model_validator(mode="after")
     def _one_source_of_credit_managers(self) -> GearboxV3Config:
         if (self.address_provider is None) == (self.credit_managers is None):

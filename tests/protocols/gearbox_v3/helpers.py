@@ -28,3 +28,11 @@ async def call(d, dep: GearboxDeployment, contract: str, address: str, fn: str, 
     return await d.at(address, dep.abis[contract]).get_function_by_name(fn)(*args).call()
 
 
+
+
+async def facade_multicall(d, dep: GearboxDeployment, ca: str, borrower: str, *inner: tuple) -> dict:
+    """CreditFacadeV3.multicall(ca, calls) from the borrower; ``inner``: (fn, *args) of
+    ICreditFacadeV3Multicall (increaseDebt, decreaseDebt, addCollateral, withdrawCollateral, updateQuota...)."""
+    c = d.at(dep.credit_facade, dep.abis["ICreditFacadeV3Multicall"])
+    calls = [(dep.credit_facade, bytes.fromhex(c.encode_abi(fn, list(args))[2:])) for fn, *args in inner]
+    return await d.transact(dep.credit_facade, dep.abis["CreditFacadeV3"], "multicall", ca, calls, sender=borrower)
