@@ -21,16 +21,16 @@ from keeper.errors import StartupError
 
 
 async def make_keeper(world, tmp_path, *, rpc_url: str | None = None, extra: str = "", chain: str = "",
-                      **cfg) -> Keeper:
+                      store=None, **cfg) -> Keeper:
     """A started keeper for ``world`` (config_text kwargs in ``cfg``; ``rpc_url``: another endpoint,
     e.g. a proxy in front of the node; ``extra``: TOML tables appended; ``chain``: keys added to
-    [chain]); closed again if start fails."""
+    [chain]; ``store``: an open store, else the configured one); closed again if start fails."""
     path = tmp_path / "keeper.toml"
     text = config_text(world, **cfg).replace("[chain]\n", "[chain]\n" + chain, 1)
     if rpc_url is not None:
         text = text.replace(f'rpc_url = "{world.url}"', f'rpc_url = "{rpc_url}"')
     path.write_text(text + extra)
-    keeper = Keeper(load_config(path), Signer(Account.from_key(KEEPER_KEY)))
+    keeper = Keeper(load_config(path), Signer(Account.from_key(KEEPER_KEY)), store=store)
     try:
         await keeper.start()
     except BaseException:

@@ -13,9 +13,9 @@ def gearbox(world) -> GearboxDeployment:
     return world.extra["gearbox"]
 
 
-async def keeper_for(world, tmp_path, *, mode="live", min_profit_usd="1", **entry):
+async def keeper_for(world, tmp_path, *, mode="live", min_profit_usd="1", store=None, **entry):
     world.entries = {"gearbox_v3": gearbox_config_entry(gearbox(world), **entry)}
-    return await make_keeper(world, tmp_path, mode=mode, min_profit_usd=min_profit_usd)
+    return await make_keeper(world, tmp_path, mode=mode, min_profit_usd=min_profit_usd, store=store)
 
 
 

@@ -29,6 +29,7 @@ from keeper.chain.multicall import Call
 from keeper.protocols.base import Services
 from keeper.protocols.gearbox_v3.adapter import AccountState, GearboxV3Adapter
 from keeper.protocols.gearbox_v3.mirror import GearboxMirror
+from keeper.store import SqliteStore
 from keeper.store.types import MirrorRow
 from tests.helpers.keeper import make_keeper
 from tests.helpers.recording_proxy import RecordingProxy
@@ -246,6 +247,53 @@ async def test_a_restart_resumes_from_the_stored_rows_and_a_reorg_reads_everyone
         assert again.mir.stats.reread == 1 + len(ad.accounts)
     finally:
         await keeper.close()
+
+
+async def test_a_restarted_keeper_takes_its_accounts_from_the_store_and_reads_no_old_log(deployer, world, tmp_path):
+    """Through the keeper and its SQLite store: the accounts (with their credit managers) and the
+    mirror rows come back, and discovery reads no log at or before the checkpoint."""
+    d, dep = deployer, gearbox(world)
+    db = tmp_path / "keeper.db"
+    store = await SqliteStore.open(db)
+    keeper = await keeper_for(world, tmp_path, store=store)
+    try:
+        head = await keeper.chain.block_number()
+        await keeper.step(head)
+        found = dict(keeper.by_name["gearbox_v3"].accounts)  # type: ignore[attr-defined]
+        assert len(found) == len(world.extra["gearbox_accounts"])
+    finally:
+        await keeper.close()
+        await store.close()
+    ca, owner = world.extra["gearbox_accounts"][2], world.extra["gearbox_borrowers"][2]
+    await facade_multicall(d, dep, ca, owner, ("increaseDebt", dep.underlying.units(100)))
+    store = await SqliteStore.open(db)
+    keeper = await keeper_for(world, tmp_path, store=store)
+    ranges: list[int] = []  # every eth_getLogs fromBlock sent
+    batch, request = keeper.rpc.batch, keeper.rpc.request
+
+    async def counting_batch(calls, **kw):
+        calls = list(calls)
+        ranges.extend(int(p[0]["fromBlock"], 16) for m, p in calls if m == "eth_getLogs")
+        return await batch(calls, **kw)
+    keeper.rpc.batch = counting_batch  # type: ignore[method-assign]
+
+    async def counting_request(method, params, **kw):
+        if method == "eth_getLogs":
+            ranges.append(int(params[0]["fromBlock"], 16))
+        return await request(method, params, **kw)
+    keeper.rpc.request = counting_request  # type: ignore[method-assign]
+    try:
+        ad = keeper.by_name["gearbox_v3"]
+        assert isinstance(ad, GearboxV3Adapter)
+        assert {a: st.cm for a, st in ad.accounts.items()} == {a: st.cm for a, st in found.items()}  # before any log
+        now = await keeper.chain.block_number()
+        await keeper.step(now)
+        assert ranges and min(ranges) == head + 1  # nothing at or before the checkpoint read again
+        assert ad.mirror is not None and ad.mirror.stats.reread == 1  # only the account that borrowed
+        await assert_exact(Driver(keeper.chain, ad), now)
+    finally:
+        await keeper.close()
+        await store.close()
 
 
 @pytest.fixture
