@@ -100,8 +100,9 @@ class Anvil:
         _sweep_stale_caches()
         cache_dir = tempfile.mkdtemp(prefix=CACHE_PREFIX)
         args = [str(ANVIL_BIN), "--port", str(port), "--host", "127.0.0.1", "--silent",
-                "--code-size-limit", "40000", "--cache-path", cache_dir,
-                "--max-persisted-states", str(MAX_PERSISTED_STATES)]
+                "--code-size-limit", "40000", "--cache-path", cache_dir]
+        if "--prune-history" not in (extra or []):  # Anvil refuses both (pruning persists no state)
+            args += ["--max-persisted-states", str(MAX_PERSISTED_STATES)]
         if fork_url:
             args += ["--fork-url", fork_url]
         if block_time:
