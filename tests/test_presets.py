@@ -163,3 +163,23 @@ def test_gearbox_presets_configure_the_official_address_provider(tmp_path):
     reason = next(o.reason for o in load_preset("base").omitted if o.kind == "gearbox_v3")
     assert "not deployed on Base" in reason and not HEX40.search(reason)
     assert "gearbox_v3" not in load_preset("base").kinds()
+
+
+README_NAMES = {"aave_v3": "Aave V3", "compound_v3": "Compound III", "morpho_blue": "Morpho Blue",
+                "perennial_v2": "Perennial V2", "gearbox_v3": "Gearbox V3"}
+
+
+@pytest.mark.parametrize("chain", CHAINS)
+def test_readme_says_what_each_preset_includes(chain):
+    """README's "Going live" bullet for the chain names each protocol the preset includes before
+    "left out", and each one it omits after it."""
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    m = re.search(rf"^- `{chain}`: (.*?)(?=^- `|^\s*$)", readme, re.M | re.S)
+    assert m, f"README has no '- `{chain}`:' bullet in its Going live section"
+    # "(cWETHv3 left out: ...)" is about a market, not a protocol
+    text = re.sub(r"\([^)]*\)", "", " ".join(m.group(1).split()))
+    included, _, left_out = text.partition("left out:")
+    preset = load_preset(chain)
+    assert {k for k, n in README_NAMES.items() if n in included} == {mk.kind for mk in preset.markets}
+    assert {k for k, n in README_NAMES.items() if n in left_out} == {o.kind for o in preset.omitted}

@@ -57,3 +57,28 @@ def test_wheel_alone_runs_init_and_finds_its_abis(tmp_path):
     version = subprocess.run([sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, timeout=60,
                              check=False)
     assert version.stdout.strip() == "keeper 0.1.0", version.stderr[-500:]
+
+
+def test_the_image_runs_as_a_non_root_user_and_installs_only_the_wheel():
+    """The Dockerfile as written (no image is built here): its runtime stage ends on a USER that is
+    not root, created with a non-zero uid, and takes from the build stage only the wheel, which that
+    stage builds from the runtime package's files alone (no devnet, tests or node tools)."""
+    lines = [ln.strip() for ln in (ROOT / "Dockerfile").read_text().splitlines()
+             if ln.strip() and not ln.lstrip().startswith("#")]
+    text = "\n".join(lines).replace("\\\n", " ")
+    stages = [s.splitlines() for s in text.split("\nFROM ")]
+    build, runtime = stages[-2], stages[-1]
+    users = [ln.split()[1] for ln in runtime if ln.startswith("USER ")]
+    assert users, "the runtime stage sets no USER: the image would run as root"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0")
+    if not user.isdigit():
+        created = [ln for ln in runtime if ln.startswith("RUN ") and "useradd" in ln and ln.rstrip().endswith(user)]
+        assert created, f"user {user} is not created in the runtime stage"
+        uid = created[0].split("--uid", 1)[1].split()[0]
+        assert int(uid) > 0
+    copies = [ln for ln in runtime if ln.startswith(("COPY ", "ADD "))]
+    assert copies == ["COPY --from=build /wheels /wheels"], copies
+    sources = [w for ln in build if ln.startswith(("COPY ", "ADD ")) for w in ln.split()[1:-1]]
+    assert set(sources) <= {"pyproject.toml", "setup.py", "README.md", "keeper", "abis"}, sources
+    assert {"keeper", "abis"} <= set(sources)

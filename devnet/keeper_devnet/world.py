@@ -142,12 +142,13 @@ FLASH_KINDS = ("aave_v3", "morpho_blue", "compound_v3", "gearbox_v3")
 
 
 def swap_sections(world: World, *, slippage_bps: int = 50, search_points: int = 8, search_rounds: int = 4,
-                  morpho: bool = True) -> str:
+                  morpho: bool = True, pools: list[str] | None = None) -> str:
     """[swap] over the world's Uniswap V3 and [flash] with the world's lenders (Morpho Blue when
-    deployed and ``morpho``, Aave's Pool)."""
+    deployed and ``morpho``, Aave's Pool); ``pools``: the [swap] pools list (only those are used)."""
     uni = world.extra["uniswap"]
     dep = world.extra.get("morpho") if morpho else None
     lender = f'morpho = "{dep.morpho}"\n' if dep is not None else ""  # type: ignore[attr-defined]
+    listed = "pools = [" + ", ".join(f'"{p}"' for p in pools) + "]\n" if pools is not None else ""
     return f"""
 [swap]
 factory = "{uni.factory}"
@@ -158,7 +159,7 @@ stablecoin = "{world.tokens['USDC'].address}"
 slippage_bps = {slippage_bps}
 search_points = {search_points}
 search_rounds = {search_rounds}
-
+{listed}
 [flash]
 {lender}aave_pool = "{world.aave.pool}"
 """

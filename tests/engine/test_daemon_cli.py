@@ -8,7 +8,10 @@ import json
 import os
 import signal
 import sys
+import tomllib
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from keeper_devnet.anvil import free_port
@@ -23,6 +26,8 @@ from keeper_devnet.world import (
     config_text,
     open_position,
 )
+
+from keeper.config import load_config
 
 KEEPER = [sys.executable, "-m", "keeper.cli"]
 KEY_HEX = KEEPER_KEY.removeprefix("0x").lower()
@@ -67,6 +72,17 @@ async def test_run_daemon_liquidates_and_stops_on_sigterm(deployer, world, tmp_p
     assert KEY_HEX not in (out + err).decode().lower()
 
 
+def strings(value: Any) -> list[str]:
+    """Every string value in a parsed TOML document."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in strings(v)]
+    return []
+
+
 @pytest.mark.anvil
 async def test_devnet_command_writes_a_config_scan_can_use(tmp_path):
     port = free_port()
@@ -80,6 +96,14 @@ async def test_devnet_command_writes_a_config_scan_can_use(tmp_path):
             assert line, (await proc.stderr.read()).decode()[-2000:]
             lines.append(line)
         assert Path(lines[-1].split(":", 1)[1].strip()) == cfg
+        # No external RPC: every URL of the world's config is the local node, and prices are pulled
+        # from the world's MockPyth, not from Hermes (the demo writes this config, with `execution`).
+        written = tomllib.loads(cfg.read_text())
+        urls = [s for s in strings(written) if "://" in s]
+        assert urls and {urlsplit(u).hostname for u in urls} == {"127.0.0.1"}, urls
+        assert written["chain"]["rpc_url"] == f"http://127.0.0.1:{port}"
+        assert written["pull_oracle"]["source"] == "mock_pyth"
+        assert load_config(cfg).pull_oracle.source == "mock_pyth"
         env = {**os.environ, DEVNET_PASSWORD_ENV: DEVNET_PASSWORD}
         scan = await asyncio.create_subprocess_exec(*KEEPER, "scan", "--config", str(cfg), "--json", env=env,
                                                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
