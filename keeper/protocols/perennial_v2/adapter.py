@@ -55,6 +55,7 @@ from keeper.protocols.base import (
 )
 from keeper.protocols.perennial_v2 import maths as pm
 from keeper.protocols.perennial_v2.config import PerennialV2Config
+from keeper.protocols.perennial_v2.mirror import PerennialMirror
 from keeper.protocols.perennial_v2.routing import (
     KEEPER_FACTORY,
     KEEPER_ORACLE,
@@ -66,6 +67,7 @@ from keeper.protocols.perennial_v2.routing import (
     RouteError,
     resolve,
 )
+from keeper.store.types import MirrorRow
 
 log = structlog.get_logger()
 GAS_ORACLE = load("perennial_v2/perennial_gas_oracle")
@@ -202,6 +204,7 @@ class PerennialV2Adapter(Adapter[PerennialV2Config]):
         self.dsu_feed = ChainlinkFeed(cfg.dsu_usd_feed) if cfg.dsu_usd_feed else None
         self.dsu_price = USD  # DSU valued at 1 USD unless dsu_usd_feed
         self.chain: Chain | None = None
+        self.mirror = PerennialMirror() if cfg.incremental else None
 
     def contracts(self) -> dict[str, str]:
         out = {"MarketFactory": self.factory} if self.factory else {}
@@ -333,10 +336,28 @@ class PerennialV2Adapter(Adapter[PerennialV2Config]):
                      keeper_oracle=m.r.provider, feed=m.r.feed_id, block=lg.block_number)
 
     # ---- mirror ------------------------------------------------------------------------------
+    def mirror_rows(self) -> list[MirrorRow]:
+        return self.mirror.rows(self) if self.mirror is not None else []
+
+    def restore_mirror(self, rows: dict[str, MirrorRow], block: int) -> None:
+        if self.mirror is not None:
+            self.mirror.restore(rows, block)
+
+    def forget_state(self) -> None:
+        if self.mirror is not None:
+            self.mirror = PerennialMirror()  # every account is read again at the next block
+
     async def refresh(self, block: int, *, all_details: bool = False) -> None:
         assert self.chain
         if self.dsu_feed is not None:
             self.dsu_price = (await self.dsu_feed.read(self.chain, block)).price_8
+        if self.mirror is not None and not all_details:
+            await self._fetch_prices(block)  # first: the commitment gas oracle's cost is of Pyth's fee
+            await self.mirror.refresh(self, block)
+            await self.mirror.confirm(self, block)
+            return
+        if self.mirror is not None:
+            self.mirror.markets.clear()  # read in full below: the mirror starts again at the next block
         now = hexint((await self.chain.get_block(block))["timestamp"])
         for m in self.markets.values():
             await self._refresh_market(m, block, now)

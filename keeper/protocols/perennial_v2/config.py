@@ -41,6 +41,18 @@ class PerennialV2Config(ProtocolConfig):
         default=Decimal("2"), ge=0,
         description="Claim the credited rewards once they are worth this many times the claim's gas cost.")
 
+    incremental: bool = Field(
+        default=True,
+        description="Mirror accounts incrementally: each account's settled position, collateral and pending "
+                    "orders kept locally and re-read only when a Market log names it or a new version settles its "
+                    "pending order; collateral moved to each new version with the market's accumulated values "
+                    "(price PnL, funding), maintenance checked locally, liquidatable accounts confirmed on chain "
+                    "(false: every account settled and re-read every block).")
+    resync_interval_blocks: int = Field(
+        default=300, ge=1,
+        description="Every this many blocks the incremental mirror settles and reads every account from the "
+                    "Market, compares it with its own, logs and counts each mismatch and keeps the Market's.")
+
     @model_validator(mode="after")
     def _market_source(self) -> PerennialV2Config:
         if not self.markets and self.market_factory is None:

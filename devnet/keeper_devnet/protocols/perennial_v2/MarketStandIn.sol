@@ -47,6 +47,10 @@ contract MarketStandIn {
                        address orderReferrer, address guaranteeReferrer);
     event FeeClaimed(address indexed account, address indexed receiver, uint256 amount);
     event RiskParameterUpdated(RiskParameter newRiskParameter);
+    /// Market._processOrderLocal emits AccountPositionProcessed each time an account's checkpoint
+    /// advances (a pending order settled, or the sync to the latest version); the real event also
+    /// carries a CheckpointAccumulationResult, left out here (the account in topic 1 is what matters).
+    event AccountPositionProcessed(address indexed account, uint256 orderId, Order order);
 
     /// The per-version accumulators (Version.sol) the stand-in keeps.
     struct VersionStandIn {
@@ -271,10 +275,12 @@ contract MarketStandIn {
             pos.timestamp = order.timestamp;
             _sub(pending, order);
             local.latestId = id;
+            emit AccountPositionProcessed(account, id, order);
         }
         if (_position.timestamp > pos.timestamp) { // sync to the latest version
             local.collateral += _accumulated(_versions[pos.timestamp], _versions[_position.timestamp], pos);
             pos.timestamp = _position.timestamp;
+            emit AccountPositionProcessed(account, local.latestId, _empty(_position.timestamp));
         }
         _locals[account] = local;
         _positions[account] = pos;

@@ -1,0 +1,299 @@
+"""The incremental Perennial V2 mirror against the stand-ins: after random opens and closes,
+collateral deposits and withdrawals, price moves with committed versions, time passing (funding)
+and the keeper's own liquidations, every account's settled position and collateral in the mirror
+equal the Market's (settle then read, at the same block) and so does the maintenance verdict (the
+Market's own: a protected close is accepted exactly when the mirror says the account is below
+maintenance). A quiet block costs the same number of JSON-RPC requests with 6 accounts as with 71
+(the full read it replaces grows with them)."""
+from __future__ import annotations
+
+import copy
+import os
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+import pytest
+from eth_account import Account
+from keeper_devnet.deploy import DeployError
+from keeper_devnet.protocols.perennial_v2.world import (
+    UNIT,
+    PerennialDeployment,
+    add_perennial_to_world,
+    commit_invalid,
+    commit_price,
+    deposit_and_trade,
+    now,
+    oracle_call,
+    perennial_config_entry,
+    settle,
+)
+from keeper_devnet.world import KEEPER_ADDRESS, World, bare_world
+
+from keeper.chain.client import Chain
+from keeper.chain.counting import CountingTransport
+from keeper.chain.multicall import Call
+from keeper.chain.rpc import HttpTransport, Rpc
+from keeper.protocols.perennial_v2 import maths as pm
+from keeper.protocols.perennial_v2.adapter import PerennialV2Adapter
+from keeper.protocols.perennial_v2.routing import MARKET, ORACLE
+from tests.helpers.keeper import make_keeper
+
+pytestmark = pytest.mark.anvil
+
+
+@pytest.fixture(scope="module")
+async def perennial_world(deployer) -> World:
+    world = await bare_world(deployer)
+    await add_perennial_to_world(deployer, world)
+    return world
+
+
+@pytest.fixture
+async def world(perennial_world, snapshot):
+    yield copy.deepcopy(perennial_world)
+
+
+class Requests:
+    """An RpcObserver counting JSON-RPC requests per method."""
+
+    def __init__(self) -> None:
+        self.by_method: Counter[str] = Counter()
+
+    def rpc_call(self, endpoint: str, method: str, ok: bool) -> None:
+        self.by_method[method] += 1
+
+    def tx_sent(self, tx_hash: str) -> None:
+        pass
+
+    def tx_mined(self, tx_hash: str, status: int) -> None:
+        pass
+
+
+async def keeper_for(world: World, tmp_path, **kw):
+    world.entries = {"perennial_v2": perennial_config_entry(world.extra["perennial"])}
+    keeper = await make_keeper(world, tmp_path, **kw)
+    adapter = keeper.by_name["perennial_v2"]
+    assert isinstance(adapter, PerennialV2Adapter)
+    return keeper, adapter
+
+
+async def chain_view(adapter: PerennialV2Adapter, block: int) -> dict[str, tuple[pm.Position, int, int]]:
+    """Each account as the Market has it once settled: (position, collateral, pending orders)."""
+    assert adapter.chain
+    (market,) = adapter.markets
+    f = MARKET.fn
+    users = sorted(adapter.markets[market].accounts)
+    calls = []
+    for u in users:
+        calls += [Call(market, f("settle").encode(u), None),
+                  Call(market, f("positions").encode(u), f("positions").decode),
+                  Call(market, f("locals").encode(u), f("locals").decode),
+                  Call(market, f("pendings").encode(u), f("pendings").decode)]
+    res = await adapter.chain.multicall(calls, block)
+    return {u: (pm.Position(*res[4 * i + 1]), res[4 * i + 2][2], res[4 * i + 3][1]) for i, u in enumerate(users)}
+
+
+def mirror_view(adapter: PerennialV2Adapter) -> dict[str, tuple[pm.Position, int, int]]:
+    (m,) = adapter.markets.values()
+    out = {}
+    for u, st in sorted(m.accounts.items()):
+        assert st.position is not None and st.local is not None, u
+        out[u] = (st.position, st.local.collateral, st.pending_orders)
+    return out
+
+
+async def market_verdicts(deployer, adapter: PerennialV2Adapter, block: int) -> dict[str, bool] | None:
+    """The Market's own verdict at ``block`` on every account with a settled position and no pending
+    order: a protected full close (eth_call from the keeper) is accepted iff the account is below
+    maintenance at the latest version. None when the oracle is stale (every close is refused)."""
+    assert adapter.chain
+    (m,) = adapter.markets.values()
+    (latest, current), = await adapter.chain.multicall_strict(
+        [Call(m.r.oracle, ORACLE.fn("status").encode(), ORACLE.fn("status").decode)], block)
+    risk = pm.Risk.from_tuple((await adapter.chain.multicall_strict(
+        [Call(m.market, MARKET.fn("riskParameter").encode(), MARKET.fn("riskParameter").decode)], block))[0])
+    if pm.is_stale(current, latest[0], latest[2], risk.stale_after):
+        return None
+    out = {}
+    for u, st in m.accounts.items():
+        if st.position is None or not st.position.magnitude or st.pending_orders:
+            continue
+        tx = {"from": KEEPER_ADDRESS, "to": m.market, "data": "0x" + MARKET.fn("update").encode(u, 0, 0, 0, 0,
+                                                                                                 True).hex()}
+        try:
+            await deployer.w3.eth.call(tx, block)
+            out[u] = True
+        except Exception:
+            out[u] = False
+    return out
+
+
+def mirror_verdicts(adapter: PerennialV2Adapter, accounts: set[str]) -> dict[str, bool]:
+    (m,) = adapter.markets.values()
+    assert m.latest and m.risk
+    return {u: not pm.maintained(st.position, m.latest.latest_price, m.risk, st.local.collateral)
+            for u, st in m.accounts.items() if u in accounts and st.position and st.local}
+
+
+async def new_trader(deployer) -> str:
+    a = Account.create().address
+    await deployer.rpc("anvil_impersonateAccount", [a])
+    await deployer.rpc("anvil_setBalance", [a, hex(10**20)])
+    return a
+
+
+async def commit_all(deployer, dep: PerennialDeployment, price: int,
+                     after: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Commit every requested version (invalid once timed out), then a fresh version at ``price``;
+    ``after`` runs after each commit (the keeper following every block)."""
+    while nxt := await oracle_call(deployer, dep, "next"):
+        if await now(deployer) > nxt + dep.oracle_params.timeout:
+            await commit_invalid(deployer, dep)
+        else:
+            await commit_price(deployer, dep, price)
+        if after is not None:
+            await after()
+    await commit_price(deployer, dep, price)
+
+
+async def check(deployer, keeper, adapter: PerennialV2Adapter, block: int, what: str) -> int:
+    mine, chain = mirror_view(adapter), await chain_view(adapter, block)
+    assert mine == chain, f"{what}: " + str({u: (mine[u], chain[u]) for u in mine if mine[u] != chain.get(u)})
+    verdicts = await market_verdicts(deployer, adapter, block)
+    if verdicts is None:
+        return 0
+    assert mirror_verdicts(adapter, set(verdicts)) == verdicts, what
+    return sum(verdicts.values())
+
+
+async def test_random_operations_keep_the_perennial_mirror_exact(deployer, world, tmp_path):
+    rng = random.Random(int(os.environ.get("MIRROR_SEED", "23")))
+    dep: PerennialDeployment = world.extra["perennial"]
+    users = list(world.extra["perennial_accounts"]) + [await new_trader(deployer) for _ in range(4)]
+    keeper, adapter = await keeper_for(world, tmp_path)
+    assert adapter.cfg.incremental and adapter.mirror is not None
+    price = dep.weth.price
+    plan = ["open", "close", "deposit", "withdraw", "commit", "time", "open", "commit", "settle"] * 4
+    rng.shuffle(plan)
+    plan += ["settle", "crash", "commit", "time", "commit"]  # below maintenance: the keeper liquidates
+    done: list[str] = []
+    below = 0
+
+    async def follow(what: str) -> None:
+        nonlocal below
+        dep.weth.price = price  # the pull oracle (MockPyth) answers the same price
+        block = await keeper.chain.block_number()
+        await keeper.step(block)
+        await keeper.settle()
+        below += await check(deployer, keeper, adapter, block, what)
+        after = await keeper.chain.block_number()
+        while after > block:  # the keeper sent transactions: the next step mirrors their logs
+            block = after
+            await keeper.step(block)
+            await keeper.settle()
+            below += await check(deployer, keeper, adapter, block, f"after {what}")
+            after = await keeper.chain.block_number()
+
+    try:
+        await commit_all(deployer, dep, price)
+        await follow("start")
+        for n, kind in enumerate(plan):
+            u = rng.choice(users)
+
+            async def between() -> None:
+                await follow(f"step {n}: {kind} (a commit)")  # noqa: B023
+            try:
+                if kind == "open":
+                    size = rng.randint(1, 20) * UNIT // 10
+                    side = rng.choice(["long", "short"])
+                    await deposit_and_trade(deployer, dep, u, long=size if side == "long" else 0,
+                                            short=size if side == "short" else 0,
+                                            collateral=rng.randint(300, 1_500) * UNIT)
+                elif kind == "settle":  # what settlement keepers do (KeeperFactory.settle's callbacks)
+                    await settle(deployer, dep, rng.sample(users, len(users) // 2))
+                elif kind == "close":
+                    await deposit_and_trade(deployer, dep, u)
+                elif kind == "deposit":
+                    await deposit_and_trade(deployer, dep, u, collateral=rng.randint(10, 500) * UNIT)
+                elif kind == "withdraw":
+                    await deposit_and_trade(deployer, dep, u, collateral=-rng.randint(10, 200) * UNIT)
+                elif kind == "time":
+                    await deployer.rpc("evm_increaseTime", [rng.randint(3_600, 20 * 86_400)])
+                    await deployer.rpc("evm_mine", [])
+                    await commit_all(deployer, dep, price, between)
+                elif kind == "crash":
+                    price = price * 70 // 100
+                    await commit_all(deployer, dep, price, between)
+                else:
+                    price = price * rng.randint(90, 110) // 100
+                    await commit_all(deployer, dep, price, between)
+            except DeployError:
+                continue  # the Market refused it (margin, stale price, nothing to close)
+            done.append(kind)
+            await follow(f"step {n}: {kind}")
+    finally:
+        await keeper.close()
+    s = adapter.mirror.stats
+    print(f"\nperennial mirror: {s}, {below} account checks below maintenance, steps {done}")
+    assert {"open", "close", "deposit", "commit", "time", "settle"} <= set(done)
+    assert [o for o in keeper.recorder.outcomes if o.tx_hash], "the crash should have made a liquidation"
+    assert s.rechecked > 0, "quiet accounts should have been moved to new versions locally"
+    assert s.confirms > 0
+    assert s.mismatches == 0 and s.confirm_mismatches == 0
+    assert s.reread < s.blocks * len(users)
+
+
+async def quiet_requests(deployer, adapter: PerennialV2Adapter, url: str) -> Counter[str]:
+    """The requests of one refresh at a block with no transaction (after one that mirrors the head),
+    through a chain of its own that counts them (the keeper's other users of its chain are left out)."""
+    assert adapter.chain
+    shared = adapter.chain
+    await adapter.refresh(await shared.block_number())
+    await deployer.rpc("evm_mine", [])
+    block = await shared.block_number()
+    counter = Requests()
+    adapter.chain = Chain(Rpc(transport=CountingTransport(HttpTransport(url), counter, "node")),
+                          multicall_address=shared.multicall_address, multicall_chunk=shared.multicall_chunk,
+                          log_chunk_blocks=shared.log_chunk_blocks)
+    try:
+        await adapter.refresh(block)
+        counter.by_method["(round trips)"] = adapter.chain.rpc.requests
+    finally:
+        await adapter.chain.rpc.close()
+        adapter.chain = shared
+    return counter.by_method
+
+
+async def test_a_quiet_block_costs_the_same_whatever_the_number_of_accounts(deployer, world, tmp_path):
+    dep: PerennialDeployment = world.extra["perennial"]
+    keeper, adapter = await keeper_for(world, tmp_path)
+    try:
+        assert adapter.mirror is not None
+        mirror = adapter.mirror
+        await adapter.discover(0, await keeper.chain.block_number())
+        few = len(next(iter(adapter.markets.values())).accounts)
+        incremental_few = await quiet_requests(deployer, adapter, world.url)
+        adapter.mirror = None
+        full_few = await quiet_requests(deployer, adapter, world.url)
+        for _ in range(65):  # past one full-read group (60 accounts per eth_call)
+            u = await new_trader(deployer)
+            await deposit_and_trade(deployer, dep, u, long=UNIT // 10, collateral=500 * UNIT)
+        while await oracle_call(deployer, dep, "next"):
+            await commit_price(deployer, dep)
+        head = await keeper.chain.block_number()
+        await adapter.discover(0, head)
+        many = len(next(iter(adapter.markets.values())).accounts)
+        full_many = await quiet_requests(deployer, adapter, world.url)
+        adapter.mirror = mirror
+        incremental_many = await quiet_requests(deployer, adapter, world.url)
+    finally:
+        await keeper.close()
+    print(f"\nperennial quiet block requests: incremental {sum(incremental_few.values())} at {few} accounts, "
+          f"{sum(incremental_many.values())} at {many}; full read {sum(full_few.values())} at {few}, "
+          f"{sum(full_many.values())} at {many}; incremental {dict(incremental_many)}, full {dict(full_many)}")
+    assert many == few + 65
+    assert incremental_many == incremental_few
+    assert incremental_few["(round trips)"] == 2
+    assert full_many["eth_call"] > full_few["eth_call"]
+    assert incremental_few["eth_call"] < full_few["eth_call"]
