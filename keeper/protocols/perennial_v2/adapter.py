@@ -8,7 +8,10 @@ Accounts are mirrored as the Market computes them: settle(account) then its posi
 in one Multicall3 eth_call (PnL, funding, interest and fees up to the latest committed version,
 exactly), then the step to the version the keeper would commit with a fresh pull-oracle (Pyth)
 price projected with Perennial's own rules (maths.step_values: price PnL and funding); the
-maintenance check is made there, as InvariantLib makes it once that version is the latest.
+maintenance check is made there, as InvariantLib makes it once that version is the latest. With
+``incremental`` (the default) the accounts are kept by the mirror (mirror.py): read again only when a
+Market log names them or a new version settles their pending order, moved to new versions locally,
+the liquidatable ones confirmed on chain before planning.
 
 A liquidation plan is the commit(s) (a timed-out requested version committed invalid first, then the
 fresh price) paying Pyth's fee, then update(account, 0, 0, 0, 0, true) per account (a protected full

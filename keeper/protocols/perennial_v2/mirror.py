@@ -155,6 +155,7 @@ class PerennialMirror:
         self.restored: dict[str, MirrorRow] = {}
         self.restored_block = -1
         self.read_now: set[tuple[str, str]] = set()  # (market, account) read from chain at this block
+        self.compare: dict[str, set[str]] = {}  # market -> accounts a resync compares at this block
 
     def mm(self, market: str) -> MarketMirror:
         return self.markets.setdefault(market, MarketMirror())
@@ -180,7 +181,8 @@ class PerennialMirror:
         calls = [[c for m in g for c in market_calls(ad, m)] for g in groups]
         reqs: list[tuple[str, list]] = [("eth_getBlockByNumber", [tag, False])]
         reqs += [_eth_call(chain, c, tag) for c in calls]
-        since = min(self.mm(m.market).block for m in markets)
+        mirrored = [self.mm(m.market).block for m in markets if self.mm(m.market).block >= 0]
+        since = min(mirrored) if mirrored else -1
         with_logs = 0 <= since < block <= since + chain.log_chunk_blocks
         if with_logs:
             reqs.append(("eth_getLogs", [{"address": [m.market for m in markets], "fromBlock": hex(since + 1),
@@ -204,8 +206,8 @@ class PerennialMirror:
                     await self._route_moved(ad, m, block, now)
                     continue
                 idx = self._apply_market(ad, m, part, now, block)
-                if mm.block < block - 1 and mm.block >= 0 and not with_logs:
-                    mm.block = -1  # too long a gap to read its logs in one request
+                if 0 <= mm.block < block and not with_logs:
+                    mm.block = -1  # too long a gap to read its logs in one request: every account is read
                 mm.order_versions |= orders.get(m.market, set())
                 dirty = self._dirty(m, mm, named.get(m.market, set()), resync)
                 plans.append((m, dirty, idx))
@@ -278,6 +280,7 @@ class PerennialMirror:
         else:
             dirty = named
         dirty |= {u for u in everyone if u not in mm.anchors}
+        self.compare[m.market] = everyone - dirty if resync else set()  # what the mirror alone brought here
         if resync:
             dirty = everyone
         # only the versions an anchor (or the latest) needs are kept
@@ -341,7 +344,7 @@ class PerennialMirror:
             got = reads.get(m.market, {})
             for u, st in m.accounts.items():
                 if u in got:
-                    if resync:
+                    if u in self.compare.get(m.market, ()):
                         self._compare(ad, m, mm, u, st, got[u], block)
                     self._adopt(ad, m, mm, u, st, got[u], block)
                 elif u not in dirty:
@@ -536,10 +539,16 @@ class PerennialMirror:
             if m is None or mm is None:
                 continue
             pos, loc, pend, settled_at, a = json.loads(r.data)
+            if a is None:
+                continue  # not anchored: read from chain
             st = m.accounts.setdefault(u, AccountState())
-            st.position, st.local, st.pending = pm.Position(*pos), pm.Local(*loc), tuple(pend)
-            st.settled_at, st.block = settled_at, block
-            mm.anchors[u] = None if a is None else Anchor(a[0], a[1], _values(a[2]))
+            anchor = Anchor(a[0], a[1], _values(a[2]))
+            position = pm.Position(*pos)
+            # stored when last read or changed: moved to the market row's version with the anchor
+            st.position = replace(position, timestamp=mm.version)
+            st.local = replace(pm.Local(*loc), collateral=self.collateral(anchor, position, mm.acc))
+            st.pending, st.settled_at, st.block = tuple(pend), settled_at, block
+            mm.anchors[u] = anchor
 
 
 def _fields(x: Any) -> tuple:

@@ -8,6 +8,7 @@ maintenance). A quiet block costs the same number of JSON-RPC requests with 6 ac
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 import os
 import random
 from collections import Counter
@@ -37,6 +38,7 @@ from keeper.chain.rpc import HttpTransport, Rpc
 from keeper.protocols.perennial_v2 import maths as pm
 from keeper.protocols.perennial_v2.adapter import PerennialV2Adapter
 from keeper.protocols.perennial_v2.routing import MARKET, ORACLE
+from keeper.store.types import MirrorRow
 from tests.helpers.keeper import make_keeper
 
 pytestmark = pytest.mark.anvil
@@ -173,6 +175,7 @@ async def test_random_operations_keep_the_perennial_mirror_exact(deployer, world
     users = list(world.extra["perennial_accounts"]) + [await new_trader(deployer) for _ in range(4)]
     keeper, adapter = await keeper_for(world, tmp_path)
     assert adapter.cfg.incremental and adapter.mirror is not None
+    adapter.cfg = adapter.cfg.model_copy(update={"resync_interval_blocks": 7})
     price = dep.weth.price
     plan = ["open", "close", "deposit", "withdraw", "commit", "time", "open", "commit", "settle"] * 4
     rng.shuffle(plan)
@@ -239,7 +242,7 @@ async def test_random_operations_keep_the_perennial_mirror_exact(deployer, world
     assert {"open", "close", "deposit", "commit", "time", "settle"} <= set(done)
     assert [o for o in keeper.recorder.outcomes if o.tx_hash], "the crash should have made a liquidation"
     assert s.rechecked > 0, "quiet accounts should have been moved to new versions locally"
-    assert s.confirms > 0
+    assert s.confirms > 0 and s.resyncs > 0
     assert s.mismatches == 0 and s.confirm_mismatches == 0
     assert s.reread < s.blocks * len(users)
 
@@ -289,11 +292,90 @@ async def test_a_quiet_block_costs_the_same_whatever_the_number_of_accounts(depl
         incremental_many = await quiet_requests(deployer, adapter, world.url)
     finally:
         await keeper.close()
-    print(f"\nperennial quiet block requests: incremental {sum(incremental_few.values())} at {few} accounts, "
-          f"{sum(incremental_many.values())} at {many}; full read {sum(full_few.values())} at {few}, "
-          f"{sum(full_many.values())} at {many}; incremental {dict(incremental_many)}, full {dict(full_many)}")
+    def show(c: Counter[str]) -> str:
+        return f"{sum(v for k, v in c.items() if k[0] != '(')} requests in {c['(round trips)']} round trips"
+    print(f"\nperennial quiet block: incremental {show(incremental_few)} at {few} accounts, "
+          f"{show(incremental_many)} at {many}; full read {show(full_few)} at {few}, {show(full_many)} at {many}; "
+          f"incremental {dict(incremental_many)}, full {dict(full_many)}")
     assert many == few + 65
     assert incremental_many == incremental_few
     assert incremental_few["(round trips)"] == 2
     assert full_many["eth_call"] > full_few["eth_call"]
     assert incremental_few["eth_call"] < full_few["eth_call"]
+
+
+async def test_resync_counts_and_repairs_a_wrong_account(deployer, world, tmp_path):
+    """A mirror gone wrong (an anchor off by one unit) is found by the periodic resync, counted, and
+    replaced by the Market's view."""
+    dep: PerennialDeployment = world.extra["perennial"]
+    keeper, adapter = await keeper_for(world, tmp_path)
+    try:
+        mirror = adapter.mirror
+        assert mirror is not None
+        adapter.cfg = adapter.cfg.model_copy(update={"resync_interval_blocks": 3})
+        users = world.extra["perennial_accounts"]
+        await commit_all(deployer, dep, dep.weth.price)
+        await keeper.step(await keeper.chain.block_number())
+        await settle(deployer, dep, users)  # anchored at the mirror's version from now on
+        await keeper.step(await keeper.chain.block_number())
+        (market,) = adapter.markets
+        mm = mirror.markets[market]
+        victim = users[2]
+        anchor = mm.anchors[victim]
+        assert anchor is not None, "an account settled on chain is anchored"
+        mm.anchors[victim] = replace(anchor, collateral=anchor.collateral + 1)
+        await commit_all(deployer, dep, dep.weth.price * 99 // 100)  # moves every account locally
+        block = await keeper.chain.block_number()
+        await adapter.refresh(block)
+        assert mirror_view(adapter) != await chain_view(adapter, block), "the wrong anchor shows"
+        before = mirror.stats.resyncs
+        while mirror.stats.resyncs == before:
+            await deployer.rpc("evm_mine", [])
+            block = await keeper.chain.block_number()
+            await adapter.refresh(block)
+        assert mirror.stats.mismatches == 1
+        assert mirror_view(adapter) == await chain_view(adapter, block)
+    finally:
+        await keeper.close()
+
+
+async def test_restored_mirror_continues_with_the_accounts_named_since(deployer, world, tmp_path):
+    """mirror_rows of one run, restored in the next at the block they were valid: only the accounts
+    the logs name since then are read, and every account equals the Market's view."""
+    dep: PerennialDeployment = world.extra["perennial"]
+    users = world.extra["perennial_accounts"]
+    keeper, adapter = await keeper_for(world, tmp_path)
+    rows: dict[str, MirrorRow] = {}
+    produce = adapter.mirror_rows
+
+    def stored() -> list[MirrorRow]:  # what the store keeps: each key's latest row
+        out = produce()
+        rows.update({r.key: r for r in out})
+        return out
+    adapter.mirror_rows = stored  # type: ignore[method-assign]
+    try:
+        await commit_all(deployer, dep, dep.weth.price)
+        await keeper.step(await keeper.chain.block_number())
+        await settle(deployer, dep, users)
+        await keeper.step(await keeper.chain.block_number())
+        await commit_all(deployer, dep, dep.weth.price * 98 // 100)  # accounts moved locally, not stored again
+        block = await keeper.chain.block_number()
+        await keeper.step(block)
+        stored()
+    finally:
+        await keeper.close()
+    assert len(rows) == len(users) + 1  # the accounts and the market
+    await deposit_and_trade(deployer, dep, users[3], collateral=50 * UNIT)
+    await commit_price(deployer, dep, dep.weth.price * 102 // 100)  # the deposit's version: one step
+    (tmp_path / "again").mkdir()
+    keeper, adapter = await keeper_for(world, tmp_path / "again")
+    try:
+        adapter.restore_mirror(rows, block)
+        head = await keeper.chain.block_number()
+        await adapter.discover(0, head)
+        await adapter.refresh(head)
+        assert adapter.mirror is not None
+        assert adapter.mirror.stats.reread == 1 and adapter.mirror.stats.fallbacks == 0  # the depositor only
+        assert mirror_view(adapter) == await chain_view(adapter, head)
+    finally:
+        await keeper.close()
