@@ -14,17 +14,21 @@ same whatever the number of accounts.
 Collateral between re-reads. The Market moves an account's collateral, from its checkpoint version
 to the latest, by the accumulated values (per unit of maker / long / short position) times its
 position (CheckpointLib, one difference, truncated toward zero). The mirror keeps its own running
-accumulator per market: each time the latest version moves by one step (no global order settled
-between the previous latest version and the new one, but one at the new version itself), it adds
-maths.step_values (price PnL and funding, from the global state at the previous version, as
-VersionLib accumulates them); otherwise (several steps in one block) its frame restarts and every
-account of the market is read again. An account read with no order processed by the settle is
-anchored at its on-chain checkpoint (collateral, version, the accumulator there): later collateral is
-anchor + accumulated(acc - anchor acc, position), exactly as the Market will compute it once it
-settles. An account whose checkpoint the mirror's frame does not reach (settled on chain before the
-mirror's first version, or with an order processed only in the eth_call's settle) has no anchor and
-is read again at each new version until it settles on chain (the Market then logs its
-AccountPositionProcessed).
+accumulator per market and follows the settlement as VersionLib makes it: for each version with
+orders between the previous latest version and the new one (their OrderCreated logs, summed per
+version; each version's price read with the market-level calls), maths.step_values (price PnL and
+funding) from the global state before it, then its orders applied if it is valid; then the sync to
+the new latest version. The global state it arrives at must be the one the Market shows (position,
+price, funding rate, skew); otherwise (orders it did not see, too many versions at once) the frame
+starts again and every account of the market is read. An account read with no order processed by
+the settle is anchored at its on-chain checkpoint (collateral, version, the accumulator there): its
+later collateral is anchor + accumulated(acc - anchor acc, position), exactly as the Market will
+compute it once it settles. An account whose checkpoint the mirror's frame does not reach (settled
+on chain before the mirror's first version, or with an order processed only in the eth_call's
+settle) has no anchor and is read again at each new version until it settles on chain (the Market
+then logs its AccountPositionProcessed). Not followed: interest and trade fees (the real Market's,
+which maths.step_values leaves out, as the stand-in does): the anchor check at each read, the
+confirmation and the resync count what they move.
 
 The maintenance check itself is the adapter's (maths.collateral_at to the version a fresh price
 would be committed at, maths.maintenance): local for every account; those it finds liquidatable are
@@ -57,6 +61,19 @@ MARKET_READS = 13  # calls per market in the first eth_call (market_calls)
 ACCOUNT_READS = 6  # positions, locals (on chain), settle, positions, locals, pendings (settled)
 ACCOUNTS_PER_CALL = 60
 OUTSTANDING_READ = 4
+MAX_STEPS = 8  # versions with orders followed in one block (more: the market's accounts are read again)
+
+
+def apply_order(p: pm.Position, o: list[int]) -> pm.Position:
+    """An order's [makerPos, makerNeg, longPos, longNeg, shortPos, shortNeg] applied to a position."""
+    return replace(p, maker=p.maker + o[0] - o[1], long=p.long + o[2] - o[3], short=p.short + o[4] - o[5])
+
+
+def normalized_skew(p: pm.Position, scale: int) -> int:
+    """The P controller's input: (long - short) / takerFee.scale, within [-1, 1] (Fixed6)."""
+    if scale == 0:
+        return 0
+    return max(min(pm.tdiv(p.skew * pm.UNIT, scale), pm.UNIT), -pm.UNIT)
 
 
 def minus(a: pm.Values, b: pm.Values) -> pm.Values:
@@ -86,7 +103,9 @@ class MarketMirror:
     acc: pm.Values = ZERO  # the mirror's running accumulator at ``version``
     history: dict[int, pm.Values] = field(default_factory=dict)  # version -> accumulator, versions seen
     glob: pm.GlobalView | None = None  # the market settled to ``version``
-    order_versions: set[int] = field(default_factory=set)  # versions of orders placed after ``version``
+    # orders placed for versions after ``version`` (OrderCreated logs), summed per version:
+    # [makerPos, makerNeg, longPos, longNeg, shortPos, shortNeg]
+    orders: dict[int, list[int]] = field(default_factory=dict)
     anchors: dict[str, Anchor | None] = field(default_factory=dict)  # None: read again at each new version
     requests: dict[int, int] = field(default_factory=dict)  # keeper oracle request index -> version
 
@@ -96,7 +115,8 @@ class MirrorStats:
     blocks: int = 0
     reread: int = 0  # account reads (dirty, new, unanchored)
     rechecked: int = 0  # accounts moved to a new version locally
-    fallbacks: int = 0  # several versions settled in one block: the market's accounts read again
+    multistep: int = 0  # blocks where several versions settled, followed locally
+    fallbacks: int = 0  # a settlement the mirror could not follow: the market's accounts read again
     resyncs: int = 0
     mismatches: int = 0  # resync (or anchor check) found the chain differing from the mirror
     confirms: int = 0  # accounts the local check found liquidatable, read from chain
@@ -178,7 +198,10 @@ class PerennialMirror:
         tag = block_tag(block)
         per_call = max(1, chain.multicall_chunk // MARKET_READS)
         groups = [markets[i:i + per_call] for i in range(0, len(markets), per_call)]
-        calls = [[c for m in g for c in market_calls(ad, m)] for g in groups]
+        at = ORACLE.fn("at")
+        steps = {m.market: sorted(self.mm(m.market).orders)[:MAX_STEPS] for m in markets}
+        calls = [[c for m in g for c in market_calls(ad, m)
+                  + [Call(m.r.oracle, at.encode(v), at.decode) for v in steps[m.market]]] for g in groups]
         reqs: list[tuple[str, list]] = [("eth_getBlockByNumber", [tag, False])]
         reqs += [_eth_call(chain, c, tag) for c in calls]
         mirrored = [self.mm(m.market).block for m in markets if self.mm(m.market).block >= 0]
@@ -190,7 +213,7 @@ class PerennialMirror:
         answers = await chain.batch(reqs)
         now = hexint(answers[0]["timestamp"])
         named: dict[str, set[str]] = {}
-        orders: dict[str, set[int]] = {}
+        orders: dict[str, list[tuple[int, list[int]]]] = {}
         if with_logs:
             self._read_logs(ad, answers[-1], named, orders)
         if self.last_resync < 0:
@@ -199,8 +222,11 @@ class PerennialMirror:
         plans: list[tuple[MarketState, set[str], tuple[int, int, int]]] = []
         for g, c, raw in zip(groups, calls, answers[1:1 + len(groups)]):
             res = decode_aggregate3(c, bytes.fromhex(raw[2:]))
-            for i, m in enumerate(g):
-                part = res[i * MARKET_READS:(i + 1) * MARKET_READS]
+            pos = 0
+            for m in g:
+                n = MARKET_READS + len(steps[m.market])
+                part, ats = res[pos:pos + MARKET_READS], res[pos + MARKET_READS:pos + n]
+                pos += n
                 mm = self.mm(m.market)
                 if part[0] is not None and not isinstance(part[0], CallFailed) and part[0][0] != m.r.epoch:
                     await self._route_moved(ad, m, block, now)
@@ -208,8 +234,10 @@ class PerennialMirror:
                 idx = self._apply_market(ad, m, part, now, block)
                 if 0 <= mm.block < block and not with_logs:
                     mm.block = -1  # too long a gap to read its logs in one request: every account is read
-                mm.order_versions |= orders.get(m.market, set())
-                dirty = self._dirty(m, mm, named.get(m.market, set()), resync)
+                prices = {v: (a[0][2], a[0][1]) for v, a in zip(steps[m.market], ats) if not isinstance(a, CallFailed)}
+                for v, delta in orders.get(m.market, []):
+                    mm.orders[v] = [x + d for x, d in zip(mm.orders.get(v, [0] * 6), delta)]
+                dirty = self._dirty(m, mm, named.get(m.market, set()), resync, prices)
                 plans.append((m, dirty, idx))
         await self._read(ad, block, plans, resync)
         if resync:
@@ -218,7 +246,7 @@ class PerennialMirror:
         self.stats.blocks += 1
 
     def _read_logs(self, ad: PerennialV2Adapter, raws: list[dict], named: dict[str, set[str]],
-                   orders: dict[str, set[int]]) -> None:
+                   orders: dict[str, list[tuple[int, list[int]]]]) -> None:
         by_lower = {m.lower(): m for m in ad.markets}
         for raw in raws:
             lg = Log.from_rpc(raw)
@@ -230,7 +258,8 @@ class PerennialMirror:
                 if t.startswith("0x000000000000000000000000") and (u := known.get(t[26:])):
                     named.setdefault(market, set()).add(u)
             if lg.topics and lg.topics[0] == ORDER_CREATED.topic:
-                orders.setdefault(market, set()).add(ORDER_CREATED.decode(lg.topics, lg.data)["order"][0])
+                o = ORDER_CREATED.decode(lg.topics, lg.data)["order"]
+                orders.setdefault(market, []).append((o[0], list(o[3:9])))
 
     async def _route_moved(self, ad: PerennialV2Adapter, m: MarketState, block: int, now: int) -> None:
         """The router's epoch moved: the market is read as before (route, then every account) and its
@@ -255,28 +284,27 @@ class PerennialMirror:
         m.glob = pm.GlobalView(pm.Position(*position), glob[5], glob[7][0], glob[7][1])
         return current, current_index, latest_index
 
-    def _dirty(self, m: MarketState, mm: MarketMirror, named: set[str], resync: bool) -> set[str]:
+    def _dirty(self, m: MarketState, mm: MarketMirror, named: set[str], resync: bool,
+               prices: dict[int, tuple[bool, int]]) -> set[str]:
         """The accounts read at this block; the market's accumulator moved to the new latest version."""
         assert m.glob and m.risk
         new = m.glob.position.timestamp
         everyone = set(m.accounts)
         if mm.block < 0 or mm.glob is None:
-            mm.acc, mm.history, mm.order_versions = ZERO, {new: ZERO}, set()
+            mm.acc, mm.history = ZERO, {new: ZERO}
+            mm.orders = {v: o for v, o in mm.orders.items() if v > new}
             mm.anchors.clear()
             dirty = everyone
         elif new != mm.version:
-            between = {v for v in mm.order_versions if mm.version < v <= new}
-            if between <= {new}:  # one step: VersionLib's accumulation from the previous latest version
-                mm.acc = mm.acc.plus(pm.step_values(mm.glob, m.risk, new, m.glob.price))
-                mm.history[new] = mm.acc
+            if self._accumulate(m, mm, new, prices):
                 dirty = named | {u for u, st in m.accounts.items() if st.pending_orders or st.local is None
                                  or (st.local.current_id != st.local.latest_id) or mm.anchors.get(u) is None}
-            else:  # several steps: the frame starts again
+            else:  # the settlement could not be followed: the frame starts again
                 self.stats.fallbacks += 1
                 mm.acc, mm.history = ZERO, {new: ZERO}
                 mm.anchors.clear()
                 dirty = everyone
-            mm.order_versions = {v for v in mm.order_versions if v > new}
+            mm.orders = {v: o for v, o in mm.orders.items() if v > new}
         else:
             dirty = named
         dirty |= {u for u in everyone if u not in mm.anchors}
@@ -289,6 +317,42 @@ class PerennialMirror:
         mm.version = new
         mm.glob = m.glob
         return dirty
+
+    def _accumulate(self, m: MarketState, mm: MarketMirror, new: int, prices: dict[int, tuple[bool, int]]) -> bool:
+        """The market's settlement from the mirrored latest version to ``new`` as VersionLib makes it:
+        for each version with orders in between (in order), the step's values from the global state
+        before it (price PnL, funding), then its orders applied if the version is valid; then the sync
+        to ``new``. Accepted only when the global state it arrives at is the one the Market shows
+        (position, price, funding rate and skew): False otherwise (versions with orders the mirror did
+        not see, more than it reads at once, an order layout it does not follow)."""
+        assert m.glob and m.risk and mm.glob and m.latest
+        g, acc, seen = mm.glob, mm.acc, {}
+        if m.latest.latest_timestamp == new:  # the oracle's latest version, from its status
+            prices = {**prices, new: (m.latest.latest_valid, m.latest.latest_price)}
+        versions = sorted(v for v in mm.orders if mm.version < v <= new)
+        for v in versions:
+            if v not in prices:
+                return False
+            valid, price = prices[v]
+            to_price = price if valid else g.price
+            acc = acc.plus(pm.step_values(g, m.risk, v, to_price))
+            rate = pm.funding(g, m.risk.p_controller, v)[1]
+            position = apply_order(g.position, mm.orders[v]) if valid else g.position
+            position = replace(position, timestamp=v)
+            g = pm.GlobalView(position, to_price, rate, normalized_skew(position, m.risk.taker_scale))
+            seen[v] = acc
+        if g.position.timestamp < new:
+            acc = acc.plus(pm.step_values(g, m.risk, new, m.glob.price))
+            rate = pm.funding(g, m.risk.p_controller, new)[1]
+            g = pm.GlobalView(replace(g.position, timestamp=new), m.glob.price, rate, g.skew)
+        if g != m.glob:
+            return False
+        if len(versions) > 1 or (versions and versions[-1] < new):
+            self.stats.multistep += 1
+        mm.acc = acc
+        mm.history.update(seen)
+        mm.history[new] = acc
+        return True
 
     async def _read(self, ad: PerennialV2Adapter, block: int,
                     plans: list[tuple[MarketState, set[str], tuple[int, int, int]]], resync: bool) -> None:
@@ -509,7 +573,7 @@ class PerennialMirror:
         g = mm.glob
         assert g is not None
         return [mm.version, _vlist(mm.acc), [[v, _vlist(a)] for v, a in mm.history.items()],
-                [list(_fields(g.position)), g.price, g.rate, g.skew], sorted(mm.order_versions),
+                [list(_fields(g.position)), g.price, g.rate, g.skew], [[v, o] for v, o in sorted(mm.orders.items())],
                 [[i, v] for i, v in mm.requests.items()]]
 
     def restore(self, rows: dict[str, MirrorRow], block: int) -> None:
@@ -529,7 +593,7 @@ class PerennialMirror:
             version, acc, hist, (pos, price, rate, skew), orders, reqs = json.loads(r.data)
             self.markets[key] = MarketMirror(
                 block=block, version=version, acc=_values(acc), history={v: _values(a) for v, a in hist},
-                glob=pm.GlobalView(pm.Position(*pos), price, rate, skew), order_versions=set(orders),
+                glob=pm.GlobalView(pm.Position(*pos), price, rate, skew), orders={v: o for v, o in orders},
                 requests={i: v for i, v in reqs})
         for key, r in rows.items():
             if "/" not in key:
