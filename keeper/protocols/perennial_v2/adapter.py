@@ -339,6 +339,32 @@ class PerennialV2Adapter(Adapter[PerennialV2Config]):
                      keeper_oracle=m.r.provider, feed=m.r.feed_id, block=lg.block_number)
 
     # ---- mirror ------------------------------------------------------------------------------
+    def account_keys(self) -> set[str]:
+        """What discovery found, as store keys: each market ("market/<m>"), each account
+        ("account/<m>/<a>") and each protected order of ours ("owed/<m>/<a>/<version>": the
+        reward's version, as OrderCreated told it)."""
+        keys = {f"market/{m.market}" for m in self.markets.values()}
+        for m in self.markets.values():
+            keys |= {f"account/{m.market}/{a}" for a in m.accounts}
+            keys |= {f"owed/{m.market}/{a}/{v}" for a, v in m.owed}
+        return keys
+
+    def restore_accounts(self, keys: set[str]) -> bool:
+        """Refused (discovery reads the logs again) when a key names a market not resolved at start,
+        e.g. one the factory created: its route is resolved only by discovery."""
+        parsed = [k.split("/") for k in keys]
+        if any(len(p) < 2 or p[1] not in self.markets for p in parsed):
+            return False
+        for p in parsed:
+            m = self.markets[p[1]]
+            if p[0] == "account" and len(p) == 3:
+                m.accounts.setdefault(p[2], AccountState())
+            elif p[0] == "owed" and len(p) == 4:
+                m.owed.setdefault((p[2], int(p[3])), Owed(p[2], int(p[3])))
+            elif p[0] != "market":
+                return False
+        return True
+
     def mirror_rows(self) -> list[MirrorRow]:
         return self.mirror.rows(self) if self.mirror is not None else []
 

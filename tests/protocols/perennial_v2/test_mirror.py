@@ -40,6 +40,7 @@ from keeper.chain.rpc import HttpTransport, Rpc
 from keeper.protocols.perennial_v2 import maths as pm
 from keeper.protocols.perennial_v2.adapter import PerennialV2Adapter
 from keeper.protocols.perennial_v2.routing import MARKET, ORACLE
+from keeper.store import SqliteStore
 from keeper.store.types import MirrorRow
 from tests.helpers.keeper import make_keeper
 
@@ -414,3 +415,54 @@ async def test_local_verdicts_are_confirmed_on_chain_before_planning(deployer, w
         assert {a for o in keeper.recorder.outcomes if o.tx_hash for a in o.accounts} == {users[i] for i in DEMO_UNHEALTHY}
     finally:
         await keeper.close()
+
+
+async def test_a_restarted_keeper_takes_its_accounts_from_the_store_and_reads_no_old_log(deployer, world,
+                                                                                         tmp_path):
+    """Through the keeper and its SQLite store: markets, accounts and mirror rows come back, and
+    discovery reads no log at or before the checkpoint; only the account named since is read."""
+    dep: PerennialDeployment = world.extra["perennial"]
+    users = world.extra["perennial_accounts"]
+    db = tmp_path / "keeper.db"
+    store = await SqliteStore.open(db)
+    keeper, adapter = await keeper_for(world, tmp_path, store=store)
+    try:
+        await commit_all(deployer, dep, dep.weth.price)
+        await keeper.step(await keeper.chain.block_number())
+        await settle(deployer, dep, users)  # settled on chain: a new version alone does not name them
+        head = await keeper.chain.block_number()
+        await keeper.step(head)
+        found = {m: set(s.accounts) for m, s in adapter.markets.items()}
+        assert sum(map(len, found.values())) == len(users)
+    finally:
+        await keeper.close()
+        await store.close()
+    await deposit_and_trade(deployer, dep, users[3], collateral=50 * UNIT)
+    await commit_price(deployer, dep, dep.weth.price * 102 // 100)
+    (tmp_path / "again").mkdir()
+    store = await SqliteStore.open(db)
+    keeper, adapter = await keeper_for(world, tmp_path / "again", store=store)
+    ranges: list[int] = []  # every eth_getLogs fromBlock sent
+    batch, request = keeper.rpc.batch, keeper.rpc.request
+
+    async def counting_batch(calls, **kw):
+        calls = list(calls)
+        ranges.extend(int(p[0]["fromBlock"], 16) for m, p in calls if m == "eth_getLogs")
+        return await batch(calls, **kw)
+
+    async def counting_request(method, params, **kw):
+        if method == "eth_getLogs":
+            ranges.append(int(params[0]["fromBlock"], 16))
+        return await request(method, params, **kw)
+    keeper.rpc.batch = counting_batch  # type: ignore[method-assign]
+    keeper.rpc.request = counting_request  # type: ignore[method-assign]
+    try:
+        assert {m: set(s.accounts) for m, s in adapter.markets.items()} == found  # before any log is read
+        now = await keeper.chain.block_number()
+        await keeper.step(now)
+        assert ranges and min(ranges) == head + 1  # nothing at or before the checkpoint read again
+        assert adapter.mirror is not None and adapter.mirror.stats.reread == 1  # the depositor only
+        assert mirror_view(adapter) == await chain_view(adapter, now)
+    finally:
+        await keeper.close()
+        await store.close()
