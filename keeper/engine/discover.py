@@ -55,6 +55,18 @@ class Discovery:
         self.next_block = {a.name: a.start_block for a in adapters}
         self.indexed: tuple[int, str] | None = None  # last block indexed and its hash
         self.reorgs = 0
+        self.stored: dict[str, set[str]] = {}  # per adapter: the keys the store holds (or is given)
+
+    def _fresh(self, a: Adapter, new: int) -> set[str]:
+        """The adapter's keys the store does not hold yet (also those it had before its first
+        discovery, e.g. configured markets), noted as held; asked only when discovery found
+        something, or nothing was stored yet (a block with no new account costs nothing)."""
+        known = self.stored.setdefault(a.name, set())
+        if not new and known:
+            return set()
+        fresh = a.account_keys() - known
+        known |= fresh
+        return fresh
 
     async def load(self) -> None:
         """Resume every adapter that can take its stored accounts after its checkpoint."""
@@ -66,6 +78,7 @@ class Discovery:
                 continue
             accounts = await self.store.accounts(a.name)
             if a.restore_accounts(set(accounts)):
+                self.stored[a.name] = set(accounts)
                 self.next_block[a.name] = cp.block + 1
                 if self.indexed is None or cp.block < self.indexed[0]:
                     self.indexed = (cp.block, cp.block_hash)
@@ -87,12 +100,11 @@ class Discovery:
             start = self.next_block[a.name]
             if start > to_block:
                 continue
-            before = a.account_keys() if self.store is not None else set()
             new = await a.discover(start, to_block)
             self.next_block[a.name] = to_block + 1
             if block_hash is not None:
                 # First seen at most at ``start``: a rollback to a block inside the range keeps them.
-                batch.add_accounts(a.name, {k: start for k in a.account_keys() - before})
+                batch.add_accounts(a.name, {k: start for k in self._fresh(a, new)})
                 batch.set_checkpoint(a.name, STREAM, to_block, block_hash)
             if new:
                 log.info("discover.accounts", protocol=a.name, new=new, blocks=f"{start}-{to_block}")
@@ -123,12 +135,11 @@ class Discovery:
             async with slots:
                 while (start := self.next_block[a.name]) <= to_block:
                     end = min(start + window - 1, to_block)
-                    before = a.account_keys() if self.store is not None else set()
                     new = await a.discover(start, end)
                     if self.store is not None:
                         h = to_hash if end == to_block and to_hash else (await chain.get_block(end))["hash"]
                         await self.store.apply(WriteBatch()
-                                               .add_accounts(a.name, {k: start for k in a.account_keys() - before})
+                                               .add_accounts(a.name, {k: start for k in self._fresh(a, new)})
                                                .set_checkpoint(a.name, STREAM, end, h))
                     self.next_block[a.name] = end + 1
                     progress.add(end - start + 1, new)
@@ -169,4 +180,7 @@ class Discovery:
         for a in self.adapters:
             self.next_block[a.name] = min(self.next_block[a.name], max(a.start_block, to + 1))
             a.forget_state()
+            # What the rollback left; what the adapter still holds from the replaced blocks is not
+            # written again (the adapter drops nothing on a rollback; its mirror is read again).
+            self.stored[a.name] = set(await self.store.accounts(a.name)) | a.account_keys()
         self.indexed = None if fork is None else (fork, (await get_hash(fork)) or "")

@@ -302,19 +302,22 @@ class GearboxV3Adapter(Adapter[GearboxV3Config]):
         return new
 
     def account_keys(self) -> set[str]:
-        """Each credit account with its credit manager ("<credit manager>/<account>"): an account
-        returned to the factory is handed again only within its credit manager."""
-        return {f"{st.cm}/{ca}" for ca, st in self.accounts.items()}
+        """Each credit manager watched ("<credit manager>") and each credit account with its credit
+        manager ("<credit manager>/<account>"): an account returned to the factory is handed again
+        only within its credit manager."""
+        return set(self.managers) | {f"{st.cm}/{ca}" for ca, st in self.accounts.items()}
 
     def restore_accounts(self, keys: set[str]) -> bool:
-        """Accounts found by an earlier run; refused (discovery reads the logs again) when one names a
-        credit manager this configuration does not watch. Accounts closed since stay listed with
-        debt 0, as a closed account does (assess skips them)."""
+        """Accounts found by an earlier run; refused (discovery reads the logs again) when a key names
+        a credit manager this configuration does not watch, or a watched one was not watched then
+        (its older logs were never read). Accounts closed since stay listed with debt 0, as a closed
+        account does (assess skips them)."""
         parsed = [k.split("/", 1) for k in keys]
-        if any(len(p) != 2 or p[0] not in self.managers for p in parsed):
+        if any(p[0] not in self.managers for p in parsed) or set(self.managers) - {p[0] for p in parsed}:
             return False
-        for cm, ca in parsed:
-            self.accounts.setdefault(ca, AccountState(cm))
+        for p in parsed:
+            if len(p) == 2:
+                self.accounts.setdefault(p[1], AccountState(p[0]))
         return True
 
     # ---- mirror ------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ on rounding (see morpho_blue.maths). Morpho prices are in loan-token units; USD 
 the Chainlink USD feed configured for each loan token."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -179,6 +180,48 @@ class MorphoBlueAdapter(Adapter[MorphoBlueConfig]):
                 m.borrowers.add(acct)
                 new += 1
         return new
+
+    def account_keys(self) -> set[str]:
+        """Store keys: each market with what _add_market read ("market:" + JSON: id, params,
+        decimals, symbols: markets found from CreateMarket logs come back without their logs) and
+        each borrower ("borrower:<market id>:<address>")."""
+        keys = {"market:" + json.dumps(["0x" + m.id.hex(), list(m.params), m.loan_decimals, m.coll_decimals,
+                                        m.loan_symbol, m.coll_symbol]) for m in self.markets.values()}
+        for m in self.markets.values():
+            keys |= {f"borrower:0x{m.id.hex()}:{b}" for b in m.borrowers}
+        return keys
+
+    def restore_accounts(self, keys: set[str]) -> bool:
+        """Markets (checked against their id: the id is the hash of the parameters) and borrowers
+        of an earlier run; refused (discovery reads the logs again) on a key it cannot take."""
+        markets: dict[bytes, MarketState] = {}
+        borrowers: list[tuple[bytes, str]] = []
+        try:
+            for k in keys:
+                kind, _, rest = k.partition(":")
+                if kind == "market":
+                    hex_id, params, loan_dec, coll_dec, loan_sym, coll_sym = json.loads(rest)
+                    mid, p = bytes.fromhex(hex_id[2:]), tuple(params)
+                    if market_id(p) != mid:
+                        return False
+                    markets[mid] = MarketState(mid, p, loan_dec, coll_dec, loan_sym, coll_sym)
+                elif kind == "borrower":
+                    hex_id, borrower = rest.split(":")
+                    borrowers.append((bytes.fromhex(hex_id[2:]), borrower))
+                else:
+                    return False
+        except (ValueError, TypeError):
+            return False
+        if any(mid not in markets for mid in self.markets):
+            return False  # a market configured since: its older logs were never read
+        for mid, m in markets.items():
+            if self.cfg.markets and mid not in self.markets:
+                continue  # no longer configured
+            self.markets.setdefault(mid, m)
+        for mid, b in borrowers:
+            if mid in self.markets:
+                self.markets[mid].borrowers.add(b)
+        return True
 
     async def refresh(self, block: int, *, all_details: bool = False) -> None:
         assert self.chain

@@ -351,10 +351,13 @@ class PerennialV2Adapter(Adapter[PerennialV2Config]):
 
     def restore_accounts(self, keys: set[str]) -> bool:
         """Refused (discovery reads the logs again) when a key names a market not resolved at start,
-        e.g. one the factory created: its route is resolved only by discovery."""
+        e.g. one the factory created (its route is resolved only by discovery), or a market is
+        configured that was not then."""
         parsed = [k.split("/") for k in keys]
         if any(len(p) < 2 or p[1] not in self.markets for p in parsed):
             return False
+        if set(self.markets) - {p[1] for p in parsed if p[0] == "market"}:
+            return False  # a market configured since: its older logs were never read
         for p in parsed:
             m = self.markets[p[1]]
             if p[0] == "account" and len(p) == 3:
