@@ -260,7 +260,12 @@ def main(argv: list[str] | None = None) -> int:
         "devnet": _devnet, "demo": _demo, "executor": _executor}
     handler = handlers[args.command]
     try:
-        return asyncio.run(handler(args))
+        code = asyncio.run(handler(args))
+        if args.command == "run":
+            # The loop (and its signal handlers) is gone; the interpreter still has to finish. A Ctrl-C
+            # now exits at once, as a second one does during the run, not through a KeyboardInterrupt.
+            signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+        return code
     except (ConfigError, StartupError) as e:
         print(f"keeper: error: {scrub(str(e))}", file=sys.stderr)
         return 2

@@ -37,23 +37,29 @@ async def started(out) -> None:
     await wait_for("keeper.started", check, timeout=60)
 
 
-async def running_behind_a_hanging_node(world, anvil, tmp_path):
-    """A keeper process started through a proxy that then stops answering anything."""
+async def running_behind_a_hanging_node(deployer, world, anvil, tmp_path):
+    """A keeper process started through a proxy that then stops answering eth_call; a block is mined,
+    and its step hangs in its mirror's reads (heads and the transaction manager's polls still
+    answer: the request hanging is the step's, not another task's while the step waits for a
+    block, in which case a stop would not wait for anything)."""
     proxy = await RpcProxy(anvil.url).start()
     cfg, out = tmp_path / "k.toml", tmp_path / "out.txt"
     cfg.write_text(config_text(world).replace(world.url, proxy.url))
     proc = await spawn_keeper(cfg, out)
     await started(out)
-    proxy.on(None, Hang())
+    proxy.on("eth_call", Hang())
 
     async def hanging() -> bool:
-        return bool(proxy.faults())
+        if not proxy.faults("eth_call"):
+            await deployer.rpc("evm_mine", [])
+            await asyncio.sleep(0.5)
+        return bool(proxy.faults("eth_call"))
     await wait_for("a request hanging", hanging, timeout=30)
     return proxy, proc, out
 
 
-async def test_sigterm_during_a_hung_request_exits_within_seconds(world, anvil, tmp_path):
-    proxy, proc, out = await running_behind_a_hanging_node(world, anvil, tmp_path)
+async def test_sigterm_during_a_hung_request_exits_within_seconds(deployer, world, anvil, tmp_path):
+    proxy, proc, out = await running_behind_a_hanging_node(deployer, world, anvil, tmp_path)
     try:
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
@@ -66,8 +72,8 @@ async def test_sigterm_during_a_hung_request_exits_within_seconds(world, anvil, 
     assert "keeper.stopping" in events and "keeper.stopped" in events
 
 
-async def test_a_second_ctrl_c_exits_at_once(world, anvil, tmp_path):
-    proxy, proc, out = await running_behind_a_hanging_node(world, anvil, tmp_path)
+async def test_a_second_ctrl_c_exits_at_once(deployer, world, anvil, tmp_path):
+    proxy, proc, out = await running_behind_a_hanging_node(deployer, world, anvil, tmp_path)
     try:
         proc.send_signal(signal.SIGINT)
         await wait_for("the first signal handled", lambda: _has(out, '"keeper.stopping"'), timeout=10)
