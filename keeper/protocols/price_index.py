@@ -155,7 +155,7 @@ class LiquidationPriceIndex:
     def triggers(self, account: str) -> Mapping[str, Trigger]:
         return self._entries.get(account, {})
 
-    def set(self, account: str, triggers: Mapping[str, Trigger]) -> None:
+    def put(self, account: str, triggers: Mapping[str, Trigger]) -> None:
         """The account's triggers, replacing those it had (an asset left out has none: no price of
         it alone can make the account liquidatable)."""
         old = self._entries.get(account, {})
@@ -171,7 +171,7 @@ class LiquidationPriceIndex:
             self._entries.pop(account, None)
 
     def remove(self, account: str) -> None:
-        self.set(account, {})
+        self.put(account, {})
 
     def at_risk(self, asset: str, price: int) -> set[str]:
         """Every account whose trigger for ``asset`` is reached at ``price``."""

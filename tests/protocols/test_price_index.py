@@ -57,7 +57,7 @@ def test_queries_match_brute_force_through_updates(small_buckets):
             ts = {}
             for a in rng.sample(assets, rng.randint(0, 3)):
                 ts[a] = always() if rng.random() < 0.03 else Trigger(rng.choice(list(Kind)), rng.randint(0, 1_000))
-            idx.set(acct, ts)
+            idx.put(acct, ts)
             if ts:
                 entries[acct] = ts
             else:
@@ -75,9 +75,9 @@ def test_queries_match_brute_force_through_updates(small_buckets):
 
 def test_boundaries_of_each_kind():
     idx = LiquidationPriceIndex()
-    idx.set("coll", {"X": Trigger(Kind.BELOW, 100)})  # liquidatable while X < 100
-    idx.set("debt", {"X": Trigger(Kind.ABOVE, 200)})  # liquidatable while X > 200
-    idx.set("lost", {"X": always()})
+    idx.put("coll", {"X": Trigger(Kind.BELOW, 100)})  # liquidatable while X < 100
+    idx.put("debt", {"X": Trigger(Kind.ABOVE, 200)})  # liquidatable while X > 200
+    idx.put("lost", {"X": always()})
     assert idx.at_risk("X", 100) == {"lost"}
     assert idx.at_risk("X", 99) == {"coll", "lost"}
     assert idx.at_risk("X", 200) == {"lost"}
@@ -85,5 +85,5 @@ def test_boundaries_of_each_kind():
     assert idx.crossed("X", 150, 100) == set() and idx.crossed("X", 100, 99) == {"coll"}
     assert idx.crossed("X", 150, 201) == {"debt"} and idx.crossed("X", 201, 250) == set()
     assert idx.at_risk("Y", 1) == set()
-    idx.set("coll", {"X": Trigger(Kind.BELOW, 50)})  # moved: found at its new place only
+    idx.put("coll", {"X": Trigger(Kind.BELOW, 50)})  # moved: found at its new place only
     assert idx.at_risk("X", 60) == {"lost"} and idx.at_risk("X", 49) == {"coll", "lost"}

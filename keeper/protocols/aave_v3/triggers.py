@@ -93,8 +93,8 @@ def account_with_triggers(user: MirrorUser, terms: dict[str, ReserveTerms], emod
         others = n_debt - (db > 0)
         k = cb * (lt - e) - g * db
         r = unit * (g * (debt0 + others) - (weighted0 - (lt if cb else 0) - 5_000 - e * coll0))
-        t = trigger(k, r)
-        if t is not None:
-            out[asset] = t
+        found = trigger(k, r)
+        if found is not None:
+            out[asset] = found
     return data, out
 

@@ -60,7 +60,7 @@ def build(n: int, seed: int, margin: int):
     for name, u in users.items():
         data, trig = account_with_triggers(u, t, EMODE_LT, margin)
         assert data == account_data(u, t, EMODE_LT)  # the same account data as the mirror's maths
-        idx.set(name, trig)
+        idx.put(name, trig)
     return rng, prices, users, idx
 
 
