@@ -22,9 +22,12 @@ from bisect import bisect_left, insort
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import NamedTuple
 
 LOAD = 512  # a bucket is split in two past 2 x LOAD entries
 INFINITE = 2**256  # a BELOW trigger no price reaches from above: the account is always a candidate
+SERIAL_BITS = 40  # accounts per SortedPairs, at most 2^40
+SERIAL_MASK = (1 << SERIAL_BITS) - 1
 
 
 class Kind(Enum):
@@ -32,8 +35,7 @@ class Kind(Enum):
     ABOVE = "above"  # may be liquidatable while price > trigger
 
 
-@dataclass(frozen=True)
-class Trigger:
+class Trigger(NamedTuple):
     kind: Kind
     price: int
 
@@ -47,42 +49,60 @@ def always() -> Trigger:
 
 
 class SortedPairs:
-    """(key, account) pairs kept in order (keys are integers): bucketed so that an insertion or a
-    removal moves at most 2 x LOAD references, however many pairs there are."""
+    """(key, account) pairs kept in order (integer keys; accounts ordered by when they were first
+    seen): each pair is one integer, key x 2^40 + the account's serial number, in sorted buckets,
+    so that an insertion or a removal moves at most 2 x LOAD integers however many pairs there are
+    and compares integers only."""
 
     def __init__(self) -> None:
-        self._lists: list[list[tuple[int, str]]] = []
-        self._maxes: list[tuple[int, str]] = []
+        self._lists: list[list[int]] = []
+        self._maxes: list[int] = []
         self._len = 0
+        self._serial: dict[str, int] = {}
+        self._names: list[str] = []
 
     def __len__(self) -> int:
         return self._len
 
+    def _code(self, item: tuple[int, str]) -> int:
+        s = self._serial.get(item[1])
+        if s is None:
+            s = self._serial[item[1]] = len(self._names)
+            self._names.append(item[1])
+        return (item[0] << SERIAL_BITS) + s
+
+    def _item(self, code: int) -> tuple[int, str]:
+        return code >> SERIAL_BITS, self._names[code & SERIAL_MASK]
+
     def add(self, item: tuple[int, str]) -> None:
+        code = self._code(item)
         self._len += 1
         if not self._maxes:
-            self._lists.append([item])
-            self._maxes.append(item)
+            self._lists.append([code])
+            self._maxes.append(code)
             return
-        i = bisect_left(self._maxes, item)
+        i = bisect_left(self._maxes, code)
         if i == len(self._maxes):
             i -= 1
-            self._lists[i].append(item)
-            self._maxes[i] = item
+            self._lists[i].append(code)
+            self._maxes[i] = code
         else:
-            insort(self._lists[i], item)
+            insort(self._lists[i], code)
         lst = self._lists[i]
         if len(lst) > 2 * LOAD:
             self._lists[i:i + 1] = [lst[:LOAD], lst[LOAD:]]
             self._maxes[i:i + 1] = [lst[LOAD - 1], lst[-1]]
 
     def remove(self, item: tuple[int, str]) -> None:
-        i = bisect_left(self._maxes, item)
+        if item[1] not in self._serial:
+            raise KeyError(item)
+        code = self._code(item)
+        i = bisect_left(self._maxes, code)
         if i == len(self._maxes):
             raise KeyError(item)
         lst = self._lists[i]
-        j = bisect_left(lst, item)
-        if j == len(lst) or lst[j] != item:
+        j = bisect_left(lst, code)
+        if j == len(lst) or lst[j] != code:
             raise KeyError(item)
         del lst[j]
         self._len -= 1
@@ -92,28 +112,29 @@ class SortedPairs:
         elif j == len(lst):
             self._maxes[i] = lst[-1]
 
-    def _position(self, item: tuple[int, str]) -> tuple[int, int]:
-        """(bucket, index) of the first pair >= item."""
-        i = bisect_left(self._maxes, item)
+    def _position(self, key: int) -> tuple[int, int]:
+        """(bucket, index) of the first pair whose key >= ``key``."""
+        code = key << SERIAL_BITS
+        i = bisect_left(self._maxes, code)
         if i == len(self._maxes):
             return i, 0
-        return i, bisect_left(self._lists[i], item)
+        return i, bisect_left(self._lists[i], code)
 
     def below(self, key: int) -> Iterator[tuple[int, str]]:
         """Pairs whose key < ``key``, in order."""
-        bi, j = self._position((key, ""))
+        bi, j = self._position(key)
         for b in range(bi):
-            yield from self._lists[b]
+            yield from map(self._item, self._lists[b])
         if bi < len(self._lists):
-            yield from self._lists[bi][:j]
+            yield from map(self._item, self._lists[bi][:j])
 
     def from_key(self, key: int) -> Iterator[tuple[int, str]]:
         """Pairs whose key >= ``key``, in order."""
-        bi, j = self._position((key, ""))
+        bi, j = self._position(key)
         if bi < len(self._lists):
-            yield from self._lists[bi][j:]
+            yield from map(self._item, self._lists[bi][j:])
             for b in range(bi + 1, len(self._lists)):
-                yield from self._lists[b]
+                yield from map(self._item, self._lists[b])
 
     def between(self, lo: int, hi: int) -> Iterator[tuple[int, str]]:
         """Pairs whose key is in [lo, hi)."""
@@ -124,7 +145,7 @@ class SortedPairs:
 
     def __iter__(self) -> Iterator[tuple[int, str]]:
         for lst in self._lists:
-            yield from lst
+            yield from map(self._item, lst)
 
 
 @dataclass

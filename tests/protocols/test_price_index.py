@@ -28,7 +28,7 @@ def test_sorted_pairs_match_a_sorted_list(small_buckets):
             item = ref.pop(rng.randrange(len(ref)))
             sp.remove(item)
         else:
-            item = (rng.randint(-5, 60), f"a{step}")
+            item = (rng.randint(-5, 60), f"a{step:05d}")  # equal keys: in the order first seen
             sp.add(item)
             ref.append(item)
         ref.sort()

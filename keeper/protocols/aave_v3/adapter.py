@@ -69,7 +69,8 @@ LIQUIDATION_GAS = 450_000  # estimate before simulation (a real liquidationCall:
 # interest accrues between the read and the execution.
 CLEAR_MARGIN_BPS = 10
 HF_ONE = 10**18
-SETTLE_SLICE = 2_000  # deferred users re-checked between two yields to the event loop
+SETTLE_SLICE = 1_000  # deferred users re-checked between two yields to the event loop
+SETTLE_SECONDS = 2.0  # after a block's plans, deferred re-checks stop after this long
 # After a dust refusal, the same pair is offered again keeping these margins over the 1000 USD limit
 # (the Pool saw a state the mirror had not: a price update, interest, another liquidation).
 DUST_MARGINS_BPS = (100, 1_000, 5_000)
@@ -370,13 +371,18 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
             st.collateral, st.debt = {}, {}
 
     async def after_block(self, block: int) -> None:
-        """The block's plans are sent: the users the price move deferred (not liquidatable at the
-        new price, their triggers for other assets stale) are re-checked now, in slices that let
-        the event loop run in between."""
+        """The block's plans are sent: the users a price move deferred (not liquidatable at the new
+        price, their triggers for other assets stale) are re-checked now, in slices that let the
+        event loop run in between, for at most SETTLE_SECONDS (the rest waits for the next block's,
+        or is re-checked before planning if another price moves first)."""
         m = self.mirror
+        loop = asyncio.get_running_loop()
+        end = loop.time() + SETTLE_SECONDS
         while m is not None and m.deferred and m.block == block:
             self._take(m, m.settle(SETTLE_SLICE), block)
             await asyncio.sleep(0)
+            if loop.time() > end:
+                break
 
     async def _resync(self, m: AaveMirror, block: int) -> int:
         """Compare the mirror's account data of every user with the Pool's getUserAccountData;

@@ -18,8 +18,10 @@ price for that asset the new price reaches (keeper.protocols.price_index, trigge
 keeper.protocols.aave_v3.triggers) are re-checked before planning; every other user exposed to the
 asset cannot be liquidatable at the new price, but its triggers for the other assets are stale: it
 is ``deferred``, re-checked by ``settle`` once the block's plans are sent (the adapter's
-after_block), or first thing at the next block. Several assets moved, a configuration change or a
-full re-check: every user exposed to a moved asset is re-checked before planning.
+after_block, a slice of time per block). Deferred users may wait through blocks where no price or
+only that asset's moved again; any other move (or a full re-check) re-checks them before planning.
+Several assets moved, a configuration change or a full re-check: every user exposed to a moved
+asset is re-checked before planning.
 """
 from __future__ import annotations
 
@@ -120,6 +122,7 @@ class AaveMirror:
     changed: set[str] = field(default_factory=set)  # users re-read since rows() was last called
     triggers: LiquidationPriceIndex = field(default_factory=LiquidationPriceIndex)
     deferred: set[str] = field(default_factory=set)  # exposed to the block's move, re-checked by settle()
+    _deferred_asset: str | None = None  # the asset whose move deferred them
     _uncomputed: set[str] = field(default_factory=set)  # e.g. users restored from the store
     _inexact: set[str] = field(default_factory=set)  # users holding stable debt (re-read every block)
     _debt_base: dict[str, int] = field(default_factory=dict)  # normalized debt at the last full re-check
@@ -300,23 +303,30 @@ class AaveMirror:
         or every borrower every ``recheck_blocks`` blocks; and for a price move, the users whose
         trigger the new price reaches when one asset moved alone (the other users exposed to it
         are deferred to ``settle``), every user exposed to a moved or reconfigured asset otherwise."""
-        todo = dirty | self._uncomputed | self.deferred
-        self.deferred = set()
+        todo = dirty | self._uncomputed
         terms = self.terms()
         full = self.stats.blocks % self.recheck_blocks == 1 or self.recheck_blocks == 1
         if full:
-            todo |= {u for u, d in self.data.items() if d.total_debt_base}
+            todo |= {u for u, d in self.data.items() if d.total_debt_base} | (self.users.keys() - self.data.keys())
         else:
             # the borrowers whose HF was below 1.05 (sorted by HF: a bisect finds them)
             todo.update(u for _, u in self._near.below(105 * 10**16))
-        if len(moved) == 1 and not reconfigured and not full and self._within_margin(terms):
-            (asset,) = moved
+        calm = not reconfigured and not full and self._within_margin(terms)
+        asset = next(iter(moved)) if len(moved) == 1 and calm else None
+        # Users deferred by an earlier move of one asset may wait on: their trigger for that asset
+        # is right while no other price moved (their other triggers are stale).
+        if self.deferred and not (calm and (not moved or asset == self._deferred_asset)):
+            todo |= self.deferred
+            self.deferred = set()
+        if asset is not None:
             todo |= self.triggers.at_risk(asset, self.prices[asset])
-            self.deferred = self.exposure.get(asset, set()) - todo
+            self.deferred |= self.exposure.get(asset, set())
+            self._deferred_asset = asset
         else:
             for a in moved | reconfigured:
                 todo |= self.exposure.get(a, set())
         self._compute(todo, terms)
+        self.deferred -= todo
         if full:
             self._debt_base = {a: t.debt_index for a, t in terms.items()}
         self.stats.rechecked += len(todo)
