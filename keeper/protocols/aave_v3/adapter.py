@@ -378,7 +378,7 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
         m = self.mirror
         loop = asyncio.get_running_loop()
         end = loop.time() + SETTLE_SECONDS
-        while m is not None and m.deferred and m.block == block:
+        while m is not None and m.pending() and m.block == block:
             self._take(m, m.settle(SETTLE_SLICE), block)
             await asyncio.sleep(0)
             if loop.time() > end:

@@ -125,7 +125,9 @@ class AaveMirror:
     _deferred_asset: str | None = None  # the asset whose move deferred them
     _uncomputed: set[str] = field(default_factory=set)  # e.g. users restored from the store
     _inexact: set[str] = field(default_factory=set)  # users holding stable debt (re-read every block)
-    _debt_base: dict[str, int] = field(default_factory=dict)  # normalized debt at the last full re-check
+    _debt_base: dict[str, int] = field(default_factory=dict)  # normalized debt the triggers hold from
+    _next_base: dict[str, int] | None = None  # of the last full re-check, once every trigger is computed again
+    stale: set[str] = field(default_factory=set)  # account data fresh, triggers not computed since
 
     # ---- durable state (MirrorRow per user, version ROW_VERSION) ------------------------------
     def rows(self) -> list[MirrorRow]:
@@ -298,16 +300,19 @@ class AaveMirror:
 
     def recompute(self, dirty: set[str], moved: set[str], block: int, *,
                   reconfigured: set[str] | frozenset[str] = frozenset()) -> set[str]:
-        """Health again, before planning, for: re-read users, users left over from the last block
-        (deferred and not settled yet), borrowers near liquidation (interest accrues every second)
-        or every borrower every ``recheck_blocks`` blocks; and for a price move, the users whose
-        trigger the new price reaches when one asset moved alone (the other users exposed to it
-        are deferred to ``settle``), every user exposed to a moved or reconfigured asset otherwise."""
+        """Health again, before planning, for: re-read users, borrowers near liquidation (interest
+        accrues every second) or every borrower every ``recheck_blocks`` blocks; for a price move,
+        the users whose trigger the new price reaches when one asset moved alone (and those exposed
+        to it whose triggers are not computed yet: ``stale``), the other users exposed to it being
+        deferred to ``settle``; every user exposed to a moved or reconfigured asset otherwise, and
+        the deferred users unless only their asset moved again. Only account data is computed here:
+        the triggers of the users computed are computed by ``settle``."""
         todo = dirty | self._uncomputed
         terms = self.terms()
         full = self.stats.blocks % self.recheck_blocks == 1 or self.recheck_blocks == 1
         if full:
             todo |= {u for u, d in self.data.items() if d.total_debt_base} | (self.users.keys() - self.data.keys())
+            self._next_base = {a: t.debt_index for a, t in terms.items()}
         else:
             # the borrowers whose HF was below 1.05 (sorted by HF: a bisect finds them)
             todo.update(u for _, u in self._near.below(105 * 10**16))
@@ -319,53 +324,72 @@ class AaveMirror:
             todo |= self.deferred
             self.deferred = set()
         if asset is not None:
+            exposed = self.exposure.get(asset, set())
             todo |= self.triggers.at_risk(asset, self.prices[asset])
-            self.deferred |= self.exposure.get(asset, set())
+            todo |= self.stale & exposed
+            self.deferred |= exposed - self.stale
             self._deferred_asset = asset
         else:
             for a in moved | reconfigured:
                 todo |= self.exposure.get(a, set())
-        self._compute(todo, terms)
+        self._compute(todo, terms, triggers=False)
         self.deferred -= todo
-        if full:
-            self._debt_base = {a: t.debt_index for a, t in terms.items()}
         self.stats.rechecked += len(todo)
         self.stats.last_rechecked = len(todo)
         return todo
 
     def settle(self, limit: int | None = None) -> set[str]:
-        """Health again for (up to ``limit`` of) the deferred users, at the block mirrored: off the
-        path from a new head to the plans sent. Returns them."""
-        if limit is None or limit >= len(self.deferred):
-            todo, self.deferred = self.deferred, set()
-        else:
-            todo = {self.deferred.pop() for _ in range(limit)}
-        self._compute(todo, self.terms())
+        """Health and triggers again for (up to ``limit`` of) the deferred users, then triggers for
+        the users computed without (``stale``), at the block mirrored: off the path from a new head
+        to the plans sent. Returns the users whose account data was computed again."""
+        todo: set[str] = set()
+        while self.deferred and (limit is None or len(todo) < limit):
+            todo.add(self.deferred.pop())
+        fresh: set[str] = set()
+        while self.stale and (limit is None or len(todo) + len(fresh) < limit):
+            fresh.add(self.stale.pop())
+        terms = self.terms()
+        self._compute(todo | fresh, terms, triggers=True)
         self.stats.deferred += len(todo)
-        return todo
+        if not self.deferred:
+            self._deferred_asset = None
+            if not self.stale and self._next_base is not None:
+                self._debt_base, self._next_base = self._next_base, None  # every trigger computed since
+        return todo | fresh
+
+    def pending(self) -> int:
+        """Users waiting for ``settle``."""
+        return len(self.deferred) + len(self.stale)
 
     def recheck(self, users: set[str]) -> None:
         """Health again for ``users`` (e.g. re-read after a mismatch), nothing else."""
-        self._compute(users, self.terms())
+        self._compute(users, self.terms(), triggers=False)
         self.stats.rechecked += len(users)
 
     def _within_margin(self, terms: dict[str, ReserveTerms]) -> bool:
-        """Whether every debt index grew less than the triggers' margin since the last full re-check."""
+        """Whether every debt index grew less than the triggers' margin since the triggers were
+        computed (the last full re-check whose users all got their triggers since)."""
         g = 10_000 + self.trigger_margin_bps
         return bool(self._debt_base) and all(
             a in self._debt_base and t.debt_index * 10_000 <= self._debt_base[a] * g for a, t in terms.items())
 
-    def _compute(self, users: Iterable[str], terms: dict[str, ReserveTerms]) -> None:
+    def _compute(self, users: Iterable[str], terms: dict[str, ReserveTerms], *, triggers: bool) -> None:
         for u in users:
             m = self.users.get(u)
             if m is None:
                 continue
             self._uncomputed.discard(u)
-            d, trig = account_with_triggers(m, terms, self.emode_threshold.get(m.emode, 0), self.trigger_margin_bps)
-            if not self.exact(u):  # the local maths does not follow it: a candidate at every move
-                trig = {a: always() for a in m.assets()}
+            threshold = self.emode_threshold.get(m.emode, 0)
+            if triggers:
+                d, trig = account_with_triggers(m, terms, threshold, self.trigger_margin_bps)
+                if not self.exact(u):  # the local maths does not follow it: a candidate at every move
+                    trig = {a: always() for a in m.assets()}
+                self.triggers.put(u, trig)
+                self.stale.discard(u)
+            else:
+                d = account_data(m, terms, threshold)
+                self.stale.add(u)
             self.data[u] = d
-            self.triggers.put(u, trig)
             old = self._hf.pop(u, None)
             if old is not None:
                 self._near.remove((old, u))

@@ -57,8 +57,10 @@ def truth(m: AaveMirror) -> set[str]:
 
 def test_one_move_rechecks_the_reached_users_first_and_defers_the_rest():
     m = mirror(2_000)
-    step(m, {})  # the first block: a full re-check
-    assert len(m.data) == 2_000 and not m.deferred
+    step(m, {})  # the first block: a full re-check (account data only)
+    assert len(m.data) == 2_000 and not m.deferred and len(m.stale) == 2_000
+    m.settle()  # after the plans: the triggers
+    assert not m.pending()
     near = {u for u, d in m.data.items() if d.health_factor < 105 * 10**16}
     todo = step(m, {WETH: 8_500})  # WETH -15%
     liquidatable = truth(m)
@@ -77,7 +79,8 @@ def test_one_move_rechecks_the_reached_users_first_and_defers_the_rest():
     left = set(m.deferred)
 
     todo = step(m, {WBTC: 9_000})  # another asset: everyone left deferred is re-checked first
-    assert left <= todo and m.deferred == m.exposure[WBTC] - todo  # (and WBTC's move defers its own)
+    # (and WBTC's move defers its own, but for the users whose triggers wait for settle)
+    assert left <= todo and m.deferred == m.exposure[WBTC] - m.stale and todo <= m.stale
     assert set(m.liquidatable()) == truth(m)
     terms = m.terms()
     assert all(m.data[u] == account_data(m.users[u], terms, 0) for u in todo)
@@ -86,8 +89,12 @@ def test_one_move_rechecks_the_reached_users_first_and_defers_the_rest():
 def test_several_moves_and_full_rechecks_defer_nothing():
     m = mirror(500)
     step(m, {})
+    todo = step(m, {WETH: 9_000})  # the triggers are not computed yet: everyone exposed first
+    assert todo == set(m.users) and not m.deferred
+    m.settle()
     todo = step(m, {WETH: 9_000, WBTC: 9_000})
     assert todo == set(m.users) and not m.deferred
+    m.settle()
     step(m, {WETH: 9_000})
     assert m.deferred
     m.stats.blocks = 50  # the next block is a full re-check

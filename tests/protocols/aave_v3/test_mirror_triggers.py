@@ -55,6 +55,9 @@ async def test_a_single_price_drop_rechecks_only_the_crossed_users_before_planni
         await keeper.discovery.advance(block, keeper.chain)
         await adapter.refresh(block)  # the first block: everyone read and computed (a full re-check)
         assert set(users) <= m.users.keys() and not m.liquidatable() and not m.deferred
+        assert set(users) <= m.stale  # their triggers are computed once the plans are sent
+        await adapter.after_block(block)
+        assert not m.pending()
         weth = world.tokens["WETH"]
         exposed = set(m.exposure[weth.address])
         assert len(exposed & set(users)) == 10  # (and the world's liquidity supplier)
