@@ -408,7 +408,10 @@ class Keeper:
         for ad, asm in zip(self.adapters, assessments, strict=True):
             self.telemetry.assessed(ad.name, asm.tracked, len(asm.plans))
         self.last_block = block
-        return await self.act(assessments, budget, fees, native, block)
+        outcomes = await self.act(assessments, budget, fees, native, block)
+        for ad in self.adapters:  # off the path from head to sent plans (e.g. deferred re-checks)
+            await ad.after_block(block)
+        return outcomes
 
     async def act(self, assessments: list[Assessment], budget: Budget, fees: Fees, native: int,
                   block: int) -> list[Outcome]:

@@ -13,6 +13,7 @@ The interface, in full:
     start_block                        first block discovery reads (cfg.start_block)
     discover(from_block, to_block)     read logs, return how many new accounts were found
     refresh(block, all_details=)       mirror accounts and prices at ``block``
+    after_block(block)                 deferred work, once the block's plans are sent
     assess(budget) -> Assessment       views (every account with debt) + plans, sized to ``budget``
     assess_liquidatable(budget)        the same, views of liquidatable accounts only (each block)
     replan(plan, budget) -> Plan|Skip  the same plan against a smaller budget, or why not
@@ -182,6 +183,11 @@ class Adapter(ABC, Generic[C]):
     def forget_state(self) -> None:
         """A reorg replaced blocks the adapter mirrored: drop what it derived from them (its mirror
         is rebuilt from the chain at the next refresh)."""
+
+    async def after_block(self, block: int) -> None:
+        """The plans of ``block`` are handed to the transaction manager: work that can wait until
+        then (e.g. re-checks a price move made stale without making anyone liquidatable). None by
+        default."""
 
     def spenders(self) -> set[tuple[str, str]]:
         """(token, spender) pairs whose allowance the adapter's plans need; the keeper approves them

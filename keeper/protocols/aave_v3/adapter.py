@@ -8,6 +8,7 @@ asset, calls liquidationCall and sells the collateral on Uniswap V3; the pair wh
 highest is planned."""
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field, replace
 from typing import cast
 
@@ -68,6 +69,8 @@ LIQUIDATION_GAS = 450_000  # estimate before simulation (a real liquidationCall:
 # interest accrues between the read and the execution.
 CLEAR_MARGIN_BPS = 10
 HF_ONE = 10**18
+SETTLE_SLICE = 1_000  # deferred users re-checked between two yields to the event loop
+SETTLE_SECONDS = 2.0  # after a block's plans, deferred re-checks stop after this long
 # After a dust refusal, the same pair is offered again keeping these margins over the 1000 USD limit
 # (the Pool saw a state the mirror had not: a price update, interest, another liquidation).
 DUST_MARGINS_BPS = (100, 1_000, 5_000)
@@ -340,15 +343,7 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
         touched = await m.advance(self.chain, block, self.users)
         for a, r in self.reserves.items():
             r.price, r.config = m.prices[a], m.config[a]
-        for u in touched | {u for u, st in self.users.items() if st.debt or st.collateral}:
-            if u not in m.data:
-                continue
-            st, d = self.users[u], m.data[u]
-            mu = m.users[u]
-            st.total_collateral_base, st.total_debt_base, st.health_factor = (
-                d.total_collateral_base, d.total_debt_base, d.health_factor)
-            st.config, st.emode, st.block = mu.config, mu.emode, block
-            st.collateral, st.debt = {}, {}
+        self._take(m, touched | {u for u, st in self.users.items() if st.debt or st.collateral}, block)
         if resync:
             await self._resync(m, block)
             self.last_resync = block
@@ -361,6 +356,33 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
                     m.stats.confirm_mismatches += 1
                     log.warning("aave.mirror_mismatch", protocol=self.name, user=u, block=block,
                                 local_hf=hf, chain_hf=self.users[u].health_factor, when="confirm")
+
+    def _take(self, m: AaveMirror, users: set[str], block: int) -> None:
+        """The mirror's account data of ``users`` into their states (balances dropped: read again
+        for the liquidatable ones)."""
+        for u in users:
+            if u not in m.data or u not in self.users:
+                continue
+            st, d = self.users[u], m.data[u]
+            mu = m.users[u]
+            st.total_collateral_base, st.total_debt_base, st.health_factor = (
+                d.total_collateral_base, d.total_debt_base, d.health_factor)
+            st.config, st.emode, st.block = mu.config, mu.emode, block
+            st.collateral, st.debt = {}, {}
+
+    async def after_block(self, block: int) -> None:
+        """The block's plans are sent: the users a price move deferred (not liquidatable at the new
+        price, their triggers for other assets stale) are re-checked now, in slices that let the
+        event loop run in between, for at most SETTLE_SECONDS (the rest waits for the next block's,
+        or is re-checked before planning if another price moves first)."""
+        m = self.mirror
+        loop = asyncio.get_running_loop()
+        end = loop.time() + SETTLE_SECONDS
+        while m is not None and m.pending() and m.block == block:
+            self._take(m, m.settle(SETTLE_SLICE), block)
+            await asyncio.sleep(0)
+            if loop.time() > end:
+                break
 
     async def _resync(self, m: AaveMirror, block: int) -> int:
         """Compare the mirror's account data of every user with the Pool's getUserAccountData;
@@ -385,7 +407,7 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
         m.stats.mismatches += len(bad)
         if bad:
             await m.reread(self.chain, bad, block)
-            m.recompute(set(bad), set(), block)
+            m.recheck(set(bad))
         log.info("aave.mirror_resync", protocol=self.name, block=block, users=len(users), mismatches=len(bad))
         return len(bad)
 

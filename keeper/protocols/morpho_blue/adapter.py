@@ -2,7 +2,11 @@
 Borrow / Repay / SupplyCollateral / WithdrawCollateral / Liquidate logs, health exactly as Morpho
 computes it with interest accrued to the next block, plans sized so that liquidate() cannot revert
 on rounding (see morpho_blue.maths). Morpho prices are in loan-token units; USD values come from
-the Chainlink USD feed configured for each loan token."""
+the Chainlink USD feed configured for each loan token. Each block only the positions whose trigger
+price (maths.trigger_price: the oracle price below which the position may be unhealthy, its debt
+given a margin for interest) the market's price is below are checked (assess_liquidatable); the
+triggers of the positions read again are computed again, and all of a market's once its debt per
+share has grown past the margin."""
 from __future__ import annotations
 
 import json
@@ -40,6 +44,7 @@ from keeper.protocols.base import (
 from keeper.protocols.morpho_blue import flash as mf
 from keeper.protocols.morpho_blue import maths as mm
 from keeper.protocols.morpho_blue.config import MorphoBlueConfig
+from keeper.protocols.price_index import Kind, LiquidationPriceIndex, Trigger
 from keeper.swap import execution as fx
 from keeper.swap.search import Solution, Unsolved, solve
 
@@ -50,6 +55,10 @@ ORACLE = load("morpho_blue/MorphoOracle")
 ERC20 = load("ERC20")
 ZERO = "0x0000000000000000000000000000000000000000"
 LIQUIDATE_GAS = 250_000  # before simulation (real: ~220k)
+# Trigger prices (keeper.protocols.price_index) hold while the market's debt per share grows less than this;
+# beyond it, every position's trigger is computed again.
+TRIGGER_MARGIN_BPS = 10
+PRICE = "price"  # one index per market, its one asset: the market's oracle price
 # Where the market id is in each event, and which field is the account.
 ACCOUNT_FIELD = {"Borrow": "onBehalf", "Repay": "onBehalf", "SupplyCollateral": "onBehalf",
                  "WithdrawCollateral": "onBehalf", "Liquidate": "borrower"}
@@ -67,6 +76,10 @@ class MarketState:
     price: int = 0  # oracle price, 1e36-scaled, loan units per collateral unit
     borrowers: set[str] = field(default_factory=set)
     positions: dict[str, tuple[int, int]] = field(default_factory=dict)  # borrower -> (borrowShares, collateral)
+    # Each borrower's trigger price (liquidatable only below it) and the market's (total borrow assets,
+    # shares) they were computed at; None: not computed for every position yet.
+    triggers: LiquidationPriceIndex = field(default_factory=LiquidationPriceIndex)
+    trigger_base: tuple[int, int] | None = None
 
     @property
     def loan(self) -> str:
@@ -261,9 +274,15 @@ class MorphoBlueAdapter(Adapter[MorphoBlueConfig]):
         for (m, b), p in zip(slots, await self.chain.multicall(pos_calls, block)):
             if isinstance(p, CallFailed):
                 m.positions.pop(b, None)  # read again next block
+                m.triggers.remove(b)
             else:
                 m.positions[b] = (p[1], p[2])
         self.positions_read += len(slots)
+        reread: dict[bytes, list[str]] = {}
+        for m, b in slots:
+            reread.setdefault(m.id, []).append(b)
+        for m in markets:
+            self._index(m, reread.get(m.id, []))
         for token, feed in self.feeds.items():
             self.usd[token] = (await feed.read(self.chain, block)).price_8
         await self._quote(block, all_details)
@@ -286,6 +305,24 @@ class MorphoBlueAdapter(Adapter[MorphoBlueConfig]):
         if problems:
             self.quotes = await solve(self.swaps, problems, block)  # type: ignore[assignment]
 
+    def _index(self, m: MarketState, reread: list[str]) -> None:
+        """Trigger prices of the positions read again, or of every position once the market's debt
+        per share has grown past TRIGGER_MARGIN_BPS since they were computed."""
+        if m.market is None:
+            m.trigger_base = None
+            return
+        tba, tbs = m.market.total_borrow_assets + mm.VIRTUAL_ASSETS, m.market.total_borrow_shares + mm.VIRTUAL_SHARES
+        base = m.trigger_base
+        if base is None or tba * base[1] * 10_000 > base[0] * tbs * (10_000 + TRIGGER_MARGIN_BPS):
+            todo: list[str] = list(m.positions)
+            m.trigger_base = (tba, tbs)
+        else:
+            todo = [b for b in reread if b in m.positions]
+        for b in todo:
+            shares, collateral = m.positions[b]
+            t = mm.trigger_price(shares, collateral, m.market, m.lltv, TRIGGER_MARGIN_BPS)
+            m.triggers.put(b, {} if t is None else {PRICE: Trigger(Kind.BELOW, t)})
+
     # ---- planning -------------------------------------------------------------------------
     def _prices(self, m: MarketState) -> dict[str, TokenPrice] | None:
         loan_usd = self.usd.get(m.loan)
@@ -305,6 +342,27 @@ class MorphoBlueAdapter(Adapter[MorphoBlueConfig]):
                     view, plan = self._plan(m, b, budget)
                     out.views.append(view)
                     out.plans += [plan] if plan else []
+        return out
+
+    def assess_liquidatable(self, budget: Budget) -> Assessment:
+        """Each block: only the positions whose trigger price the market's oracle price is below are
+        checked (and planned when liquidatable); the others are counted healthy. A market whose
+        triggers are not computed (unreadable) is checked position by position."""
+        out = Assessment()
+        for m in self.markets.values():
+            debtors = sum(1 for s, _ in m.positions.values() if s > 0)
+            if m.trigger_base is None:
+                todo = [b for b, (s, _) in m.positions.items() if s > 0]
+            else:
+                todo = sorted(b for b in m.triggers.at_risk(PRICE, m.price) if m.positions.get(b, (0, 0))[0] > 0)
+            kept = 0
+            for b in todo:
+                view, plan = self._plan(m, b, budget)
+                if view.liquidatable:
+                    out.views.append(view)
+                    out.plans += [plan] if plan else []
+                    kept += 1
+            out.healthy += debtors - kept
         return out
 
     def replan(self, plan: Plan, budget: Budget) -> Plan | Skip:

@@ -12,6 +12,7 @@ LIQUIDATION_CURSOR = 3 * 10**17
 MAX_LIF = 115 * 10**16
 VIRTUAL_SHARES = 10**6
 VIRTUAL_ASSETS = 1
+NEVER_HEALTHY = 2**256  # a trigger price no oracle price reaches
 
 
 def mul_div_down(x: int, y: int, d: int) -> int:
@@ -95,6 +96,21 @@ def is_healthy(borrow_shares: int, collateral: int, m: Market, price: int, lltv:
     if borrow_shares == 0:
         return True
     return max_borrow(collateral, price, lltv) >= borrowed(borrow_shares, m)
+
+
+def trigger_price(borrow_shares: int, collateral: int, m: Market, lltv: int, margin_bps: int = 0) -> int | None:
+    """The oracle price from which the position is healthy (is_healthy at every price >= it) even
+    once its debt has grown by ``margin_bps``: below it, it may be liquidatable. None without debt.
+    healthy <=> floor(floor(c x p / 1e36) x lltv / 1e18) >= debt <=> floor(c x p / 1e36) >=
+    ceil(debt x 1e18 / lltv) =: need <=> p >= ceil(need x 1e36 / c): exact, in integers."""
+    if borrow_shares == 0:
+        return None
+    debt = borrowed(borrow_shares, m)
+    debt = -(-debt * (10_000 + margin_bps) // 10_000)
+    if lltv == 0 or collateral == 0:
+        return NEVER_HEALTHY if debt else 0
+    need = -(-debt * WAD // lltv)
+    return -(-need * ORACLE_PRICE_SCALE // collateral)
 
 
 def lif(lltv: int) -> int:

@@ -44,3 +44,26 @@ def test_plan_full_repay_or_seize_everything():
     # A small wallet: a partial repay it can afford.
     liq = mm.plan(shares, 10 * E18, m, price, 86 * 10**16, 1_000 * 10**6)
     assert liq.repaid_assets <= 1_000 * 10**6 and liq.repaid_shares < shares
+
+
+def test_trigger_price_is_the_exact_health_boundary_and_holds_within_its_margin():
+    """Random positions: healthy at the trigger price and above, unhealthy one unit below it (no
+    margin); with a margin, still healthy at its trigger once the debt per share grew by less."""
+    import random
+    rng = random.Random(9)
+    for _ in range(2_000):
+        m = mm.Market(10**15, 10**21, rng.randint(10**9, 10**14), rng.randint(10**15, 10**20), 0, 0)
+        lltv = rng.choice([625, 770, 860, 915, 945]) * 10**15
+        shares = rng.randint(1, m.total_borrow_shares)
+        collateral = rng.randint(1, 10**24)
+        t = mm.trigger_price(shares, collateral, m, lltv)
+        assert t is not None and t > 0
+        assert mm.is_healthy(shares, collateral, m, t, lltv)
+        assert not mm.is_healthy(shares, collateral, m, t - 1, lltv)
+        tm = mm.trigger_price(shares, collateral, m, lltv, 10)
+        assert tm is not None and tm >= t
+        grown = mm.Market(m.total_supply_assets, m.total_supply_shares, m.total_borrow_assets * 10_009 // 10_000,
+                          m.total_borrow_shares, 0, 0)  # debt per share +0.09% < 0.1%
+        assert mm.is_healthy(shares, collateral, grown, tm, lltv)
+    assert mm.trigger_price(0, 10, m, lltv) is None
+    assert mm.trigger_price(5, 0, m, lltv) == mm.NEVER_HEALTHY
