@@ -24,8 +24,8 @@ from keeper.chain.sender import TxRequest
 from keeper.engine.rank import Ranked, gas_cost_usd
 from keeper.engine.record import Outcome, Recorder, Status
 from keeper.engine.settle import APPROVALS_ONLY, BACKOFF_CODES, journal_details, plan_figures, token_deltas
-from keeper.engine.simulate import Simulator
-from keeper.protocols.base import Adapter, Budget, Plan, Skip, SkipCode, no_inventory
+from keeper.engine.simulate import Simulation, Simulator
+from keeper.protocols.base import Adapter, Budget, Plan, Skip, SkipCode, Spend, no_inventory
 from keeper.protocols.plan import jsonable
 from keeper.send.manager import Submission, TxManager, approval_key
 from keeper.store import TxKind
@@ -82,12 +82,20 @@ class Executor:
     async def run(self, ranked: list[Ranked], adapters: dict[str, Adapter[Any]], budget: Budget,
                   fees: Fees, native_price: int, block: int = 0) -> list[Outcome]:
         """Simulate and send every plan in rank order; the outcomes decided now (skips, dry-runs,
-        failures, and pending for what was sent)."""
+        failures, and pending for what was sent).
+
+        Live, on a node with eth_simulateV1, every plan that may be sent is simulated first in ONE
+        request (Simulator.run_many: in rank order, after our unmined transactions); a plan uses
+        that result as long as every plan before it went as simulated (sent as simulated, or
+        refused and not sent) and it is the plan simulated (a re-plan with other transactions, or
+        a next plan after a refusal, is simulated on its own). Once a plan went otherwise, the
+        plans after it are simulated again, together, when their turn comes."""
         self.block = block
         in_flight = self.manager.in_flight(block) if self.manager is not None else set()
         results: list[Outcome] = []
         start_budget = dict(budget)
-        for r in ranked:
+        batch: dict[int, _Batched] | None = None  # rank position -> its simulation in the batch
+        for i, r in enumerate(ranked):
             accounts = r.plan.accounts or (r.plan.account,)
             if in_flight & {(r.plan.protocol, a) for a in accounts}:  # its record comes when the chain decides
                 log.debug("plan.in_flight", protocol=r.plan.protocol, account=r.plan.account)
@@ -101,12 +109,77 @@ class Executor:
                 plan = adapters[r.plan.protocol].replan(r.plan, budget)
             if isinstance(plan, Skip):  # the re-plan found nothing left to do it with
                 results.append(self._skip(r, r.plan, plan))
+                if batch is not None and i in batch and batch[i].sim.ok:
+                    batch = None  # simulated as sent: the plans after it met its state
                 continue
-            res = await self._one(r, plan, budget, fees, native_price)
+            same = plan.txs == r.plan.txs and plan.spends == r.plan.spends  # else re-planned: simulated alone
+            if batch is None and same and self._batching():
+                batch = await self._simulate_rest(ranked[i:], i, in_flight, budget, fees, native_price)
+            pre = batch.get(i) if batch is not None and same else None
+            res = await self._one(r, plan, budget, fees, native_price, pre)
             if isinstance(res, Refused):
                 res = await self._next_plans(r, res, adapters.get(plan.protocol), budget, fees, native_price)
             results.append(res)
+            if batch is not None and i in batch and not self._as_simulated(batch[i], pre, res):
+                batch = None
         return results
+
+    def _batching(self) -> bool:
+        """Plans are simulated together: live, on a node known to have eth_simulateV1."""
+        return self.manager is not None and not self.limits.dry_run and self.simulator.has_simulate_v1 is True
+
+    @staticmethod
+    def _as_simulated(batched: _Batched, used: _Batched | None, res: Outcome) -> bool:
+        """Whether the plan went as the batch simulated it: sent whole, as simulated there; or
+        refused there and nothing sent for it."""
+        sent = res.status is Status.PENDING
+        if batched.sim.ok:
+            return sent and used is batched and not res.reason  # a reason: sent in part
+        return not sent
+
+    async def _simulate_rest(self, ranked: Sequence[Ranked], first: int, in_flight: set[tuple[str, str]],
+                             budget: Budget, fees: Fees, native_price: int) -> dict[int, _Batched]:
+        """The plans from rank ``first`` on that may be sent as they stand (not in flight or backing
+        off, passing the checks made before simulating), each with the approvals it needs, simulated
+        in one request (Simulator.run_many). Empty when fewer than two plans are left (each is then
+        simulated on its own) or the node has no eth_simulateV1."""
+        todo: list[tuple[int, Plan]] = []
+        for i, r in enumerate(ranked, start=first):
+            p = r.plan
+            if in_flight & {(p.protocol, a) for a in (p.accounts or (p.account,))} or self._backing_off(p):
+                continue
+            if self._precheck(p, budget, fees, native_price) is None:
+                todo.append((i, p))
+        if len(todo) < 2:
+            return {}
+        needs = await self._approvals_many([p for _, p in todo])
+        at, after = await self._state_for_simulation()
+        sims = await self.simulator.run_many(self.wallet, [a + list(p.txs) for (_, p), (a, _) in zip(todo, needs)],
+                                             after=after, block=at)
+        if sims is None:
+            return {}
+        first_gas: dict[tuple[str, str], int] = {}  # an approval's gas where it first runs (on chain state)
+        for (a, _), sim in zip(needs, sims):
+            for tx, g in zip(a, sim.gas_used):
+                first_gas.setdefault(approval_key(tx), g)
+        out: dict[int, _Batched] = {}
+        for (i, p), (a, _), sim in zip(todo, needs, sims):
+            if sim.ok:  # an approval another plan ran first was a no-op here: its gas as where it ran first
+                gas = [max(g, first_gas.get(approval_key(tx), g)) for tx, g in zip(a, sim.gas_used)]
+                sim = replace(sim, gas_used=gas + sim.gas_used[len(a):])
+            out[i] = _Batched(p, a, sim, at)
+        log.debug("simulate.batch", plans=len(todo), refused=sum(1 for s in sims if not s.ok))
+        return out
+
+    async def _state_for_simulation(self) -> tuple[int | str | AtHash, list[TxRequest]]:
+        """The state a simulation runs on and what of ours runs first: with something in flight, one
+        block's state (named by hash) after what of ours is not mined there (by receipts), never
+        before our last receipt's block; with nothing in flight, the latest."""
+        if self.manager is None or not self.manager.slots:
+            return "latest", []
+        head = await self.chain.head()
+        at = head if head.number >= self.manager.last_mined else self.manager.last_mined
+        return at, await self.manager.unmined_at(at)
 
     @staticmethod
     def _outcome(status: Status, r: Ranked, plan: Plan, reason: str | None, **kw: Any) -> Outcome:
@@ -141,14 +214,14 @@ class Executor:
         return self._skip(r, refused.plan, Skip(SkipCode.SIMULATION_REVERT,
                                                 f"simulation: {refused.reason} (a next plan)"))
 
-    async def _one(self, r: Ranked, plan: Plan, budget: Budget, fees: Fees,
-                   native_price: int) -> Outcome | Refused:
+    def _precheck(self, plan: Plan, budget: Budget, fees: Fees, native_price: int) -> tuple[Skip, int | None] | None:
+        """Why the plan is skipped before simulating (the gas price cap, a profit that cannot pay
+        even with no gas, the wallet's balance), with the profit it was predicted; None: simulate."""
         lim = self.limits
         price = fees.base_fee + fees.priority_fee  # what the next block would take (the cap aside)
         if price > lim.max_gas_price:
-            return self._skip(r, plan, Skip(SkipCode.GAS_PRICE_CAP,
-                                            f"gas price {price / GWEI:.2f} gwei above "
-                                            f"max_gas_price_gwei {lim.max_gas_price / GWEI:.2f}"))
+            return Skip(SkipCode.GAS_PRICE_CAP, f"gas price {price / GWEI:.2f} gwei above "
+                                                f"max_gas_price_gwei {lim.max_gas_price / GWEI:.2f}"), None
         native_usd = gas_cost_usd(plan.native_spent, 1, native_price)  # e.g. a pull-oracle fee
         # The profit gate is the simulated gas (below): before simulating, only a plan that cannot
         # pay even with no gas is dropped (a gas estimate may be off either way).
@@ -156,27 +229,35 @@ class Executor:
         if est_net < lim.min_profit and not plan.force:
             why = (f"expected profit {est_net / 1e8:.2f} USD before gas below min_profit_usd "
                    f"{lim.min_profit / 1e8:.2f}")
-            return self._skip(r, plan, self._short(plan, budget, why) or Skip(SkipCode.BELOW_MIN_PROFIT, why),
-                              predicted_profit=est_net)
+            return self._short(plan, budget, why) or Skip(SkipCode.BELOW_MIN_PROFIT, why), est_net
         for s in plan.spends:
             if budget.get(s.token, 0) < s.amount:
-                return self._skip(r, plan, no_inventory(s.token, budget.get(s.token, 0), s.amount,
-                                                        plan.prices.get(s.token)))
-        approvals, waiting = await self._approvals(plan)
-        if self.simulator.has_simulate_v1 is False and (approvals or waiting) and len(plan.txs) == 1:
-            # Checked alone (eth_call) the plan would fail on its allowance: approvals first.
-            return await self._approve_first(r, plan, approvals, fees, native_price)
-        after: list[TxRequest] = []
-        at: int | str | AtHash = "latest"
-        if self.manager is not None and self.manager.slots:
-            # On one block's state (named by hash), after what of ours is not mined there (by
-            # receipts); never before our last receipt's block. With nothing in flight: the latest.
-            head = await self.chain.head()
-            at = head if head.number >= self.manager.last_mined else self.manager.last_mined
-            after = await self.manager.unmined_at(at)
-        sim = await self.simulator.run(self.wallet, approvals + list(plan.txs), after=after, block=at)
-        if not sim.ok and sim.estimated and (approvals or waiting) and len(plan.txs) == 1:
-            return await self._approve_first(r, plan, approvals, fees, native_price)
+                return no_inventory(s.token, budget.get(s.token, 0), s.amount, plan.prices.get(s.token)), None
+        return None
+
+    async def _one(self, r: Ranked, plan: Plan, budget: Budget, fees: Fees,
+                   native_price: int, pre: _Batched | None = None) -> Outcome | Refused:
+        """One plan: checks, approvals, simulation (``pre``: its result in the block's batch), the
+        profit after simulated gas, then hand it to the manager."""
+        lim = self.limits
+        skip = self._precheck(plan, budget, fees, native_price)
+        if skip is not None:
+            early, predicted_before = skip
+            if predicted_before is None:
+                return self._skip(r, plan, early)
+            return self._skip(r, plan, early, predicted_profit=predicted_before)
+        native_usd = gas_cost_usd(plan.native_spent, 1, native_price)
+        if pre is not None:
+            approvals, sim, at = self._still_needed(pre)
+        else:
+            approvals, waiting = await self._approvals(plan)
+            if self.simulator.has_simulate_v1 is False and (approvals or waiting) and len(plan.txs) == 1:
+                # Checked alone (eth_call) the plan would fail on its allowance: approvals first.
+                return await self._approve_first(r, plan, approvals, fees, native_price)
+            at, after = await self._state_for_simulation()
+            sim = await self.simulator.run(self.wallet, approvals + list(plan.txs), after=after, block=at)
+            if not sim.ok and sim.estimated and (approvals or waiting) and len(plan.txs) == 1:
+                return await self._approve_first(r, plan, approvals, fees, native_price)
         if not sim.ok:
             return Refused(plan, sim.reason or "refused")
         if plan.expected_from_simulation and sim.logs:
@@ -304,16 +385,45 @@ class Executor:
         return no_inventory(s.token, budget.get(s.token, 0), s.amount, plan.prices.get(s.token),
                             f"the part it can pay is too small ({why})")
 
+    def _still_needed(self, pre: _Batched) -> tuple[list[TxRequest], Simulation, int | str | AtHash]:
+        """The batch's approvals of a plan but those an earlier plan of this block sent meanwhile
+        (the plan's own transactions do not depend on which of the two sends it), with the
+        simulation's gas to match."""
+        flying = self.manager.pending_approvals() if self.manager is not None else set()
+        keep = [k for k, tx in enumerate(pre.approvals) if approval_key(tx) not in flying]
+        if len(keep) == len(pre.approvals):
+            return list(pre.approvals), pre.sim, pre.at
+        n = len(pre.approvals)
+        sim = replace(pre.sim, gas_used=[pre.sim.gas_used[k] for k in keep] + pre.sim.gas_used[n:])
+        return [pre.approvals[k] for k in keep], sim, pre.at
+
     async def _approvals(self, plan: Plan) -> tuple[list[TxRequest], list[TxRequest]]:
         """Approvals the plan needs (allowance on chain too low): (those to send, those in flight
         already)."""
+        return (await self._approvals_many([plan]))[0]
+
+    async def _approvals_many(self, plans: Sequence[Plan]) -> list[tuple[list[TxRequest], list[TxRequest]]]:
+        """Each plan's approvals, as ``_approvals``, every allowance read in one multicall; each
+        plan's on its own (a plan does not count on another's approval)."""
         fn = ERC20.fn("allowance")
+        spends = [s for p in plans for s in p.spends]
         allowances = await self.chain.multicall_strict(
-            [Call(s.token, fn.encode(self.wallet, s.spender), fn.decode) for s in plan.spends])
+            [Call(s.token, fn.encode(self.wallet, s.spender), fn.decode) for s in spends]) if spends else []
         flying = self.manager.pending_approvals() if self.manager is not None else set()
+        out: list[tuple[list[TxRequest], list[TxRequest]]] = []
+        at = 0
+        for p in plans:
+            n = len(p.spends)
+            out.append(self._needed(p.spends, allowances[at:at + n], flying))
+            at += n
+        return out
+
+    @staticmethod
+    def _needed(spends: Sequence[Spend], allowances: Sequence[int],
+                flying: set[tuple[str, str]]) -> tuple[list[TxRequest], list[TxRequest]]:
         out: list[TxRequest] = []
         waiting: list[TxRequest] = []
-        for s, a in zip(plan.spends, allowances):
+        for s, a in zip(spends, allowances):
             tx = TxRequest(s.token, ERC20.fn("approve").encode(s.spender, UINT_MAX),
                            what=f"approve {s.token[:10]} for {s.spender[:10]}")
             key = approval_key(tx)
@@ -321,6 +431,15 @@ class Executor:
                 continue
             (waiting if key in flying else out).append(tx)
         return out, waiting
+
+
+@dataclass(frozen=True)
+class _Batched:
+    """A plan as simulated in its block's batch: the approvals it carried and the result."""
+    plan: Plan
+    approvals: list[TxRequest]
+    sim: Simulation
+    at: int | str | AtHash
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from keeper.chain.sender import TxRequest
 from keeper.errors import RpcError, TransientRpcError, decode_revert
 
 log = structlog.get_logger()
+APPROVE_SELECTOR = bytes.fromhex("095ea7b3")  # approve(address,uint256)
 
 
 @dataclass
@@ -42,6 +43,25 @@ def _missing(e: RpcError) -> bool:
     """The node's answer to a method it does not have (EIP-1474 -32601, or a wording of it)."""
     m = str(e).lower()
     return e.code in (-32601, -32600) or "not supported" in m or "method" in m
+
+
+def _verdict(txs: Sequence[TxRequest], calls: Sequence[dict[str, Any]]) -> tuple[Simulation, bool]:
+    """One plan's Simulation from its calls' results, and whether, refused, it left state behind
+    (a call other than an ERC20 approval succeeded before the one that reverts)."""
+    if len(calls) < len(txs):
+        return Simulation(False, reason=f"simulation answered {len(calls)} of {len(txs)} calls", unknown=True), False
+    gas: list[int] = []
+    for i, (t, c) in enumerate(zip(txs, calls)):
+        if hexint(c["status"]) != 1:
+            err = c.get("error") or {}
+            reason = decode_revert(c.get("returnData") or err.get("data"), err.get("message", ""))
+            left = any(x.data[:4] != APPROVE_SELECTOR for x in txs[:i])
+            return Simulation(False, gas, reason=f"{t.what or 'call'} would revert: {reason}"), left
+        gas.append(hexint(c["gasUsed"]))
+    logs = [Log.from_rpc({**lg, "blockNumber": lg.get("blockNumber", "0x0"), "logIndex": lg.get("logIndex", "0x0"),
+                          "transactionHash": lg.get("transactionHash", "0x")})
+            for c in calls for lg in c.get("logs", [])]
+    return Simulation(True, gas, logs=logs), False
 
 
 class Simulator:
@@ -109,18 +129,50 @@ class Simulator:
                 return await self._fallback(sender, txs, tag)
             return Simulation(False, reason=f"simulation failed: {e}", unknown=True)
         self.has_simulate_v1 = True
-        calls = res[0]["calls"][len(after):]
-        gas: list[int] = []
-        for t, c in zip(txs, calls):
-            if hexint(c["status"]) != 1:
-                err = c.get("error") or {}
-                reason = decode_revert(c.get("returnData") or err.get("data"), err.get("message", ""))
-                return Simulation(False, gas, reason=f"{t.what or 'call'} would revert: {reason}")
-            gas.append(hexint(c["gasUsed"]))
-        logs = [Log.from_rpc({**lg, "blockNumber": lg.get("blockNumber", "0x0"), "logIndex": lg.get("logIndex", "0x0"),
-                              "transactionHash": lg.get("transactionHash", "0x")})
-                for c in calls for lg in c.get("logs", [])]
-        return Simulation(True, gas, logs=logs)
+        return _verdict(txs, res[0]["calls"][len(after):])[0]
+
+    async def run_many(self, sender: str, plans: Sequence[Sequence[TxRequest]], after: Sequence[TxRequest] = (),
+                       block: int | str | AtHash = "latest") -> list[Simulation] | None:
+        """Every plan's transactions in rank order, in one block (consecutive nonces: they are mined
+        together), after ``after``, in ONE eth_simulateV1 request; each plan's own Simulation. A
+        plan's transactions meet the state the plans before it leave, as they would on chain once
+        those are sent. A refused plan (one of its transactions would revert) is not sent: its
+        calls must leave no state for the plans after it. Its reverted call leaves none, and ERC20
+        approvals ahead of it do not matter (every plan carries the approvals it needs itself); any
+        other call of it that succeeded before the revert would, so the plans after it are
+        simulated again without it (one more request). None: the node has no eth_simulateV1 (or
+        it is not known yet): each plan is simulated on its own (``run``)."""
+        if self.has_simulate_v1 is not True:
+            return None
+        tag = block_tag(block)
+        out: list[Simulation] = []
+        todo = list(plans)
+        first = list(after)  # run first: ``after``, then the plans found good so far
+        while todo:
+            try:
+                res = await self.chain.rpc.request("eth_simulateV1", [
+                    {"blockStateCalls": [{"calls": _calls(sender, [*first, *(t for p in todo for t in p)])}],
+                     "validation": False}, tag])
+            except RpcError as e:
+                if _missing(e):
+                    self.has_simulate_v1 = False
+                    return None
+                out += [Simulation(False, reason=f"simulation failed: {e}", unknown=True) for _ in todo]
+                return out
+            calls = res[0]["calls"][len(first):]
+            at = 0
+            tainted = None
+            for i, txs in enumerate(todo):
+                sim, left_state = _verdict(txs, calls[at:at + len(txs)])
+                at += len(txs)
+                out.append(sim)
+                if sim.ok:
+                    first += txs
+                if left_state:
+                    tainted = i
+                    break
+            todo = [] if tainted is None else todo[tainted + 1:]
+        return out
 
     async def _fallback(self, sender: str, txs: Sequence[TxRequest], tag: Any = "latest") -> Simulation:
         if len(txs) != 1:

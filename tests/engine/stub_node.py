@@ -44,7 +44,8 @@ def _topic(address: str) -> str:
 @dataclass
 class StubNode:
     wallet: str = WALLET
-    gas_used: int = 100_000  # every transaction's gas in simulation and receipts
+    gas_used: int = 100_000  # every transaction's gas in simulation and receipts (but those in ``gas``)
+    gas: dict[bytes, int] = field(default_factory=dict)  # calldata -> its own gas
     allowances: dict[tuple[str, str], int] = field(default_factory=dict)  # (token, spender) -> allowance
     balances: dict[str, int] = field(default_factory=dict)  # token -> the wallet's balance
     reverts: dict[bytes, str] = field(default_factory=dict)  # calldata -> Error(string) reason (simulation)
@@ -63,7 +64,7 @@ class StubNode:
     def send_raw(self, raw: str) -> str:
         d = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
         tx = TxRequest(to_checksum_address(d["to"]), bytes(d["data"]), int(d["value"]), gas=int(d["gas"]))
-        assert tx.gas > self.gas_used  # the simulated gas plus the margin
+        assert tx.gas > self.gas.get(tx.data, self.gas_used)  # the simulated gas plus the margin
         tx_hash = "0x" + keccak(HexBytes(raw)).hex()
         self.sent.append(tx)
         self.pending.append((tx_hash, tx))
@@ -85,7 +86,8 @@ class StubNode:
                 data = ERROR_STRING + encode(["string"], [self.reverts[t.data]])
                 out.append({"status": "0x0", "gasUsed": hex(30_000), "returnData": "0x" + data.hex()})
             else:
-                out.append({"status": "0x1", "gasUsed": hex(self.gas_used), "logs": self._logs(t.data, "0x0")})
+                out.append({"status": "0x1", "gasUsed": hex(self.gas.get(t.data, self.gas_used)),
+                            "logs": self._logs(t.data, "0x0")})
         return [{"calls": out}]
 
     def _logs(self, data: bytes, tx_hash: str) -> list[dict[str, Any]]:
@@ -106,7 +108,8 @@ class StubNode:
         for token, amount in self.transfers.get(tx.data, []):
             self.balances[token] = self.balances.get(token, 0) + amount
         self._receipts[tx_hash] = {"status": "0x0" if tx.data in self.fails_on_chain else "0x1",
-                                   "blockNumber": hex(self.block), "gasUsed": hex(self.gas_used),
+                                   "blockNumber": hex(self.block),
+                                   "gasUsed": hex(self.gas.get(tx.data, self.gas_used)),
                                    "effectiveGasPrice": hex(10**9), "logs": logs}
 
 
