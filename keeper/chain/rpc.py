@@ -11,7 +11,10 @@ the rest of a URL may hold credentials.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import aiohttp
@@ -24,7 +27,7 @@ from tenacity import (
 from web3.providers.rpc import AsyncHTTPProvider
 from web3.types import RPCEndpoint
 
-from keeper.chain.limits import too_large_message
+from keeper.chain.limits import RequestLimits, pack, request_size, too_large_message
 from keeper.errors import RpcError, TransientRpcError
 from keeper.secrets import public_url, register_url
 
@@ -131,6 +134,86 @@ def _check(method: str, resp: Any) -> Any:
     return resp["result"]
 
 
+@dataclass
+class _Entry:
+    calls: list[Request]
+    single: bool  # from request(): alone, it goes as a plain request
+    done: asyncio.Future[list[Any]]
+
+
+@dataclass
+class _Coalescer:
+    """Requests started by concurrent tasks in the same turns of the event loop, sent together:
+    each JSON-RPC batch within ``limits``, a caller's requests never split."""
+    rpc: Rpc
+    limits: RequestLimits | None
+    queue: list[_Entry] = field(default_factory=list)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    HOPS = 3  # loop turns waited for the other tasks' requests before sending
+
+    async def add(self, calls: list[Request], single: bool) -> list[Any]:
+        loop = asyncio.get_running_loop()
+        entry = _Entry(calls, single, loop.create_future())
+        self.queue.append(entry)
+        if len(self.queue) == 1:
+            loop.call_soon(self._hop, self.HOPS)
+        return await entry.done
+
+    def _hop(self, left: int) -> None:
+        if left > 0:
+            asyncio.get_running_loop().call_soon(self._hop, left - 1)
+            return
+        queue, self.queue = self.queue, []
+        for group in self._groups(queue):
+            t = asyncio.ensure_future(self._send(group))
+            self.tasks.add(t)
+            t.add_done_callback(self.tasks.discard)
+
+    def _groups(self, queue: list[_Entry]) -> list[list[_Entry]]:
+        if self.limits is None:
+            return [queue]
+        sizes = [sum(request_size(m, p) for m, p in e.calls) + 2 * (len(e.calls) - 1) for e in queue]
+        counts = [len(e.calls) for e in queue]
+        groups: list[list[_Entry]] = []
+        for r in pack(sizes, RequestLimits(self.limits.max_bytes, 10**9)):
+            cur: list[_Entry] = []
+            n = 0
+            for i in r:  # and within the count limit
+                if cur and n + counts[i] > self.limits.max_batch:
+                    groups.append(cur)
+                    cur, n = [], 0
+                cur.append(queue[i])
+                n += counts[i]
+            groups.append(cur)
+        return groups
+
+    async def _send(self, group: list[_Entry]) -> None:
+        try:
+            if len(group) == 1 and group[0].single:
+                (m, p), = group[0].calls
+                try:
+                    answers: list[Any] = [await self.rpc._request(m, p)]
+                except RpcError as e:
+                    answers = [e]
+            else:
+                answers = await self.rpc._batch([c for e in group for c in e.calls], raise_errors=False)
+        except BaseException as e:
+            for entry in group:
+                if not entry.done.done():
+                    entry.done.set_exception(e)
+            if not isinstance(e, Exception):
+                raise
+            return
+        at = 0
+        for entry in group:
+            if not entry.done.done():
+                entry.done.set_result(answers[at:at + len(entry.calls)])
+            at += len(entry.calls)
+
+
+_COALESCING: ContextVar[_Coalescer | None] = ContextVar("rpc_coalescing", default=None)
+
+
 class Rpc:
     """``Rpc(url)`` speaks HTTP to ``url``; ``Rpc(transport=...)`` uses the given transport."""
 
@@ -153,7 +236,29 @@ class Rpc:
     async def close(self) -> None:
         await self.transport.close()
 
+    @contextlib.contextmanager
+    def coalescing(self, limits: RequestLimits | None = None) -> Iterator[None]:
+        """Within it, the requests and batches that concurrent tasks (started inside it, e.g. by
+        asyncio.gather) begin in the same turns of the event loop go to the node as one JSON-RPC
+        batch (several when ``limits`` say so): one round trip for reads that do not depend on
+        each other. Answers, errors and retries are each caller's, as without it (a transient
+        failure of the batch is retried whole)."""
+        token = _COALESCING.set(_Coalescer(self, limits))
+        try:
+            yield
+        finally:
+            _COALESCING.reset(token)
+
     async def request(self, method: str, params: list[Any]) -> Any:
+        co = _COALESCING.get()
+        if co is None:
+            return await self._request(method, params)
+        (answer,) = await co.add([(method, params)], single=True)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def _request(self, method: str, params: list[Any]) -> Any:
         async for attempt in AsyncRetrying(**self._retry):
             with attempt:
                 self.requests += 1
@@ -168,6 +273,17 @@ class Rpc:
         calls = list(calls)
         if not calls:
             return []
+        co = _COALESCING.get()
+        if co is None:
+            return await self._batch(calls, raise_errors=raise_errors)
+        answers = await co.add(calls, single=False)
+        if raise_errors:
+            for a in answers:
+                if isinstance(a, Exception):
+                    raise a
+        return answers
+
+    async def _batch(self, calls: list[Request], *, raise_errors: bool) -> list[Any]:
         async for attempt in AsyncRetrying(**self._retry):
             with attempt:
                 self.requests += 1

@@ -381,19 +381,38 @@ class Keeper:
                                percentile=self.policy.tip_percentile)
         return self.policy.market(f.base_fee, f.priority_fee)
 
-    async def _state(self, block: int, all_details: bool = False) -> tuple[Fees, int, Budget]:
+    async def _index(self, block: int, all_details: bool) -> None:
+        """Discover and mirror up to ``block``; with a store, both written in one batch."""
         await self.discovery.advance(block, self.chain)
         await mirror(self.adapters, block, all_details=all_details)
         indexed = self.discovery.indexed
         if self.store is not None and indexed is not None and indexed[0] == block:
             await self.discovery.commit(changes(self.adapters, block, indexed[1]))
         self.recorder.pending_rewards = {a.name: r for a in self.adapters if (r := a.pending_rewards())}
-        fees = await self._fees()
-        native = (await self.native.read(self.chain, block)).price_8
+
+    async def _state(self, block: int, all_details: bool = False) -> tuple[Fees, int, Budget]:
+        """Everything a block's plans are made on. The reads that do not depend on each other go
+        out together, in one JSON-RPC batch (Rpc.coalescing): the manager's nonce check (a rollback
+        or a lost mempool is put right before planning), the block's header (discovery), the fee
+        history, the native price and the wallet's balances; then the logs and the mirror."""
         tokens: set[str] = set().union(*(a.tokens() for a in self.adapters))
-        budget = await self.executor.budget(tokens)
+
+        async def sync() -> None:
+            if self.manager is not None:
+                await self.manager.sync(block)
+
+        with self.rpc.coalescing(self.chain.limits):
+            _, _, fees, feed, budget, eth = await asyncio.gather(
+                sync(), self._index(block, all_details), self._fees(), self.native.read(self.chain, block),
+                self.executor.budget(tokens), self.chain.get_balance(self.signer.address))
+        more = set().union(*(a.tokens() for a in self.adapters)) - tokens  # e.g. a market found in this block
+        if more:
+            budget.update(await self.executor.budget(more))
+        native = feed.price_8
         self.telemetry.native_price(native)
-        self.telemetry.wallet(await self.chain.get_balance(self.signer.address), budget)
+        self.telemetry.wallet(eth, budget)
+        if self.manager is not None:
+            self.manager.balance_seen(block, eth)
         return fees, native, budget
 
     async def step(self, block: int) -> list[Outcome]:
@@ -401,8 +420,6 @@ class Keeper:
         order. Returns the outcomes decided in this block (a sent plan's is pending); the manager
         records the rest as the chain decides."""
         self.telemetry.step_started(block)
-        if self.manager is not None:
-            await self.manager.sync(block)  # a rollback or a lost mempool is put right before planning
         fees, native, budget = await self._state(block)
         assessments = [a.assess_liquidatable(budget) for a in self.adapters]
         for ad, asm in zip(self.adapters, assessments, strict=True):
@@ -439,6 +456,15 @@ class Keeper:
     async def run(self, stop: asyncio.Event, *, max_blocks: int | None = None) -> None:
         """Act on every new head (WebSocket newHeads, or polling) until ``stop`` is set. When steps are
         slower than blocks, the step runs on the newest block of the range not yet handled."""
+        if self.manager is not None:
+            self.manager.following = True  # told each head below: it does not poll for them itself
+        try:
+            await self._run(stop, max_blocks)
+        finally:
+            if self.manager is not None:
+                self.manager.following = False
+
+    async def _run(self, stop: asyncio.Event, max_blocks: int | None) -> None:
         done = 0
         loop = asyncio.get_running_loop()
         retry: Head | None = None  # a head whose step failed: tried again unless a newer one came
@@ -458,6 +484,8 @@ class Keeper:
                     log.debug("step.done", block=head.number, seconds=round(loop.time() - t0, 3),
                               outcomes=len(outcomes))
                     done += 1
+                    if self.manager is not None:  # after the step: its receipts poll does not hold up sending
+                        self.manager.head_seen(head.number)
                     if max_blocks is not None and done >= max_blocks:
                         return
                 except (StartupError, asyncio.CancelledError):
@@ -465,6 +493,8 @@ class Keeper:
                 except Exception as e:
                     self.telemetry.step_failed(e)
                     log.error("step.failed", error=str(e), error_type=type(e).__name__)
+                    if self.manager is not None:
+                        self.manager.head_seen(head.number)
                     # a failed step waits a poll interval before the next try (the node may be down)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), self.cfg.chain.poll_interval_seconds)

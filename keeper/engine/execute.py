@@ -260,7 +260,7 @@ class Executor:
                 return await self._approve_first(r, plan, approvals, fees, native_price)
         if not sim.ok:
             return Refused(plan, sim.reason or "refused")
-        if plan.expected_from_simulation and sim.logs:
+        if plan.expected_from_simulation and sim.raw_logs:
             # e.g. a swap inside the transaction: it pays what the pool gives after this block's earlier trades.
             plan = replace(plan, expected=token_deltas(sim.logs, self.wallet, set(plan.prices)))
         gas = sum(sim.gas_used[len(approvals):])

@@ -30,9 +30,16 @@ class Simulation:
     ok: bool
     gas_used: list[int] = field(default_factory=list)
     reason: str | None = None
-    logs: list[Log] = field(default_factory=list)  # of the transactions simulated (not of ``after``)
+    raw_logs: list[dict[str, Any]] = field(default_factory=list)  # as the node answered them
     estimated: bool = False  # the node has no eth_simulateV1: eth_call + eth_estimateGas of one transaction
     unknown: bool = False  # the node did not answer (not a revert): nothing can be said of the transactions
+
+    @property
+    def logs(self) -> list[Log]:
+        """The logs of the transactions simulated (not of ``after``), parsed when asked (few plans
+        need them: checksumming every address of every plan's logs costs more than the request)."""
+        return [Log.from_rpc({**lg, "blockNumber": lg.get("blockNumber", "0x0"), "logIndex": lg.get("logIndex", "0x0"),
+                              "transactionHash": lg.get("transactionHash", "0x")}) for lg in self.raw_logs]
 
 
 def _calls(sender: str, txs: Sequence[TxRequest]) -> list[dict[str, Any]]:
@@ -58,10 +65,7 @@ def _verdict(txs: Sequence[TxRequest], calls: Sequence[dict[str, Any]]) -> tuple
             left = any(x.data[:4] != APPROVE_SELECTOR for x in txs[:i])
             return Simulation(False, gas, reason=f"{t.what or 'call'} would revert: {reason}"), left
         gas.append(hexint(c["gasUsed"]))
-    logs = [Log.from_rpc({**lg, "blockNumber": lg.get("blockNumber", "0x0"), "logIndex": lg.get("logIndex", "0x0"),
-                          "transactionHash": lg.get("transactionHash", "0x")})
-            for c in calls for lg in c.get("logs", [])]
-    return Simulation(True, gas, logs=logs), False
+    return Simulation(True, gas, raw_logs=[lg for c in calls for lg in c.get("logs", [])]), False
 
 
 class Simulator:

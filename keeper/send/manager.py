@@ -180,6 +180,15 @@ class TxManager:
         self._task: asyncio.Task[None] | None = None
         self._low_balance = False
         self.polls_failed = 0
+        # Told by the block loop (the daemon's run): the heads it handled, the nonce check it made
+        # (sync) and the balance it read at a block. While ``following``, the loop's heads are used
+        # instead of polling eth_blockNumber, and a round with nothing in flight asks nothing the
+        # block loop asked at that block already.
+        self.following = False
+        self._told_head: int | None = None
+        self._synced_at: int | None = None
+        self._balance_at: int | None = None
+        self._ask_head = False
 
     # ---- what the block loop asks -------------------------------------------------------------
 
@@ -224,12 +233,25 @@ class TxManager:
 
     async def idle(self, timeout: float | None = None) -> None:
         """Wait until nothing is in flight (tests; the daemon never waits for this)."""
-        self._wake.set()
+        self.poke()
         await asyncio.wait_for(self._idle.wait(), timeout)
 
     def poke(self) -> None:
-        """Poll now rather than after the poll interval."""
+        """Poll now rather than after the poll interval (the node's head asked, even while following)."""
+        self._ask_head = True
         self._wake.set()
+
+    def head_seen(self, head: int) -> None:
+        """The block loop handled ``head`` (its step is done): the next round is for it."""
+        if self._told_head is None or head > self._told_head:
+            self._told_head = head
+        self._wake.set()
+
+    def balance_seen(self, head: int, wei: int) -> None:
+        """The block loop read the signer's balance at ``head``: the low-balance check is made on it
+        and the round of that block does not ask again."""
+        self._balance(wei)
+        self._balance_at = head
 
     # ---- start, run, stop ---------------------------------------------------------------------
 
@@ -251,7 +273,11 @@ class TxManager:
     async def _loop(self) -> None:
         while True:
             try:
-                head = await self.chain.block_number()
+                if self.following and self._told_head is not None and not self._ask_head:
+                    head = self._told_head
+                else:
+                    self._ask_head = False
+                    head = await self.chain.block_number()
                 if head != self.head:
                     await self.tick(head)
             except asyncio.CancelledError:
@@ -265,8 +291,9 @@ class TxManager:
     async def tick(self, head: int) -> None:
         """One block: nonce check (and reconcile), receipts, settlements, re-simulation, replacements."""
         async with self._lock:
-            await self._sync(head)
-            if not await self._poll(head):
+            if self._synced_at != head:  # the block loop checked the nonces at this head already
+                await self._sync(head)
+            if (self.slots or self._attempts or self._balance_at != head) and not await self._poll(head):
                 return  # a bad answer: nothing decided, the next round asks again
             await self._settle_finished()
             await self._advance(head)
@@ -278,6 +305,7 @@ class TxManager:
         journal right first, so that nothing is planned for what is still (or again) in flight."""
         async with self._lock:
             await self._sync(head)
+            self._synced_at = head
 
     # ---- sending ------------------------------------------------------------------------------
 
