@@ -49,6 +49,7 @@ from keeper.send.policy import FeePolicy
 from keeper.store import (
     AttemptOutcome,
     Decision,
+    JournalError,
     NewAttempt,
     NewTx,
     Store,
@@ -371,12 +372,15 @@ class TxManager:
                   "value": req.value, "gas": gas, "maxFeePerGas": fees.max_fee,
                   "maxPriorityFeePerGas": fees.priority_fee}
             raw, tx_hash = self.signer.sign(tx)
-            if await self.store.transaction(tx_hash) is None:
-                break
+            try:  # the journal refuses a hash it has (asked only then: one store round trip a transaction)
+                return await self.store.add_transaction(NewTx(
+                    attempt_id=aid, kind=kind, sender=self.address, nonce=nonce, tx_hash=tx_hash,
+                    max_fee=fees.max_fee, max_priority=fees.priority_fee, gas_limit=gas, raw="0x" + raw.hex(),
+                    replaces=replaces))
+            except JournalError:
+                if await self.store.transaction(tx_hash) is None:
+                    raise
             gas += 1
-        return await self.store.add_transaction(NewTx(
-            attempt_id=aid, kind=kind, sender=self.address, nonce=nonce, tx_hash=tx_hash, max_fee=fees.max_fee,
-            max_priority=fees.priority_fee, gas_limit=gas, raw="0x" + raw.hex(), replaces=replaces))
 
     def _event(self, event: TxEvent, tx_hash: str) -> None:
         if self.events is not None:

@@ -92,3 +92,14 @@ async def test_following_uses_the_heads_it_is_told_and_asks_the_node_when_poked(
         assert asked == [node.block]
     finally:
         await m.close()
+
+
+async def test_the_same_transaction_signed_again_after_a_refusal_is_its_own_journal_row(store):
+    node = FakeNode(refuse_next=["insufficient funds for gas * price + value"])
+    m = manager(node, store)
+    first = await m.submit(liquidation(), MARKET)
+    assert first.hashes == () and "insufficient funds" in (first.error or "")
+    again = await m.submit(liquidation(), MARKET)  # same nonce, fees and calldata: the gas limit one unit up
+    (h,) = again.hashes
+    assert [t.gas for t in node.sent] == [300_001] and node.sent[0].hash == h
+    assert (await store.transaction(h)).gas_limit == 300_001
