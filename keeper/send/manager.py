@@ -319,14 +319,16 @@ class TxManager:
             if self.next_nonce is None:
                 await self._resync_nonce()
             ceiling = self.policy.budget_per_gas(sub.gross_wei, sub.gas)
-            aid = await self.store.add_attempt(NewAttempt(
+            attempt = NewAttempt(
                 protocol=sub.protocol, accounts=sub.accounts, plan_kind=sub.plan_kind, decision=Decision.SEND,
-                created_block=sub.block, details={**sub.details, "fee_budget_per_gas": ceiling}))
+                created_block=sub.block, details={**sub.details, "fee_budget_per_gas": ceiling})
             fees = self.policy.first(market, gross_wei=sub.gross_wei, gas=sub.gas)
+            aid, first = await self._journal_attempt(attempt, sub.txs[0], fees)
             hashes: list[str] = []
             error = None
-            for kind, req in sub.txs:
-                sent, refused = await self._send_new(aid, kind, req, fees, sub.block, ceiling)
+            for i, (kind, req) in enumerate(sub.txs):
+                sent, refused = await self._send_new(aid, kind, req, fees, sub.block, ceiling,
+                                                     journaled=first if i == 0 else None)
                 if sent is None:
                     error = f"sending {req.what or kind.value} failed" + (
                         " after earlier transactions went out" if hashes else "") + f": {refused}"
@@ -337,13 +339,37 @@ class TxManager:
                 self._idle.clear()
             return Submitted(aid, tuple(hashes), error)
 
+    async def _journal_attempt(self, attempt: NewAttempt, first: tuple[TxKind, TxRequest],
+                               fees: Fees) -> tuple[int, TxRecord | None]:
+        """Journal the attempt with its first transaction signed at the next nonce, in one commit
+        (a store round trip less on the way to the node); (the attempt id, that transaction). When
+        the journal has that transaction's hash already (the same one signed before and refused):
+        the attempt alone, its first transaction is journaled as the others are."""
+        assert self.next_nonce is not None
+        kind, req = first
+        assert req.gas is not None
+        raw, tx_hash = self.signer.sign(self._tx_dict(self.next_nonce, req, req.gas, fees))
+        tx = NewTx(attempt_id=0, kind=kind, sender=self.address, nonce=self.next_nonce, tx_hash=tx_hash,
+                   max_fee=fees.max_fee, max_priority=fees.priority_fee, gas_limit=req.gas, raw="0x" + raw.hex())
+        try:
+            return await self.store.add_attempt_with(attempt, tx)
+        except JournalError:
+            if await self.store.transaction(tx_hash) is None:
+                raise
+        return await self.store.add_attempt(attempt), None
+
+    def _tx_dict(self, nonce: int, req: TxRequest, gas: int, fees: Fees) -> dict[str, Any]:
+        return {"type": 2, "chainId": self.chain_id, "nonce": nonce, "to": to_checksum_address(req.to),
+                "data": "0x" + req.data.hex(), "value": req.value, "gas": gas, "maxFeePerGas": fees.max_fee,
+                "maxPriorityFeePerGas": fees.priority_fee}
+
     async def _send_new(self, aid: int, kind: TxKind, req: TxRequest, fees: Fees, block: int,
-                        ceiling: int | None) -> tuple[str | None, str | None]:
-        """Sign, journal and broadcast one transaction at the next nonce: (its hash, None), or (None,
-        the node's refusal)."""
+                        ceiling: int | None, journaled: TxRecord | None = None) -> tuple[str | None, str | None]:
+        """Sign, journal and broadcast one transaction at the next nonce (``journaled``: signed and
+        journaled with its attempt already): (its hash, None), or (None, the node's refusal)."""
         assert self.next_nonce is not None and req.gas is not None
         nonce = self.next_nonce
-        rec = await self._journal(aid, kind, nonce, req, fees)
+        rec = journaled if journaled is not None else await self._journal(aid, kind, nonce, req, fees)
         refused = await self._broadcast(rec.raw, rec.tx_hash)
         if refused is not None:
             await self.store.set_status(rec.tx_hash, TxStatus.DROPPED, note=f"refused by the node: {refused}"[:500])
@@ -367,11 +393,7 @@ class TxManager:
         assert req.gas is not None
         gas = req.gas
         while True:
-            tx = {"type": 2, "chainId": self.chain_id, "nonce": nonce, "to": to_checksum_address(req.to),
-                  "data": "0x" + req.data.hex(),
-                  "value": req.value, "gas": gas, "maxFeePerGas": fees.max_fee,
-                  "maxPriorityFeePerGas": fees.priority_fee}
-            raw, tx_hash = self.signer.sign(tx)
+            raw, tx_hash = self.signer.sign(self._tx_dict(nonce, req, gas, fees))
             try:  # the journal refuses a hash it has (asked only then: one store round trip a transaction)
                 return await self.store.add_transaction(NewTx(
                     attempt_id=aid, kind=kind, sender=self.address, nonce=nonce, tx_hash=tx_hash,

@@ -87,6 +87,10 @@ class Store(Protocol):
     async def add_transaction(self, tx: NewTx) -> TxRecord:
         """Journal a signed transaction as pending, before it is sent."""
 
+    async def add_attempt_with(self, attempt: NewAttempt, tx: NewTx) -> tuple[int, TxRecord]:
+        """``add_attempt`` and ``add_transaction`` of its first transaction (``tx.attempt_id`` is set
+        to the new attempt's) in one commit: both or neither."""
+
     async def set_status(self, tx_hash: str, status: TxStatus, *, block: int | None = None,
                          gas_used: int | None = None, note: str | None = None) -> bool:
         """Move a transaction to ``status`` (JournalError if the change is not allowed); False when

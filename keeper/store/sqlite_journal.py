@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from eth_utils import is_hex_address, to_checksum_address
@@ -57,6 +58,17 @@ class SqliteJournal:
         def _c(self) -> sqlite3.Connection: ...
 
     async def add_attempt(self, attempt: NewAttempt) -> int:
+        return await self._run(self._write, self._attempt_writer(attempt))
+
+    async def add_attempt_with(self, attempt: NewAttempt, tx: NewTx) -> tuple[int, TxRecord]:
+        write_attempt = self._attempt_writer(attempt)
+
+        def w(c: sqlite3.Connection) -> tuple[int, TxRecord]:
+            aid = write_attempt(c)
+            return aid, self._tx_writer(replace(tx, attempt_id=aid))(c)
+        return await self._run(self._write, w)
+
+    def _attempt_writer(self, attempt: NewAttempt) -> Callable[[sqlite3.Connection], int]:
         if not attempt.protocol or not attempt.accounts or any(not a for a in attempt.accounts):
             raise JournalError(f"attempt needs a protocol and at least one account, got {attempt.protocol!r} "
                                f"{attempt.accounts!r}")
@@ -78,9 +90,12 @@ class SqliteJournal:
             c.executemany("INSERT OR IGNORE INTO attempt_accounts VALUES (?, ?, ?)",
                           [(aid, a, i) for i, a in enumerate(attempt.accounts)])
             return aid
-        return await self._run(self._write, w)
+        return w
 
     async def add_transaction(self, tx: NewTx) -> TxRecord:
+        return await self._run(self._write, self._tx_writer(tx))
+
+    def _tx_writer(self, tx: NewTx) -> Callable[[sqlite3.Connection], TxRecord]:
         h = _hash(tx.tx_hash, "add_transaction")
         replaces = _hash(tx.replaces, "add_transaction replaces") if tx.replaces else None
         if not is_hex_address(tx.sender):
@@ -115,7 +130,7 @@ class SqliteJournal:
             c.execute("INSERT INTO tx_transitions (tx_id, status, block, at, note) VALUES (?, ?, NULL, ?, NULL)",
                       (cur.lastrowid, TxStatus.PENDING, now))
             return _tx(c.execute(f"SELECT {_TX_COLUMNS} FROM transactions WHERE id = ?", (cur.lastrowid,)).fetchone())
-        return await self._run(self._write, w)
+        return w
 
     def _transition(self, c: sqlite3.Connection, h: str, status: TxStatus, block: int | None,
                     gas_used: int | None, note: str | None, now: float) -> bool:

@@ -2,6 +2,8 @@
 transaction may go through (with when), in-flight accounts, and outcomes rebuilt from it alone."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from keeper.store import (
@@ -173,3 +175,22 @@ async def test_a_reorg_makes_mined_transactions_pending_again(store):
     assert await store.in_flight_accounts() == {("aave_v3", "0xA")}
     assert (await store.transitions(th(2)))[-1].note == "reorg: block 12 rolled back to 11"
     assert await store.open_attempts() == [aid]
+
+
+async def test_an_attempt_and_its_first_transaction_are_journaled_together_or_not_at_all():
+    store = await SqliteStore.open()
+    try:
+        attempt = NewAttempt(protocol="stub", accounts=("0x" + "cc" * 20,), plan_kind="liquidation",
+                             decision="send", created_block=5)
+        tx = NewTx(attempt_id=0, kind=TxKind.LIQUIDATION, sender="0x" + "aa" * 20, nonce=3, tx_hash="0x" + "01" * 32,
+                   max_fee=10, max_priority=1, gas_limit=21_000, raw="0x02ff")
+        aid, rec = await store.add_attempt_with(attempt, tx)
+        assert (rec.attempt_id, rec.status, rec.nonce) == (aid, TxStatus.PENDING, 3)
+        assert [t.tx_hash for t in await store.transactions(aid)] == [tx.tx_hash]
+        with pytest.raises(JournalError, match="already journaled"):  # the same hash: neither is written
+            await store.add_attempt_with(attempt, tx)
+        assert await store.add_attempt(attempt) == aid + 1  # the refused attempt was not written
+        with pytest.raises(JournalError, match="sender is not an address"):
+            await store.add_attempt_with(attempt, replace(tx, tx_hash="0x" + "02" * 32, sender="me"))
+    finally:
+        await store.close()
