@@ -128,7 +128,9 @@ class Adapter(ABC, Generic[C]):
 
     @abstractmethod
     async def discover(self, from_block: int, to_block: int) -> int:
-        """Read logs in [from_block, to_block]; return how many new accounts were found."""
+        """Read logs in [from_block, to_block]; return how many new accounts were found, counting
+        anything else account_keys() would now add (a market, a reward owed): 0 tells the durable
+        index that account_keys() did not change."""
 
     @abstractmethod
     async def refresh(self, block: int, *, all_details: bool = False) -> None:

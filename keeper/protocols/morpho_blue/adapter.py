@@ -182,7 +182,9 @@ class MorphoBlueAdapter(Adapter[MorphoBlueConfig]):
             fields = ev.decode(lg.topics, lg.data)
             mid = fields["id"]
             if ev.name == "CreateMarket":
-                await self._add_market(mid, tuple(fields["marketParams"]))
+                if mid not in self.markets:
+                    await self._add_market(mid, tuple(fields["marketParams"]))
+                    new += 1  # a market found (a key for the durable index too)
                 continue
             m = self.markets.get(mid)
             if m is None:

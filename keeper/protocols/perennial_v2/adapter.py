@@ -311,7 +311,9 @@ class PerennialV2Adapter(Adapter[PerennialV2Config]):
             ev = ORDER_CREATED.decode(lg.topics, lg.data)
             if ev["liquidator"] == self.liquidator and ev["order"][PROTECTION]:
                 key = (account, ev["order"][0])
-                m.owed.setdefault(key, Owed(account, ev["order"][0]))
+                if key not in m.owed:
+                    m.owed[key] = Owed(account, ev["order"][0])
+                    new += 1  # a reward owed is found too (and a key for the durable index)
         return new
 
     async def _discover_markets(self, from_block: int, to_block: int) -> None:
