@@ -210,6 +210,7 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
         self.chain: Chain | None = None
         self.mirror: AaveMirror | None = None
         self.last_resync = -1
+        self._detailed: set[str] = set()  # users whose balances _read_users read (dropped by _take)
         self.swaps = services.swaps
         self.flash = cfg.execution == Execution.FLASH
         # user -> (collateral, debt) -> this block's flash solution (flash mode, or a scan with [swap])
@@ -343,11 +344,16 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
         touched = await m.advance(self.chain, block, self.users)
         for a, r in self.reserves.items():
             r.price, r.config = m.prices[a], m.config[a]
-        self._take(m, touched | {u for u, st in self.users.items() if st.debt or st.collateral}, block)
+        # The users the mirror computed again, and those whose balances were read (the last block's
+        # liquidatable ones): their states take the mirror's data (no pass over every user).
+        sweep, self._detailed = touched | self._detailed, set()
+        self._take(m, sweep, block)
+        self._detailed = {u for u in sweep if u in self.users and u not in m.data
+                          and (self.users[u].debt or self.users[u].collateral)}  # not computed yet: kept
         if resync:
             await self._resync(m, block)
             self.last_resync = block
-        confirm = set(m.liquidatable()) | {u for u in m.users if not m.exact(u)}
+        confirm = set(m.liquidatable()) | m.inexact_users()
         if confirm:
             local = {u: m.health(u) for u in confirm}
             await self._read_users(sorted(confirm), block, False)
@@ -444,6 +450,7 @@ class AaveV3Adapter(Adapter[AaveV3Config]):
                 detail.append((u, st))
         await self._load_emode({st.emode for _, st in detail if st.emode})
         await self._read_balances(detail, block)
+        self._detailed.update(u for u, _ in detail)
 
     async def _load_emode(self, categories: set[int]) -> None:
         """The users' eMode categories, read again every refresh (governance may change them)."""

@@ -288,6 +288,15 @@ class AaveMirror:
                                   debt_index=ix.normalized_debt(self.timestamp))
         return out
 
+    def inexact_users(self) -> set[str]:
+        """The users exact() refuses, without a pass over every user unless an eMode category has
+        a price source (v3.0-v3.1 only)."""
+        out = self._inexact & self.users.keys()
+        sourced = {c for c, s in self.emode_price_source.items() if int(s or ZERO, 16)}
+        if sourced:
+            out |= {u for u, mu in self.users.items() if mu.emode in sourced}
+        return out
+
     def exact(self, user: str) -> bool:
         """Whether the local maths reproduces the Pool for this user (stable debt accrues at the
         user's own rate, an eMode price source replaces the oracle: such users are read on chain)."""

@@ -6,10 +6,12 @@ a further move of the same asset; a move of another asset, or a full re-check, r
 before planning."""
 from __future__ import annotations
 
+import json
 import random
 
 from keeper.protocols.aave_v3.accrual import RAY, MirrorUser, ReserveIndex, account_data
-from keeper.protocols.aave_v3.mirror import AaveMirror, ReserveAddrs
+from keeper.protocols.aave_v3.mirror import ROW_VERSION, AaveMirror, ReserveAddrs
+from keeper.store.types import MirrorRow
 
 HF_ONE = 10**18
 WETH, USDC, WBTC = ("0x" + c * 40 for c in "abc")
@@ -103,3 +105,17 @@ def test_several_moves_and_full_rechecks_defer_nothing():
     assert set(m.liquidatable()) == truth(m)
     terms = m.terms()
     assert all(m.data[u] == account_data(m.users[u], terms, 0) for u in m.users)
+
+
+def test_the_users_local_maths_cannot_follow_are_found_without_a_pass_over_everyone():
+    """Stable debt (restored or re-read) and, on v3.0-v3.1, an eMode category with its own price
+    source: such users are confirmed on chain every block; exact() and inexact_users() agree."""
+    m = mirror(50)
+    stable, emode = "0x%040x" % 3, "0x%040x" % 4
+    m.restore({stable: MirrorRow(stable, ROW_VERSION, 1, json.dumps(
+        [m.users[stable].config, 0, {}, {}, {USDC: 10**9}]).encode())}, 1)
+    m.users[emode].emode = 1
+    m.emode_price_source = {1: "0x" + "00" * 20}
+    assert m.inexact_users() == {stable} == {u for u in m.users if not m.exact(u)}
+    m.emode_price_source = {1: "0x" + "77" * 20}
+    assert m.inexact_users() == {stable, emode} == {u for u in m.users if not m.exact(u)}
